@@ -1,0 +1,39 @@
+# onbehalf: `make run` starts the whole system, `make test` runs lint, types and the test suite.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck pytest policy-test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# one resolve for everything: oso pins cffi~=1.15 and a later separate install could break it
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/onbehalf run
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy libs services onbehalf policies tests bench
+
+policy-test: $(STAMP)
+	$(BIN)/onbehalf policy test
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck policy-test pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/acting_overhead.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The foundation every service stands on: settings, database, auth, policy, events, NATS."""

@@ -1,0 +1,45 @@
+"""Domain errors that every service raises and the web layer maps to HTTP statuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A refusal the caller can act on; `status` is the HTTP status it becomes."""
+
+    status: int = 400
+
+    def __init__(self, detail: str, *, reason: str | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.reason = reason
+        self.extra = extra
+
+
+class Unauthenticated(DomainError):
+    status = 401
+
+
+class Forbidden(DomainError):
+    status = 403
+
+
+class NotFound(DomainError):
+    status = 404
+
+
+class Conflict(DomainError):
+    status = 409
+
+
+class PreconditionFailed(DomainError):
+    status = 412
+
+
+class Invalid(DomainError):
+    status = 422
+
+
+class Unavailable(DomainError):
+    status = 503

@@ -1,0 +1,103 @@
+"""The one event envelope: CloudEvents 1.0 in JSON, with actor, subject, session and policy revision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import uuid4
+
+from cloudevents.core.formats.json import JSONFormat
+from cloudevents.core.v1.event import CloudEvent
+
+from libs.common.principals import Principal, actor_ref, subject_ref
+
+# CloudEvents extension attribute names: lower-case letters and digits only.
+EXTENSIONS = (
+    "actorid",
+    "actororgid",
+    "subjectorgid",
+    "subjectuserid",
+    "actingsessionid",
+    "policyrevision",
+)
+
+_FORMAT = JSONFormat()
+
+
+@dataclass(frozen=True, slots=True)
+class EventContext:
+    """Who did it (actor), for whom (subject), in which acting session, under which policy."""
+
+    actor_id: str | None
+    actor_org_id: str | None
+    subject_org_id: str | None
+    subject_user_id: str | None
+    acting_session_id: str | None
+    policy_revision: str
+
+    @classmethod
+    def of(
+        cls,
+        principal: Principal,
+        *,
+        policy_revision: str,
+        subject_org_id: str | None = None,
+    ) -> EventContext:
+        """The context of a request; `subject_org_id` names the customer when staff act on one."""
+        actor_id, actor_org_id = actor_ref(principal)
+        own_subject_org, subject_user_id = subject_ref(principal)
+        return cls(
+            actor_id=actor_id,
+            actor_org_id=actor_org_id,
+            subject_org_id=subject_org_id or own_subject_org,
+            subject_user_id=subject_user_id,
+            acting_session_id=principal.id if principal.kind == "acting" else None,
+            policy_revision=policy_revision,
+        )
+
+
+def context_of_event(event: CloudEvent, *, policy_revision: str) -> EventContext:
+    """The actor and subject of `event`, for the events a handler publishes because of it."""
+    return EventContext(
+        actor_id=event.get_extension("actorid"),
+        actor_org_id=event.get_extension("actororgid"),
+        subject_org_id=event.get_extension("subjectorgid"),
+        subject_user_id=event.get_extension("subjectuserid"),
+        acting_session_id=event.get_extension("actingsessionid"),
+        policy_revision=policy_revision,
+    )
+
+
+def build_event(
+    *, source: str, type: str, data: dict[str, Any], context: EventContext
+) -> CloudEvent:
+    attributes: dict[str, Any] = {
+        "id": str(uuid4()),
+        "source": source,
+        "type": type,
+        "time": datetime.now(UTC),
+        "datacontenttype": "application/json",
+        "actorid": context.actor_id,
+        "actororgid": context.actor_org_id,
+        "subjectorgid": context.subject_org_id,
+        "subjectuserid": context.subject_user_id,
+        "actingsessionid": context.acting_session_id,
+        "policyrevision": context.policy_revision,
+    }
+    return CloudEvent({k: v for k, v in attributes.items() if v is not None}, data)
+
+
+def nats_subject(event_type: str) -> str:
+    """`cart.item.added` is published on `events.cart.item.added`."""
+    return f"events.{event_type}"
+
+
+def encode(event: CloudEvent) -> bytes:
+    return _FORMAT.write(event)
+
+
+def decode(payload: bytes) -> CloudEvent:
+    event = _FORMAT.read(CloudEvent, payload)
+    assert isinstance(event, CloudEvent)
+    return event

@@ -1,0 +1,93 @@
+"""Who is calling: a staff member, a customer's user, or a staff member acting for a customer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(slots=True)
+class StaffUser:
+    """An employee of the seller: sales rep, CSR, supervisor, admin or security reviewer."""
+
+    id: str
+    org_id: str
+    name: str
+    email: str = ""
+    roles: list[str] = field(default_factory=list)
+    permissions: list[str] = field(default_factory=list)
+    active: bool = True
+    kind: str = "staff"
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    def has_permission(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+@dataclass(slots=True)
+class CustomerUser:
+    """An employee of a customer organisation: admin, buyer or viewer."""
+
+    id: str
+    org_id: str
+    name: str
+    email: str = ""
+    roles: list[str] = field(default_factory=list)
+    active: bool = True
+    kind: str = "customer"
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+
+@dataclass(slots=True)
+class ActingSession:
+    """A staff member (the actor) acting for a customer organisation (the subject)."""
+
+    id: str
+    actor_id: str
+    actor_name: str
+    actor_org_id: str
+    subject_org_id: str
+    subject_name: str
+    mode: str
+    expires_at: datetime | None = None
+    kind: str = "acting"
+
+
+Principal = StaffUser | CustomerUser | ActingSession
+
+
+def actor_ref(principal: Principal) -> tuple[str, str]:
+    """(actor id, actor org id): the person who really pressed the button."""
+    if isinstance(principal, ActingSession):
+        return principal.actor_id, principal.actor_org_id
+    return principal.id, principal.org_id
+
+
+def subject_ref(principal: Principal) -> tuple[str | None, str | None]:
+    """(subject org id, subject user id): on whose behalf the action happens."""
+    if isinstance(principal, ActingSession):
+        return principal.subject_org_id, None
+    if isinstance(principal, CustomerUser):
+        return principal.org_id, principal.id
+    return None, None
+
+
+def customer_org_of(principal: Principal) -> str | None:
+    """The customer organisation whose world the caller sees (None for plain staff)."""
+    if isinstance(principal, ActingSession):
+        return principal.subject_org_id
+    if isinstance(principal, CustomerUser):
+        return principal.org_id
+    return None
+
+
+def org_in_view(principal: Principal) -> str:
+    """The organisation whose catalog, cart and orders a request is about. Plain staff get
+    their own organisation, so the policy, not a handler, explains why that is refused."""
+    if isinstance(principal, ActingSession):
+        return principal.subject_org_id
+    return principal.org_id

@@ -1,0 +1,95 @@
+"""Revoked acting sessions, shared through a JetStream KV bucket and held in memory by every service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError
+from nats.js.kv import KeyValue
+
+log = structlog.get_logger("revocation")
+
+REVOCATION_BUCKET = "acting_revocations"
+
+
+async def revocation_bucket(js: JetStreamContext, *, ttl_seconds: float) -> KeyValue:
+    """The bucket; entries expire once no token of that session could still be valid."""
+    try:
+        return await js.key_value(REVOCATION_BUCKET)
+    except BucketNotFoundError:
+        try:
+            return await js.create_key_value(bucket=REVOCATION_BUCKET, ttl=ttl_seconds, history=1)
+        except Exception:
+            return await js.key_value(REVOCATION_BUCKET)
+
+
+class RevocationSet:
+    """The ended acting sessions this process knows of; checked on every request, no I/O."""
+
+    def __init__(self) -> None:
+        self._revoked: set[str] = set()
+        self.ready = asyncio.Event()
+
+    def __contains__(self, session_id: object) -> bool:
+        return session_id in self._revoked
+
+    def add(self, session_id: str) -> None:
+        self._revoked.add(session_id)
+
+    def __len__(self) -> int:
+        return len(self._revoked)
+
+
+class RevocationWatcher:
+    """Replays the bucket at start-up, then follows it; re-watches after every reconnect."""
+
+    def __init__(self, *, js: JetStreamContext, revoked: RevocationSet, ttl: float) -> None:
+        self._js = js
+        self._revoked = revoked
+        self._ttl = ttl
+        self._rewatch = asyncio.Event()
+
+    def on_reconnect(self) -> None:
+        # A watcher's subscription may have missed updates while NATS was away.
+        self._rewatch.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._watch_until_rewatch()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("revocation_watch_failed", error=repr(exc))
+                await asyncio.sleep(0.25)  # back-off before watching again
+
+    async def _watch_until_rewatch(self) -> None:
+        self._rewatch.clear()
+        kv = await revocation_bucket(self._js, ttl_seconds=self._ttl)
+        watcher = await kv.watchall()
+        consume = asyncio.create_task(self._consume(watcher))
+        rewatch = asyncio.create_task(self._rewatch.wait())
+        try:
+            done, _ = await asyncio.wait({consume, rewatch}, return_when=asyncio.FIRST_COMPLETED)
+            if consume in done:
+                consume.result()
+        finally:
+            for task in (consume, rewatch):
+                task.cancel()
+            with contextlib.suppress(Exception):
+                await watcher.stop()
+
+    async def _consume(self, watcher: KeyValue.KeyWatcher) -> None:
+        async for entry in watcher:
+            if entry is None:  # the initial replay is done
+                self._revoked.ready.set()
+            elif entry.operation in (None, "PUT") and entry.key:
+                self._revoked.add(entry.key)
+
+
+async def publish_revocation(js: JetStreamContext, session_id: str, *, ttl: float) -> None:
+    kv = await revocation_bucket(js, ttl_seconds=ttl)
+    await kv.put(session_id, b"ended")

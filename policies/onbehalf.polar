@@ -1,0 +1,94 @@
+# onbehalf default policy: who may act for whom, and what an acting session may do.
+# Principals: StaffUser, CustomerUser, ActingSession (a staff member acting for a customer).
+# Resources: CustomerOrg, Catalog, Cart, OrderBook, AuditLog, Administration.
+# Actions: act_full, act_view (start acting), read, change (cart), place (orders), manage.
+
+actor StaffUser {}
+actor CustomerUser {}
+actor ActingSession {}
+
+# ---------------------------------------------------------------- acting for a customer
+
+# Staff can help an organisation at all only if the staff member is active and the
+# organisation is an active customer (never the seller itself) that has not refused
+# remote assistance.
+assistable(staff: StaffUser, org: CustomerOrg) if
+    staff.active = true and
+    org.is_seller = false and
+    org.status = "active" and
+    org.allow_assistance = true;
+
+# Full acting (change the cart, place orders) is for a caretaker of the organisation
+# who holds the permission "place orders as customer", or for a platform admin.
+allow(staff: StaffUser, "act_full", org: CustomerOrg) if
+    assistable(staff, org) and
+    may_act_fully(staff, org);
+
+may_act_fully(staff: StaffUser, _org: CustomerOrg) if
+    staff.has_role("platform_admin");
+may_act_fully(staff: StaffUser, org: CustomerOrg) if
+    org.has_caretaker(staff.id) and
+    staff.has_permission("place_orders_as_customer");
+
+# Read-only acting is for whoever may act fully, and for a caretaker who holds the
+# weaker permission "view as customer".
+allow(staff: StaffUser, "act_view", org: CustomerOrg) if
+    allow(staff, "act_full", org);
+allow(staff: StaffUser, "act_view", org: CustomerOrg) if
+    assistable(staff, org) and
+    org.has_caretaker(staff.id) and
+    staff.has_permission("view_as_customer");
+
+# ---------------------------------------------------------------- the customer's world
+
+# The catalog, the cart and the orders of a customer organisation are its data.
+customer_data(catalog: Catalog, org_id) if catalog.org_id = org_id;
+customer_data(cart: Cart, org_id) if cart.org_id = org_id;
+customer_data(book: OrderBook, org_id) if book.org_id = org_id;
+
+# An acting session, in either mode, reads what its subject's own users read.
+allow(session: ActingSession, "read", resource) if
+    customer_data(resource, session.subject_org_id);
+
+# Only a full-mode acting session changes the subject's cart and places its orders;
+# it acts with buyer rights, never with the customer's admin rights.
+allow(session: ActingSession, "change", cart: Cart) if
+    session.mode = "full" and
+    cart.org_id = session.subject_org_id;
+allow(session: ActingSession, "place", book: OrderBook) if
+    session.mode = "full" and
+    book.org_id = session.subject_org_id;
+
+# A customer's active users read their own organisation's catalog, cart and orders.
+allow(user: CustomerUser, "read", resource) if
+    user.active = true and
+    customer_data(resource, user.org_id);
+
+# Buyers and the customer's admins change the cart and place orders; viewers only look.
+allow(user: CustomerUser, "change", cart: Cart) if
+    user.active = true and
+    cart.org_id = user.org_id and
+    buys(user);
+allow(user: CustomerUser, "place", book: OrderBook) if
+    user.active = true and
+    book.org_id = user.org_id and
+    buys(user);
+
+buys(user: CustomerUser) if user.has_role("buyer");
+buys(user: CustomerUser) if user.has_role("admin");
+
+# ---------------------------------------------------------------- the seller's side
+
+# Platform admins administer organisations, users, caretakers, products and prices.
+allow(staff: StaffUser, "manage", _admin: Administration) if
+    staff.active = true and
+    staff.has_role("platform_admin");
+
+# Security reviewers and platform admins read the audit log. An acting session never
+# does: it is not a StaffUser, so no rule here matches it.
+allow(staff: StaffUser, "read", _log: AuditLog) if
+    staff.active = true and
+    reads_audit(staff);
+
+reads_audit(staff: StaffUser) if staff.has_role("security_reviewer");
+reads_audit(staff: StaffUser) if staff.has_role("platform_admin");

@@ -1,0 +1,72 @@
+# Why a request was refused. The authorizer asks `deny_reason` only after `allow`
+# failed and returns the first reason that matches; these rules never grant anything.
+
+# Nothing sensitive happens while acting: no nested session, no administration,
+# no audit log.
+deny_reason(_session: ActingSession, action, _org: CustomerOrg,
+            "an acting session cannot start another acting session") if
+    action in ["act_full", "act_view"];
+deny_reason(_session: ActingSession, _action, _admin: Administration,
+            "administration is never allowed while acting on behalf of a customer");
+deny_reason(_session: ActingSession, _action, _log: AuditLog,
+            "the audit log cannot be read while acting on behalf of a customer");
+
+# Acting refusals, most fundamental first.
+deny_reason(staff: StaffUser, _action, _org: CustomerOrg, "staff member is inactive") if
+    staff.active = false;
+deny_reason(_staff: StaffUser, _action, org: CustomerOrg,
+            "the seller's own organisation cannot be acted for") if
+    org.is_seller = true;
+deny_reason(_staff: StaffUser, _action, org: CustomerOrg,
+            "customer organisation is not active") if
+    org.status != "active";
+deny_reason(_staff: StaffUser, _action, org: CustomerOrg,
+            "customer organisation has refused remote assistance") if
+    org.allow_assistance = false;
+deny_reason(staff: StaffUser, _action, org: CustomerOrg,
+            "not a caretaker of this customer organisation") if
+    not staff.has_role("platform_admin") and
+    not org.has_caretaker(staff.id);
+deny_reason(staff: StaffUser, "act_full", _org: CustomerOrg,
+            "missing permission place_orders_as_customer") if
+    not staff.has_permission("place_orders_as_customer");
+deny_reason(_staff: StaffUser, "act_view", _org: CustomerOrg,
+            "missing permission view_as_customer or place_orders_as_customer");
+
+# Acting sessions stay inside their subject and their mode.
+deny_reason(session: ActingSession, _action, resource,
+            "this belongs to another customer organisation than the acting session's") if
+    not customer_data(resource, session.subject_org_id);
+deny_reason(session: ActingSession, action, _resource,
+            "a view-mode acting session cannot change anything") if
+    session.mode = "view" and
+    action in ["change", "place"];
+
+# Customer users stay inside their organisation and their role.
+deny_reason(user: CustomerUser, _action, _resource, "user is inactive") if
+    user.active = false;
+deny_reason(user: CustomerUser, _action, resource,
+            "this belongs to another customer organisation") if
+    not customer_data(resource, user.org_id);
+deny_reason(user: CustomerUser, action, _resource,
+            "a viewer cannot change the cart or place orders") if
+    action in ["change", "place"] and
+    not buys(user);
+deny_reason(_user: CustomerUser, _action, _admin: Administration,
+            "customer users cannot administer the platform");
+deny_reason(_user: CustomerUser, _action, _log: AuditLog,
+            "customer users cannot read the audit log");
+deny_reason(_user: CustomerUser, action, _org: CustomerOrg,
+            "customer users cannot act on behalf of an organisation") if
+    action in ["act_full", "act_view"];
+
+# The seller's side.
+deny_reason(staff: StaffUser, _action, _resource, "staff member is inactive") if
+    staff.active = false;
+deny_reason(_staff: StaffUser, "manage", _admin: Administration,
+            "only platform admins administer the platform");
+deny_reason(_staff: StaffUser, _action, _log: AuditLog,
+            "only security reviewers and platform admins read the audit log");
+deny_reason(_staff: StaffUser, _action, resource,
+            "staff reach a customer's catalog, cart and orders only by acting as the customer") if
+    customer_data(resource, _);

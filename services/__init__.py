@@ -1,0 +1,1 @@
+"""The five onbehalf services; they never import each other."""

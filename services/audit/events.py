@@ -1,0 +1,1 @@
+"""Events audit publishes: none. Audit records the others'; reading it changes nothing."""

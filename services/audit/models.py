@@ -1,0 +1,43 @@
+"""Audit's tables: the hash-chained log of every event, and an (unused) outbox for the shape."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from libs.common.outbox import OutboxMixin, utcnow
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditRecord(Base):
+    """One event as received. `envelope` is the canonical JSON the hash covers; the other
+    columns are copies of it, for querying, and are checked against it by verify."""
+
+    __tablename__ = "audit_records"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(200), index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    source: Mapped[str] = mapped_column(String(200))
+    actor_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    actor_org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    subject_org_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    subject_user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    acting_session_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
+    policy_revision: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    envelope: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboxMessage(OutboxMixin, Base):
+    """Audit publishes nothing today; the table keeps every service the same shape."""

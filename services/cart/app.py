@@ -1,0 +1,31 @@
+"""Cart's app factory: the subject's active cart, emptied when an order is placed from it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from libs.common.runtime import start_runtime
+from libs.common.web import create_service_app
+from services.cart import handlers
+from services.cart.models import Base, OutboxMessage
+from services.cart.routes import router
+from services.cart.settings import CartSettings
+
+
+def create_app(settings: CartSettings | None = None) -> FastAPI:
+    settings = settings or CartSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with start_runtime(
+            settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
+        ) as runtime:
+            runtime.spawn(handlers.check_out_ordered_carts(runtime), name="checkout")
+            app.state.runtime = runtime
+            app.state.settings = settings
+            yield
+
+    return create_service_app(title="onbehalf cart", lifespan=lifespan, routers=[router])

@@ -1,0 +1,33 @@
+"""Catalog's app factory: products, customer prices, assortments, price quotes over NATS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from libs.common.runtime import start_runtime
+from libs.common.web import create_service_app
+from services.catalog import handlers
+from services.catalog.models import Base, OutboxMessage
+from services.catalog.routes import router
+from services.catalog.settings import CatalogSettings
+
+
+def create_app(settings: CatalogSettings | None = None) -> FastAPI:
+    settings = settings or CatalogSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with start_runtime(
+            settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
+        ) as runtime:
+            subscription = await handlers.serve_quotes(runtime)
+            app.state.runtime = runtime
+            try:
+                yield
+            finally:
+                await subscription.unsubscribe()
+
+    return create_service_app(title="onbehalf catalog", lifespan=lifespan, routers=[router])

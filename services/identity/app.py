@@ -1,0 +1,41 @@
+"""Identity's app factory: users, organisations, tokens, acting sessions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from libs.common.runtime import start_runtime
+from libs.common.web import create_service_app
+from services.identity import handlers, service
+from services.identity.keys import load_or_create_signer
+from services.identity.models import Base, OutboxMessage
+from services.identity.routes import router
+from services.identity.settings import IdentitySettings
+
+
+def create_app(settings: IdentitySettings | None = None) -> FastAPI:
+    settings = settings or IdentitySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with start_runtime(
+            settings=settings,
+            metadata=Base.metadata,
+            outbox_model=OutboxMessage,
+            fetch_jwks=False,  # identity verifies with its own keys
+        ) as runtime:
+            async with runtime.unit_of_work() as uow:
+                signer = await load_or_create_signer(
+                    uow.session, issuer=settings.token_issuer, audience=settings.token_audience
+                )
+            runtime.verifier.set_jwks(signer.jwks())
+            await service.bootstrap(runtime=runtime, settings=settings)
+            runtime.spawn(handlers.project_revocations(runtime), name="revocations")
+            app.state.runtime = runtime
+            app.state.identity = service.Identity(runtime=runtime, signer=signer, settings=settings)
+            yield
+
+    return create_service_app(title="onbehalf identity", lifespan=lifespan, routers=[router])

@@ -1,0 +1,11 @@
+"""Events identity publishes (CloudEvents `type`, past tense)."""
+
+ACTING_SESSION_STARTED = "identity.acting_session.started"
+ACTING_SESSION_DENIED = "identity.acting_session.denied"
+ACTING_SESSION_ENDED = "identity.acting_session.ended"
+ORG_CREATED = "identity.org.created"
+ORG_UPDATED = "identity.org.updated"
+USER_CREATED = "identity.user.created"
+USER_UPDATED = "identity.user.updated"
+CARETAKER_ASSIGNED = "identity.caretaker.assigned"
+CARETAKER_REMOVED = "identity.caretaker.removed"

@@ -1,0 +1,143 @@
+"""Identity's HTTP routes: thin; every decision is in service.py and the policy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from libs.common.web import CurrentPrincipal
+from services.identity import service
+from services.identity.schemas import (
+    ActingContextRead,
+    ActingCreate,
+    ActingStarted,
+    CustomerPage,
+    MeRead,
+    OrgCreate,
+    OrgRead,
+    OrgUpdate,
+    TokenRead,
+    TokenRequest,
+    UserCreate,
+    UserRead,
+    UserUpdate,
+)
+from services.identity.service import Identity
+
+
+def get_identity(request: Request) -> Identity:
+    identity: Identity = request.app.state.identity
+    return identity
+
+
+Ident = Annotated[Identity, Depends(get_identity)]
+
+router = APIRouter()
+
+
+@router.get("/.well-known/jwks.json", tags=["tokens"])
+async def jwks(identity: Ident) -> dict[str, Any]:
+    return identity.signer.jwks()
+
+
+@router.post("/v1/auth/token", tags=["tokens"])
+async def token(body: TokenRequest, identity: Ident) -> TokenRead:
+    return await service.login(identity=identity, email=body.email, password=body.password)
+
+
+@router.get("/v1/me", tags=["self"])
+async def me(principal: CurrentPrincipal, identity: Ident) -> MeRead:
+    return await service.me(identity=identity, principal=principal)
+
+
+@router.get("/v1/customers", tags=["acting-as"])
+async def customers(
+    principal: CurrentPrincipal,
+    identity: Ident,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=20)] = 20,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> CustomerPage:
+    return await service.list_customers(
+        identity=identity, principal=principal, q=q, limit=limit, cursor=cursor
+    )
+
+
+@router.post("/v1/acting-as", status_code=status.HTTP_201_CREATED, tags=["acting-as"])
+async def start_acting(
+    body: ActingCreate, principal: CurrentPrincipal, identity: Ident
+) -> ActingStarted:
+    return await service.start_acting(
+        identity=identity,
+        principal=principal,
+        customer_org_id=body.customer_org_id,
+        mode=body.mode,
+    )
+
+
+@router.get("/v1/acting-as/current", tags=["acting-as"])
+async def current_acting(principal: CurrentPrincipal, identity: Ident) -> ActingContextRead:
+    return await service.current_acting(identity=identity, principal=principal)
+
+
+@router.delete("/v1/acting-as/current", status_code=status.HTTP_204_NO_CONTENT, tags=["acting-as"])
+async def stop_acting(principal: CurrentPrincipal, identity: Ident) -> Response:
+    await service.stop_acting(identity=identity, principal=principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/v1/orgs", status_code=status.HTTP_201_CREATED, tags=["administration"])
+async def create_org(body: OrgCreate, principal: CurrentPrincipal, identity: Ident) -> OrgRead:
+    return await service.create_org(identity=identity, principal=principal, body=body)
+
+
+@router.patch("/v1/orgs/{org_id}", tags=["administration"])
+async def update_org(
+    org_id: str, body: OrgUpdate, principal: CurrentPrincipal, identity: Ident
+) -> OrgRead:
+    return await service.update_org(
+        identity=identity, principal=principal, org_id=org_id, body=body
+    )
+
+
+@router.post("/v1/users", status_code=status.HTTP_201_CREATED, tags=["administration"])
+async def create_user(body: UserCreate, principal: CurrentPrincipal, identity: Ident) -> UserRead:
+    return await service.create_user(identity=identity, principal=principal, body=body)
+
+
+@router.patch("/v1/users/{user_id}", tags=["administration"])
+async def update_user(
+    user_id: str, body: UserUpdate, principal: CurrentPrincipal, identity: Ident
+) -> UserRead:
+    return await service.update_user(
+        identity=identity, principal=principal, user_id=user_id, body=body
+    )
+
+
+@router.put(
+    "/v1/orgs/{org_id}/caretakers/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["administration"],
+)
+async def assign_caretaker(
+    org_id: str, user_id: str, principal: CurrentPrincipal, identity: Ident
+) -> Response:
+    await service.assign_caretaker(
+        identity=identity, principal=principal, org_id=org_id, user_id=user_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.delete(
+    "/v1/orgs/{org_id}/caretakers/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["administration"],
+)
+async def remove_caretaker(
+    org_id: str, user_id: str, principal: CurrentPrincipal, identity: Ident
+) -> Response:
+    await service.remove_caretaker(
+        identity=identity, principal=principal, org_id=org_id, user_id=user_id
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,17 @@
+"""Identity's settings: the first platform admin, token lifetimes, the seller organisation."""
+
+from __future__ import annotations
+
+from libs.common.settings import ServiceSettings
+
+
+class IdentitySettings(ServiceSettings):
+    service_name: str = "identity"
+    port: int = 8001
+    admin_email: str = "admin@seller.example"
+    admin_password: str = "change-me-now"
+    admin_name: str = "Platform Admin"
+    seller_org_name: str = "Seller"
+    seller_contract_number: str = "SELLER"
+    seller_country: str = "DE"
+    access_token_seconds: int = 3600

@@ -1,0 +1,3 @@
+"""Events orders publishes (CloudEvents `type`, past tense)."""
+
+ORDER_PLACED = "orders.order.placed"

@@ -1,0 +1,1 @@
+"""What orders consumes: nothing yet; it asks catalog for prices by request-reply (libs.common.quotes)."""

@@ -1,0 +1,57 @@
+"""Orders' HTTP routes: thin; decisions live in service.py and the policy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from libs.common.web import CurrentPrincipal, Runtime
+from services.orders import service
+from services.orders.schemas import OrderCreate, OrderPage, OrderRead
+from services.orders.service import Orders
+
+
+def get_orders(request: Request) -> Orders:
+    orders: Orders = request.app.state.orders
+    return orders
+
+
+OrdersDep = Annotated[Orders, Depends(get_orders)]
+_bearer = HTTPBearer(auto_error=False)
+
+router = APIRouter(tags=["orders"])
+
+
+@router.post("/v1/orders", status_code=status.HTTP_201_CREATED)
+async def place_order(
+    response: Response,
+    principal: CurrentPrincipal,
+    orders: OrdersDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    body: Annotated[OrderCreate | None, Body()] = None,
+) -> OrderRead:
+    order, replayed = await service.place_order(
+        orders=orders,
+        principal=principal,
+        bearer_token=credentials.credentials if credentials else "",
+        idempotency_key=idempotency_key,
+        body=body or OrderCreate(),
+    )
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return order
+
+
+@router.get("/v1/orders")
+async def list_orders(principal: CurrentPrincipal, runtime: Runtime) -> OrderPage:
+    return await service.list_orders(runtime=runtime, principal=principal)
+
+
+@router.get("/v1/orders/{order_id}")
+async def get_order(
+    order_id: Annotated[str, Path(max_length=64)], principal: CurrentPrincipal, runtime: Runtime
+) -> OrderRead:
+    return await service.get_order(runtime=runtime, principal=principal, order_id=order_id)

@@ -1,0 +1,218 @@
+"""Orders' business functions: place an order from the cart at catalog prices, read history."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+from uuid import uuid4
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from libs.common.errors import Forbidden, Invalid, NotFound, Unauthenticated, Unavailable
+from libs.common.principals import ActingSession, Principal, org_in_view
+from libs.common.quotes import request_quote
+from libs.common.resources import OrderBook
+from libs.common.runtime import ServiceRuntime
+from services.orders import events
+from services.orders.models import Order, OrderLine
+from services.orders.schemas import OrderCreate, OrderLineRead, OrderPage, OrderRead, PartyRead
+
+
+@dataclass
+class Orders:
+    """What orders' functions need besides the shared runtime: a client for the cart service."""
+
+    runtime: ServiceRuntime
+    cart_client: httpx.AsyncClient
+
+
+def _read(order: Order) -> OrderRead:
+    return OrderRead(
+        id=order.id,
+        customer_org_id=order.customer_org_id,
+        placed_by=PartyRead(id=order.placed_by_id, name=order.placed_by_name),
+        acting_session_id=order.acting_session_id,
+        placed_on_behalf=order.acting_session_id is not None,
+        items=[
+            OrderLineRead(
+                sku=line.sku,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line.line_total,
+            )
+            for line in order.lines
+        ],
+        total=order.total,
+        currency=order.currency,
+        status=order.status,
+        purchase_order_number=order.purchase_order_number,
+        created_at=order.created_at,
+    )
+
+
+async def _fetch_cart(orders: Orders, bearer_token: str) -> dict[str, Any]:
+    """The caller's cart, read from the cart service with the caller's own token."""
+    try:
+        response = await orders.cart_client.get(
+            "/v1/cart", headers={"Authorization": f"Bearer {bearer_token}"}
+        )
+    except httpx.HTTPError as exc:
+        raise Unavailable("the cart service is not answering") from exc
+    body = (
+        response.json()
+        if response.headers.get("content-type", "").startswith("application/json")
+        else {}
+    )
+    if response.status_code == 401:
+        raise Unauthenticated(body.get("detail", "the cart service refused the token"))
+    if response.status_code == 403:
+        raise Forbidden(body.get("detail", "not allowed"), reason=body.get("reason"))
+    if response.status_code != 200:
+        raise Unavailable(f"the cart service answered {response.status_code}")
+    return dict(body)
+
+
+async def _existing(orders: Orders, org_id: str, key: str) -> Order | None:
+    async with orders.runtime.reading() as session:
+        return await session.scalar(
+            select(Order).where(Order.customer_org_id == org_id, Order.idempotency_key == key)
+        )
+
+
+def _replay(order: Order, request_hash: str) -> OrderRead:
+    if order.request_hash != request_hash:
+        raise Invalid("this Idempotency-Key was already used with a different request body")
+    return _read(order)
+
+
+async def place_order(
+    *,
+    orders: Orders,
+    principal: Principal,
+    bearer_token: str,
+    idempotency_key: str | None,
+    body: OrderCreate,
+) -> tuple[OrderRead, bool]:
+    """Returns the order and whether it is a replay of an earlier request with the same key."""
+    runtime = orders.runtime
+    org_id = org_in_view(principal)
+    runtime.authorizer.authorize(principal, "place", OrderBook(org_id=org_id))
+    if not idempotency_key or len(idempotency_key) > 200:
+        raise Invalid("the Idempotency-Key header is required (1 to 200 characters)")
+    request_hash = hashlib.sha256(
+        json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    earlier = await _existing(orders, org_id, idempotency_key)
+    if earlier is not None:
+        return _replay(earlier, request_hash), True
+
+    cart = await _fetch_cart(orders, bearer_token)
+    cart_items = cart.get("items") or []
+    if not cart_items or not cart.get("id"):
+        raise Invalid("the cart is empty")
+    quote = await request_quote(
+        runtime.nc, org_id=org_id, skus=[item["sku"] for item in cart_items]
+    )
+    if quote.unavailable:
+        raise Invalid("no longer available to this customer: " + ", ".join(quote.unavailable))
+    currencies = {line.currency for line in quote.lines.values()}
+    if len(currencies) != 1:
+        raise Invalid(f"the cart mixes currencies ({', '.join(sorted(currencies))})")
+
+    placed_by: tuple[str, str, str | None]
+    if isinstance(principal, ActingSession):
+        placed_by = (principal.actor_id, principal.actor_name, principal.id)
+    else:
+        placed_by = (principal.id, principal.name, None)
+    order = Order(
+        id=str(uuid4()),
+        customer_org_id=org_id,
+        placed_by_id=placed_by[0],
+        placed_by_name=placed_by[1],
+        acting_session_id=placed_by[2],
+        status="placed",
+        currency=currencies.pop(),
+        total=Decimal(0),
+        purchase_order_number=body.purchase_order_number,
+        cart_id=cart["id"],
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+    )
+    for position, item in enumerate(cart_items):
+        quoted = quote.lines[item["sku"]]
+        quantity = int(item["quantity"])
+        line_total = quoted.unit_price * quantity
+        order.lines.append(
+            OrderLine(
+                sku=quoted.sku,
+                name=quoted.name,
+                quantity=quantity,
+                unit_price=quoted.unit_price,
+                line_total=line_total,
+                position=position,
+            )
+        )
+        order.total += line_total
+    try:
+        async with runtime.unit_of_work() as uow:
+            uow.session.add(order)
+            await uow.session.flush()
+            read = _read(order)
+            uow.publish(
+                events.ORDER_PLACED,
+                {
+                    "order_id": order.id,
+                    "cart_id": order.cart_id,
+                    "cart_version": cart.get("version"),
+                    "total": str(order.total),
+                    "currency": order.currency,
+                    "placed_by": {"id": order.placed_by_id, "name": order.placed_by_name},
+                    "items": [
+                        {
+                            "sku": line.sku,
+                            "quantity": line.quantity,
+                            "unit_price": str(line.unit_price),
+                        }
+                        for line in order.lines
+                    ],
+                },
+                principal,
+            )
+    except IntegrityError:
+        # The same key won a race a moment ago: answer as a replay of that order.
+        earlier = await _existing(orders, org_id, idempotency_key)
+        if earlier is None:
+            raise
+        return _replay(earlier, request_hash), True
+    return read, False
+
+
+async def list_orders(*, runtime: ServiceRuntime, principal: Principal) -> OrderPage:
+    org_id = org_in_view(principal)
+    runtime.authorizer.authorize(principal, "read", OrderBook(org_id=org_id))
+    async with runtime.reading() as session:
+        found = (
+            await session.scalars(
+                select(Order)
+                .where(Order.customer_org_id == org_id)
+                .order_by(Order.created_at.desc(), Order.id)
+            )
+        ).all()
+    return OrderPage(items=[_read(order) for order in found])
+
+
+async def get_order(*, runtime: ServiceRuntime, principal: Principal, order_id: str) -> OrderRead:
+    org_id = org_in_view(principal)
+    runtime.authorizer.authorize(principal, "read", OrderBook(org_id=org_id))
+    async with runtime.reading() as session:
+        order = await session.get(Order, order_id)
+    # Another organisation's order is reported as missing, not as forbidden: no probing.
+    if order is None or order.customer_org_id != org_id:
+        raise NotFound(f"order {order_id} does not exist")
+    return _read(order)
