@@ -147,9 +147,7 @@ class ServiceProcess:
         self.process.wait(timeout=10)
 
 
-def start_service(
-    name: str, *, port: int, env: Mapping[str, str], log_dir: Path
-) -> ServiceProcess:
+def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path) -> ServiceProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     full_env = {**os.environ, **env, "ONBEHALF_PORT": str(port)}

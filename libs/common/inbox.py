@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import DateTime, String
+from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from libs.common.db import UtcDateTime
 from libs.common.outbox import utcnow
 
 
@@ -18,7 +19,7 @@ class InboxMixin:
     __tablename__: ClassVar[str] = "inbox"
 
     event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    handled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    handled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 async def first_delivery(session: AsyncSession, model: type[Any], event_id: str) -> bool:

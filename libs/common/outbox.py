@@ -11,11 +11,12 @@ import structlog
 from cloudevents.core.v1.event import CloudEvent
 from nats.js import JetStreamContext
 from prometheus_client import Counter
-from sqlalchemy import DateTime, Integer, LargeBinary, String, select, update
+from sqlalchemy import Integer, LargeBinary, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
 
+from libs.common.db import UtcDateTime
 from libs.common.events import encode, nats_subject
 
 log = structlog.get_logger("outbox")
@@ -37,10 +38,8 @@ class OutboxMixin:
     subject: Mapped[str] = mapped_column(String(200))
     event_type: Mapped[str] = mapped_column(String(200))
     payload: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    published_at: Mapped[datetime | None] = mapped_column(
-        DateTime(timezone=True), nullable=True, index=True
-    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 

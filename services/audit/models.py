@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, Text
+from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from libs.common.db import UtcDateTime
 from libs.common.outbox import OutboxMixin, utcnow
 
 
@@ -25,7 +26,7 @@ class AuditRecord(Base):
     )
     id: Mapped[str] = mapped_column(String(36), unique=True)
     type: Mapped[str] = mapped_column(String(200), index=True)
-    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    time: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     source: Mapped[str] = mapped_column(String(200))
     actor_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
     actor_org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
@@ -36,7 +37,7 @@ class AuditRecord(Base):
     envelope: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class OutboxMessage(OutboxMixin, Base):

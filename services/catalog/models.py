@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import DateTime, ForeignKey, Numeric, String
+from sqlalchemy import ForeignKey, Numeric, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from libs.common.db import UtcDateTime
 from libs.common.outbox import OutboxMixin, utcnow
 
 
@@ -22,7 +23,7 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(200), index=True)
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     currency: Mapped[str] = mapped_column(String(3))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class CustomerPrice(Base):
@@ -33,7 +34,7 @@ class CustomerPrice(Base):
     org_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     sku: Mapped[str] = mapped_column(ForeignKey("products.sku"), primary_key=True)
     price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class AssortmentItem(Base):

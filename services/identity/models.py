@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from libs.common.db import UtcDateTime
 from libs.common.outbox import OutboxMixin, utcnow
 
 
@@ -24,7 +25,7 @@ class Organization(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     allow_assistance: Mapped[bool] = mapped_column(Boolean, default=True)
     is_seller: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class User(Base):
@@ -40,7 +41,7 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Caretaker(Base):
@@ -50,7 +51,7 @@ class Caretaker(Base):
 
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class ActingSessionRecord(Base):
@@ -66,9 +67,9 @@ class ActingSessionRecord(Base):
     subject_name: Mapped[str] = mapped_column(String(200))
     mode: Mapped[str] = mapped_column(String(8))
     policy_revision: Mapped[str] = mapped_column(String(32))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
@@ -77,7 +78,7 @@ class SigningKey(Base):
 
     kid: Mapped[str] = mapped_column(String(64), primary_key=True)
     private_pem: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class OutboxMessage(OutboxMixin, Base):

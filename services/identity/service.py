@@ -62,11 +62,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime) -> datetime:
-    # SQLite hands back naive datetimes; every stored time is UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _staff(user: User) -> StaffUser:
     return StaffUser(
         id=user.id,
@@ -123,7 +118,7 @@ def _context(record: ActingSessionRecord) -> ActingContextRead:
     return ActingContextRead(
         session_id=record.id,
         mode="full" if record.mode == "full" else "view",
-        expires_at=_aware(record.expires_at),
+        expires_at=record.expires_at,
         actor=PartyRead(id=record.actor_id, name=record.actor_name),
         subject=SubjectRead(org_id=record.subject_org_id, name=record.subject_name),
     )
@@ -392,7 +387,7 @@ async def _live_session(session: AsyncSession, principal: ActingSession) -> Acti
     record = await session.get(ActingSessionRecord, principal.id)
     if record is None or record.ended_at is not None:
         raise Unauthenticated("the acting session has ended")
-    if _aware(record.expires_at) <= _now():
+    if record.expires_at <= _now():
         raise Unauthenticated("the acting session has expired")
     return record
 

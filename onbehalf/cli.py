@@ -1,0 +1,140 @@
+"""The `onbehalf` operator command: run the system, test and explain policies, read the audit log."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from onbehalf.audit_cli import audit_app
+from onbehalf.policy_cli import policy_app
+from onbehalf.stack import DEFAULT_PORTS, SERVICES, StackError, port_is_free, start_stack
+
+app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
+app.add_typer(policy_app, name="policy")
+app.add_typer(audit_app, name="audit")
+console = Console()
+
+
+@app.command()
+def run(
+    data_dir: Path = typer.Option(Path("data"), help="Databases, NATS storage and logs"),
+    demo: bool = typer.Option(True, help="Load demo data on first start"),
+) -> None:
+    """Start NATS, the five services on SQLite and demo data; Ctrl-C stops everything."""
+    from onbehalf.demo import DEMO_PASSWORD, load_demo_data
+
+    busy = [f"{name}:{port}" for name, port in DEFAULT_PORTS.items() if not port_is_free(port)]
+    if busy:
+        console.print(f"[red]ports in use: {', '.join(busy)} — is onbehalf already running?[/]")
+        raise typer.Exit(1)
+    admin_email = os.environ.get("ONBEHALF_ADMIN_EMAIL", "admin@seller.example")
+    secret_file = data_dir / "admin-password"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if "ONBEHALF_ADMIN_PASSWORD" in os.environ:
+        admin_password = os.environ["ONBEHALF_ADMIN_PASSWORD"]
+    elif secret_file.exists():
+        admin_password = secret_file.read_text().strip()
+    else:
+        # A fresh random password per data folder: no well-known default admin password.
+        admin_password = secrets.token_urlsafe(12)
+        secret_file.write_text(admin_password + "\n")
+        secret_file.chmod(0o600)
+
+    console.print("starting NATS and the five services…")
+    try:
+        stack = start_stack(
+            data_dir.resolve(),
+            admin_email=admin_email,
+            admin_password=admin_password,
+            nats_url=os.environ.get("NATS_URL"),
+            ports=DEFAULT_PORTS,
+            extra_env={"ONBEHALF_LOG_LEVEL": os.environ.get("ONBEHALF_LOG_LEVEL", "info")},
+        )
+    except StackError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+
+    stopping = False
+
+    def _stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        marker = data_dir / ".demo-loaded"
+        urls = {name: stack.url(name) for name in SERVICES}
+        if demo and not marker.exists():
+            data = load_demo_data(urls, admin_email=admin_email, admin_password=admin_password)
+            marker.write_text("\n".join(f"{k}={v}" for k, v in data.customers.items()) + "\n")
+        customers = (
+            dict(line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line)
+            if marker.exists()
+            else {}
+        )
+        _print_welcome(stack.nats_url, urls, admin_email, admin_password, customers, DEMO_PASSWORD)
+        while not stopping:
+            dead = [n for n, s in stack.services.items() if s.process.poll() is not None]
+            if dead:
+                console.print(
+                    f"[red]stopped unexpectedly: {', '.join(dead)} (see {data_dir}/logs)[/]"
+                )
+                break
+            time.sleep(0.5)
+    finally:
+        console.print("stopping…")
+        stack.stop()
+        console.print("stopped.")
+
+
+def _print_welcome(
+    nats_url: str,
+    urls: dict[str, str],
+    admin_email: str,
+    admin_password: str,
+    customers: dict[str, str],
+    demo_password: str,
+) -> None:
+    console.rule("onbehalf is running")
+    console.print(f"NATS      {nats_url}")
+    for name, url in urls.items():
+        console.print(f"{name:<9} {url}   (OpenAPI: {url}/docs)")
+    console.print(f"\nplatform admin: {admin_email} / {admin_password}")
+    if customers:
+        console.print(f"demo logins (password [bold]{demo_password}[/]):")
+        for email in [
+            "rep@seller.example      sales rep, caretaker of Acme and Borealis (full acting)",
+            "csr@seller.example      customer service, caretaker of Acme (view-only acting)",
+            "reviewer@seller.example security reviewer (audit log)",
+            "buyer@acme.example      buyer at Acme",
+            "buyer@borealis.example  buyer at Borealis",
+        ]:
+            console.print(f"  {email}")
+        acme = customers.get("Acme Industrial GmbH", "<customer org id>")
+        identity, catalog = urls["identity"], urls["catalog"]
+        console.print("\nTry it — log in as the rep, act as Acme, see Acme's prices:")
+        take_token = "python3 -c 'import json,sys;print(json.load(sys.stdin)[\"access_token\"])'"
+        login_body = f'{{"email":"rep@seller.example","password":"{demo_password}"}}'
+        acting_body = f'{{"customer_org_id":"{acme}","mode":"full"}}'
+        json_header = "-H 'content-type: application/json'"
+        lines = [
+            f"TOKEN=$(curl -s {identity}/v1/auth/token {json_header} \\",
+            f"    -d '{login_body}' | {take_token})",
+            f'ACTING=$(curl -s {identity}/v1/acting-as -H "authorization: Bearer $TOKEN" \\',
+            f"    {json_header} -d '{acting_body}' | {take_token})",
+            f'curl -s {catalog}/v1/products -H "authorization: Bearer $ACTING"',
+        ]
+        for line in lines:
+            console.print("  " + line, soft_wrap=True, highlight=False, markup=False)
+    console.print("\nCtrl-C stops everything.")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,152 @@
+"""Who may not act for whom, and what an acting session may never do; refusals are audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support import Api, World, audit_events, ok, unique, wait_until
+
+
+def _reviewer(world: World) -> Api:
+    reviewer = world.staff(roles=["security_reviewer"], permissions=[], caretaker_of=[])
+    return world.admin.login(reviewer["email"])
+
+
+def test_caretaker_without_permission_is_refused_and_the_refusal_is_audited(world: World) -> None:
+    staff = world.staff(roles=["sales_rep"], permissions=[], caretaker_of=[world.org_a])
+    api = world.admin.login(staff["email"])
+    refused = api.post(
+        "identity", "/v1/acting-as", json={"customer_org_id": world.org_a["id"], "mode": "full"}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["reason"] == "missing permission place_orders_as_customer"
+    assert world.org_a["id"] not in {
+        c["id"] for c in ok(api.get("identity", "/v1/customers"))["items"]
+    }
+
+    reviewer = _reviewer(world)
+
+    def denial() -> list[dict[str, Any]]:
+        return audit_events(reviewer, actor_id=staff["id"], type="identity.acting_session.denied")
+
+    [event] = wait_until(denial, what="the denial in the audit log")
+    assert event["subject"]["org_id"] == world.org_a["id"]
+    assert event["data"]["reason"] == "missing permission place_orders_as_customer"
+    assert event["acting_session_id"] is None
+    assert event["policy_revision"]
+
+
+def test_rep_with_permission_is_refused_for_a_customer_they_do_not_care_for(world: World) -> None:
+    rep = world.login(world.rep)
+    refused = rep.post(
+        "identity", "/v1/acting-as", json={"customer_org_id": world.org_b["id"], "mode": "full"}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["reason"] == "not a caretaker of this customer organisation"
+
+
+def test_acting_for_unknown_org_is_404_and_bad_mode_is_422(world: World) -> None:
+    rep = world.login(world.rep)
+    missing = rep.post(
+        "identity", "/v1/acting-as", json={"customer_org_id": "nope", "mode": "full"}
+    )
+    assert missing.status_code == 404
+    bad = rep.post(
+        "identity", "/v1/acting-as", json={"customer_org_id": world.org_a["id"], "mode": "god"}
+    )
+    assert bad.status_code == 422 and "mode" in bad.json()["detail"]
+
+
+def test_stopped_session_token_is_refused_by_cart_and_orders(world: World) -> None:
+    rep = world.login(world.rep)
+    acting, _ = world.act_as(rep, world.org_a)
+    ok(acting.get("cart", "/v1/cart"))
+    ok(acting.get("orders", "/v1/orders"))
+
+    stopped = acting.delete("identity", "/v1/acting-as/current")
+    assert stopped.status_code == 204
+    # Identity knows at once; the other services learn it from the revocation bucket.
+    assert acting.get("identity", "/v1/acting-as/current").status_code == 401
+    for service, path in [
+        ("cart", "/v1/cart"),
+        ("orders", "/v1/orders"),
+        ("catalog", "/v1/products"),
+    ]:
+        response = wait_until(
+            lambda s=service, p=path: (r := acting.get(s, p)).status_code == 401 and r,
+            what=f"{service} refuses the ended session",
+        )
+        assert response.json()["detail"] == "the acting session has ended"
+    assert acting.delete("identity", "/v1/acting-as/current").status_code == 401
+    # The staff member's own token still works: they signed in as themselves again.
+    assert ok(rep.get("identity", "/v1/me"))["acting_as"] is None
+
+
+def test_acting_session_cannot_escalate(world: World) -> None:
+    rep = world.login(world.rep)
+    acting, _ = world.act_as(rep, world.org_a)
+
+    nested = acting.post(
+        "identity", "/v1/acting-as", json={"customer_org_id": world.org_a["id"], "mode": "full"}
+    )
+    assert nested.status_code == 403
+    assert nested.json()["reason"] == "an acting session cannot start another acting session"
+
+    admin_calls = [
+        (
+            "identity",
+            "POST",
+            "/v1/orgs",
+            {"name": "x", "contract_number": unique("X"), "country": "DE"},
+        ),
+        (
+            "identity",
+            "POST",
+            "/v1/users",
+            {
+                "email": unique("u") + "@x.test",
+                "name": "x",
+                "password": "password-1",
+                "kind": "customer",
+                "org_id": world.org_a["id"],
+                "roles": ["admin"],
+            },
+        ),
+        ("identity", "PATCH", f"/v1/users/{world.buyer_a['id']}", {"password": "new-password-1"}),
+        ("identity", "PATCH", f"/v1/orgs/{world.org_a['id']}", {"allow_assistance": False}),
+        ("identity", "PUT", f"/v1/orgs/{world.org_a['id']}/caretakers/{world.rep['id']}", None),
+        (
+            "catalog",
+            "POST",
+            "/v1/products",
+            {"sku": unique("S"), "name": "x", "price": "1.00", "currency": "EUR"},
+        ),
+        (
+            "catalog",
+            "PUT",
+            f"/v1/customers/{world.org_a['id']}/prices/{world.skus[0]}",
+            {"price": "0.01"},
+        ),
+    ]
+    for service, method, path, body in admin_calls:
+        response = acting.request(method, service, path, json=body)
+        assert response.status_code == 403, (service, method, path, response.text)
+        assert response.json()["reason"] == (
+            "administration is never allowed while acting on behalf of a customer"
+        )
+
+    for path in ["/v1/audit/events", "/v1/audit/verify"]:
+        response = acting.get("audit", path)
+        assert response.status_code == 403
+        assert response.json()["reason"] == (
+            "the audit log cannot be read while acting on behalf of a customer"
+        )
+    # Nothing above changed anything: the buyer still logs in with the old password.
+    world.login(world.buyer_a)
+
+
+def test_customer_users_and_plain_staff_cannot_read_the_audit_log(world: World) -> None:
+    for api in [world.login(world.buyer_a), world.login(world.rep)]:
+        response = api.get("audit", "/v1/audit/events")
+        assert response.status_code == 403
+        assert response.json()["reason"]
