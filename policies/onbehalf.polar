@@ -1,7 +1,10 @@
 # onbehalf default policy: who may act for whom, and what an acting session may do.
 # Principals: StaffUser, CustomerUser, ActingSession (a staff member acting for a customer).
 # Resources: CustomerOrg, Catalog, Cart, OrderBook, AuditLog, Administration.
-# Actions: act_full, act_view (start acting), read, change (cart), place (orders), manage.
+# Resources also: Account (a user's own credentials).
+# Actions: act_full, act_view (start acting), read, change (cart), place (orders), manage,
+#          manage_users, set_consent, read_acting_sessions (organisations),
+#          change_credentials (accounts).
 
 actor StaffUser {}
 actor CustomerUser {}
@@ -77,12 +80,52 @@ allow(user: CustomerUser, "place", book: OrderBook) if
 buys(user: CustomerUser) if user.has_role("buyer");
 buys(user: CustomerUser) if user.has_role("admin");
 
+# ---------------------------------------------------------------- the customer's own settings
+
+# A customer's active admin manages the users of their own organisation.
+allow(user: CustomerUser, "manage_users", org: CustomerOrg) if
+    customer_admin_of(user, org);
+
+# Only the customer's own admin gives or withdraws the organisation's consent to remote
+# assistance (a platform admin may too, below); an acting session never can.
+allow(user: CustomerUser, "set_consent", org: CustomerOrg) if
+    customer_admin_of(user, org);
+
+# Transparency: a customer's admin sees every acting session held on their organisation.
+allow(user: CustomerUser, "read_acting_sessions", org: CustomerOrg) if
+    customer_admin_of(user, org);
+
+customer_admin_of(user: CustomerUser, org: CustomerOrg) if
+    user.active = true and
+    user.has_role("admin") and
+    user.org_id = org.id;
+
+# Every active user changes their own credentials; an acting session is not a user and
+# never changes the customer's (nor the staff member's) credentials.
+allow(user: StaffUser, "change_credentials", account: Account) if
+    user.active = true and
+    account.user_id = user.id;
+allow(user: CustomerUser, "change_credentials", account: Account) if
+    user.active = true and
+    account.user_id = user.id;
+
 # ---------------------------------------------------------------- the seller's side
 
 # Platform admins administer organisations, users, caretakers, products and prices.
 allow(staff: StaffUser, "manage", _admin: Administration) if
     staff.active = true and
     staff.has_role("platform_admin");
+
+# Platform admins manage every organisation's users, consent, and see its acting sessions.
+allow(staff: StaffUser, action, _org: CustomerOrg) if
+    action in ["manage_users", "set_consent", "read_acting_sessions"] and
+    staff.active = true and
+    staff.has_role("platform_admin");
+
+# Security reviewers see the acting sessions held on any organisation.
+allow(staff: StaffUser, "read_acting_sessions", _org: CustomerOrg) if
+    staff.active = true and
+    staff.has_role("security_reviewer");
 
 # Security reviewers and platform admins read the audit log. An acting session never
 # does: it is not a StaffUser, so no rule here matches it.

@@ -10,10 +10,20 @@ deny_reason(_session: ActingSession, _action, _admin: Administration,
             "administration is never allowed while acting on behalf of a customer");
 deny_reason(_session: ActingSession, _action, _log: AuditLog,
             "the audit log cannot be read while acting on behalf of a customer");
+deny_reason(_session: ActingSession, action, _org: CustomerOrg,
+            "the customer's users, consent and sessions are never managed while acting") if
+    action in ["manage_users", "set_consent", "read_acting_sessions"];
+deny_reason(_session: ActingSession, "change_credentials", _account: Account,
+            "credentials are never changed while acting on behalf of a customer");
 
 # Acting refusals, most fundamental first.
 deny_reason(staff: StaffUser, _action, _org: CustomerOrg, "staff member is inactive") if
     staff.active = false;
+deny_reason(_staff: StaffUser, action, _org: CustomerOrg,
+            "only platform admins manage a customer's users and consent") if
+    action in ["manage_users", "set_consent"];
+deny_reason(_staff: StaffUser, "read_acting_sessions", _org: CustomerOrg,
+            "only platform admins and security reviewers see another organisation's sessions");
 deny_reason(_staff: StaffUser, _action, org: CustomerOrg,
             "the seller's own organisation cannot be acted for") if
     org.is_seller = true;
@@ -59,6 +69,16 @@ deny_reason(_user: CustomerUser, _action, _log: AuditLog,
 deny_reason(_user: CustomerUser, action, _org: CustomerOrg,
             "customer users cannot act on behalf of an organisation") if
     action in ["act_full", "act_view"];
+deny_reason(user: CustomerUser, _action, org: CustomerOrg,
+            "this is another customer organisation") if
+    user.org_id != org.id;
+deny_reason(_user: CustomerUser, action, _org: CustomerOrg,
+            "only the customer's admin manages its users, consent and sessions") if
+    action in ["manage_users", "set_consent", "read_acting_sessions"];
+
+# Credentials are one's own.
+deny_reason(_user, "change_credentials", _account: Account,
+            "users change only their own credentials");
 
 # The seller's side.
 deny_reason(staff: StaffUser, _action, _resource, "staff member is inactive") if

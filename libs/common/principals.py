@@ -54,7 +54,13 @@ class ActingSession:
     subject_name: str
     mode: str
     expires_at: datetime | None = None
+    # The staff member's roles when the session started: policies may weigh them (a
+    # supervisor taking over a cart lock) without a call to identity.
+    actor_roles: list[str] = field(default_factory=list)
     kind: str = "acting"
+
+    def actor_has_role(self, role: str) -> bool:
+        return role in self.actor_roles
 
 
 Principal = StaffUser | CustomerUser | ActingSession

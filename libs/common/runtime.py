@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
 from libs.common.bus import connect, ensure_events_stream
 from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
@@ -72,6 +73,7 @@ class ServiceRuntime:
     relay: OutboxRelay
     outbox_model: type[Any]
     reconnect_hooks: list[Callable[[], None]]
+    activity: ActivityReporter
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
@@ -146,6 +148,7 @@ async def start_runtime(
         relay=relay,
         outbox_model=outbox_model,
         reconnect_hooks=hooks,
+        activity=ActivityReporter(nc, interval=settings.acting_activity_report_seconds),
     )
     watcher = RevocationWatcher(
         js=js, revoked=revoked, ttl=float(settings.acting_session_max_seconds)

@@ -39,8 +39,11 @@ class ServiceSettings(BaseSettings):
     startup_timeout_seconds: float = 30.0
     relay_poll_seconds: float = 0.5
     relay_batch_size: int = 200
-    # Revocation entries only matter while a token could still be valid.
+    # An acting session ends after this long whatever happens (its token expires then too);
+    # revocation entries only matter until then.
     acting_session_max_seconds: int = 8 * 3600
+    # How often a service reports that an acting session is in use (identity times out idle ones).
+    acting_activity_report_seconds: float = 15.0
     token_issuer: str = "onbehalf-identity"
     token_audience: str = "onbehalf"
 

@@ -37,6 +37,7 @@ def claims_of(principal: Principal) -> dict[str, Any]:
                 "sub": principal.actor_id,
                 "name": principal.actor_name,
                 "org_id": principal.actor_org_id,
+                "roles": list(principal.actor_roles),
             },
         }
     claims: dict[str, Any] = {
@@ -66,6 +67,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
                 subject_name=claims["org_name"],
                 mode=claims["mode"],
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+                actor_roles=list(act.get("roles", [])),
             )
         if kind == "staff":
             return StaffUser(

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.common.errors import DomainError, Unauthenticated
-from libs.common.principals import Principal
+from libs.common.principals import ActingSession, Principal
 from libs.common.runtime import ServiceRuntime
 
 log = structlog.get_logger("web")
@@ -31,13 +31,17 @@ def get_runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None:
         raise Unauthenticated("missing bearer token in the Authorization header")
-    return get_runtime(request).verifier.verify(credentials.credentials)
+    runtime = get_runtime(request)
+    principal = runtime.verifier.verify(credentials.credentials)
+    if isinstance(principal, ActingSession):
+        await runtime.activity.touch(principal.id)
+    return principal
 
 
 Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]

@@ -33,9 +33,12 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
                 )
             runtime.verifier.set_jwks(signer.jwks())
             await service.bootstrap(runtime=runtime, settings=settings)
+            identity = service.Identity(runtime=runtime, signer=signer, settings=settings)
             runtime.spawn(handlers.project_revocations(runtime), name="revocations")
+            runtime.spawn(handlers.record_activity(runtime), name="activity")
+            runtime.spawn(handlers.end_timed_out_sessions(identity), name="session-sweeper")
             app.state.runtime = runtime
-            app.state.identity = service.Identity(runtime=runtime, signer=signer, settings=settings)
+            app.state.identity = identity
             yield
 
     return create_service_app(title="onbehalf identity", lifespan=lifespan, routers=[router])

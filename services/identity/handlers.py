@@ -1,11 +1,20 @@
-"""What identity consumes: its own ended-session events, turned into revocation entries."""
+"""What identity consumes: ended sessions (to revoke them), activity reports, and the clock."""
 
 from __future__ import annotations
 
+import asyncio
+
+import structlog
+from nats.aio.msg import Msg
+
+from libs.common.activity import ACTIVITY_SUBJECT
 from libs.common.consumer import Delivery, consume
 from libs.common.revocation import publish_revocation
 from libs.common.runtime import ServiceRuntime
+from services.identity import service
 from services.identity.events import ACTING_SESSION_ENDED
+
+log = structlog.get_logger("identity.handlers")
 
 
 async def project_revocations(runtime: ServiceRuntime) -> None:
@@ -28,3 +37,37 @@ async def project_revocations(runtime: ServiceRuntime) -> None:
         subject=f"events.{ACTING_SESSION_ENDED}",
         handle=handle,
     )
+
+
+async def record_activity(runtime: ServiceRuntime, *, flush_seconds: float = 1.0) -> None:
+    """Collect activity reports from every service and write them once per `flush_seconds`."""
+    seen: set[str] = set()
+
+    async def on_report(message: Msg) -> None:
+        seen.add(message.data.decode(errors="replace")[:64])
+
+    subscription = await runtime.nc.subscribe(ACTIVITY_SUBJECT, cb=on_report)
+    try:
+        while True:
+            await asyncio.sleep(flush_seconds)  # a flush period, not synchronisation
+            if seen:
+                batch = set(seen)
+                seen.clear()
+                try:
+                    await service.record_activity(runtime=runtime, session_ids=batch)
+                except Exception as exc:
+                    seen.update(batch)
+                    log.warning("activity_write_failed", error=repr(exc))
+    finally:
+        await subscription.unsubscribe()
+
+
+async def end_timed_out_sessions(identity: service.Identity) -> None:
+    """Idle and over-age sessions end (and so are revoked) within one sweep period."""
+    while True:
+        await asyncio.sleep(identity.settings.session_sweep_seconds)  # a period, not sync
+        try:
+            while await service.end_timed_out_sessions(identity=identity) == 500:
+                pass
+        except Exception as exc:
+            log.warning("session_sweep_failed", error=repr(exc))

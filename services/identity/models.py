@@ -66,11 +66,16 @@ class ActingSessionRecord(Base):
     subject_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     subject_name: Mapped[str] = mapped_column(String(200))
     mode: Mapped[str] = mapped_column(String(8))
+    actor_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     policy_revision: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
+    # stopped | switched | idle_timeout | expired | revoked
     end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # For a revocation: the policy's reason the session is no longer allowed.
+    end_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class SigningKey(Base):

@@ -11,12 +11,15 @@ from services.identity import service
 from services.identity.schemas import (
     ActingContextRead,
     ActingCreate,
+    ActingSessionPage,
     ActingStarted,
+    ConsentUpdate,
     CustomerPage,
     MeRead,
     OrgCreate,
     OrgRead,
     OrgUpdate,
+    PasswordChange,
     TokenRead,
     TokenRequest,
     UserCreate,
@@ -74,6 +77,59 @@ async def start_acting(
         customer_org_id=body.customer_org_id,
         mode=body.mode,
     )
+
+
+@router.post("/v1/acting-as/switch", status_code=status.HTTP_201_CREATED, tags=["acting-as"])
+async def switch_acting(
+    body: ActingCreate, principal: CurrentPrincipal, identity: Ident
+) -> ActingStarted:
+    """With an acting token: end this session and start one for another customer."""
+    return await service.switch_acting(
+        identity=identity,
+        principal=principal,
+        customer_org_id=body.customer_org_id,
+        mode=body.mode,
+    )
+
+
+@router.get("/v1/orgs/{org_id}/acting-sessions", tags=["acting-as"])
+async def acting_sessions(
+    org_id: str,
+    principal: CurrentPrincipal,
+    identity: Ident,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> ActingSessionPage:
+    """Every acting session staff held on the organisation: for its admins (transparency)."""
+    return await service.list_acting_sessions(
+        identity=identity, principal=principal, org_id=org_id, limit=limit, cursor=cursor
+    )
+
+
+@router.put("/v1/orgs/{org_id}/consent", tags=["self"])
+async def set_consent(
+    org_id: str, body: ConsentUpdate, principal: CurrentPrincipal, identity: Ident
+) -> OrgRead:
+    """The customer's admin allows or refuses remote assistance for the whole organisation."""
+    return await service.set_consent(
+        identity=identity,
+        principal=principal,
+        org_id=org_id,
+        allow_assistance=body.allow_assistance,
+    )
+
+
+@router.put("/v1/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["self"])
+async def change_password(
+    body: PasswordChange, principal: CurrentPrincipal, identity: Ident
+) -> Response:
+    await service.change_password(
+        identity=identity,
+        principal=principal,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/v1/acting-as/current", tags=["acting-as"])

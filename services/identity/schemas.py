@@ -150,3 +150,32 @@ class UserRead(BaseModel):
     roles: list[str]
     permissions: list[str]
     active: bool
+
+
+class ConsentUpdate(Strict):
+    allow_assistance: bool
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
+class ActingSessionRead(BaseModel):
+    """One acting session on an organisation, for its admins: who, when, how, how it ended."""
+
+    session_id: str
+    actor: PartyRead
+    subject: SubjectRead
+    mode: Mode
+    started_at: datetime
+    expires_at: datetime
+    last_seen_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    end_detail: str | None
+
+
+class ActingSessionPage(BaseModel):
+    items: list[ActingSessionRead]
+    next_cursor: str | None

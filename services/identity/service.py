@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.authz import Decision
+from libs.common.db import is_sqlite
 from libs.common.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
-from libs.common.principals import ActingSession, CustomerUser, Principal, StaffUser
-from libs.common.resources import Administration, CustomerOrg
-from libs.common.runtime import ServiceRuntime
+from libs.common.events import EventContext
+from libs.common.principals import ActingSession, CustomerUser, Principal, StaffUser, actor_ref
+from libs.common.resources import Account, Administration, CustomerOrg
+from libs.common.runtime import ServiceRuntime, UnitOfWork
 from libs.common.tokens import claims_of
 from services.identity import events
 from services.identity.keys import Signer
@@ -27,6 +30,8 @@ from services.identity.schemas import (
     STAFF_PERMISSIONS,
     STAFF_ROLES,
     ActingContextRead,
+    ActingSessionPage,
+    ActingSessionRead,
     ActingStarted,
     CustomerPage,
     CustomerRead,
@@ -316,71 +321,177 @@ async def list_customers(
 # ---------------------------------------------------------------- acting sessions
 
 
+def _acting_principal(record: ActingSessionRecord) -> ActingSession:
+    return ActingSession(
+        id=record.id,
+        actor_id=record.actor_id,
+        actor_name=record.actor_name,
+        actor_org_id=record.actor_org_id,
+        subject_org_id=record.subject_org_id,
+        subject_name=record.subject_name,
+        mode=record.mode,
+        expires_at=record.expires_at,
+        actor_roles=list(record.actor_roles),
+    )
+
+
+def _session_context(
+    record: ActingSessionRecord, *, revision: str, actor: Principal | None = None
+) -> EventContext:
+    """An event about a session: its subject and id, and whoever caused it (by default the
+    session's own staff member)."""
+    actor_id, actor_org_id = (
+        actor_ref(actor) if actor is not None else (record.actor_id, record.actor_org_id)
+    )
+    return EventContext(
+        actor_id=actor_id,
+        actor_org_id=actor_org_id,
+        subject_org_id=record.subject_org_id,
+        subject_user_id=None,
+        acting_session_id=record.id,
+        policy_revision=revision,
+    )
+
+
+def _end(
+    uow: UnitOfWork,
+    record: ActingSessionRecord,
+    *,
+    reason: str,
+    detail: str | None = None,
+    actor: Principal | None = None,
+) -> None:
+    """End a session and say so; identity's consumer of the event revokes the token everywhere."""
+    record.ended_at = _now()
+    record.end_reason = reason
+    record.end_detail = detail
+    uow.publish(
+        events.ACTING_SESSION_ENDED,
+        {"session_id": record.id, "reason": reason, "detail": detail, "mode": record.mode},
+        _session_context(record, revision=uow.runtime.authorizer.revision, actor=actor),
+    )
+
+
+async def _decide_start(
+    uow: UnitOfWork, *, caller: Principal, org: Organization, mode: Mode
+) -> Decision:
+    """Ask the policy; a refusal is recorded in the same transaction."""
+    action = "act_full" if mode == "full" else "act_view"
+    policy_org = await _policy_org(uow.session, org)
+    decision = uow.runtime.authorizer.decide(caller, action, policy_org)
+    if not decision.allowed:
+        uow.publish(
+            events.ACTING_SESSION_DENIED,
+            {"customer_org_id": org.id, "mode": mode, "reason": decision.reason},
+            caller,
+            subject_org_id=org.id,
+        )
+    return decision
+
+
+def _open(
+    uow: UnitOfWork,
+    identity: Identity,
+    *,
+    staff: StaffUser,
+    org: Organization,
+    mode: Mode,
+    decision: Decision,
+    switched_from: str | None = None,
+) -> ActingSessionRecord:
+    started = _now()
+    record = ActingSessionRecord(
+        id=str(uuid4()),
+        actor_id=staff.id,
+        actor_name=staff.name,
+        actor_org_id=staff.org_id,
+        subject_org_id=org.id,
+        subject_name=org.name,
+        mode=mode,
+        actor_roles=list(staff.roles),
+        policy_revision=decision.revision,
+        started_at=started,
+        last_seen_at=started,
+        expires_at=started + timedelta(seconds=identity.settings.acting_session_max_seconds),
+    )
+    uow.session.add(record)
+    uow.publish(
+        events.ACTING_SESSION_STARTED,
+        {
+            "session_id": record.id,
+            "mode": mode,
+            "customer_org_id": org.id,
+            "customer_name": org.name,
+            "actor_name": staff.name,
+            "expires_at": record.expires_at.isoformat(),
+            "idle_timeout_seconds": identity.settings.acting_idle_seconds,
+            "switched_from": switched_from,
+        },
+        _acting_principal(record),
+    )
+    return record
+
+
+def _started(identity: Identity, record: ActingSessionRecord) -> ActingStarted:
+    token = identity.signer.sign(
+        claims_of(_acting_principal(record)), expires_at=record.expires_at.timestamp()
+    )
+    return ActingStarted(access_token=token, **_context(record).model_dump())
+
+
+async def _customer_org(session: AsyncSession, org_id: str) -> Organization:
+    org = await session.get(Organization, org_id)
+    if org is None:
+        raise NotFound(f"customer organisation {org_id} does not exist")
+    return org
+
+
 async def start_acting(
     *, identity: Identity, principal: Principal, customer_org_id: str, mode: Mode
 ) -> ActingStarted:
-    runtime = identity.runtime
-    action = "act_full" if mode == "full" else "act_view"
-    async with runtime.unit_of_work() as uow:
-        session = uow.session
-        caller = await _fresh(session, principal)
-        org = await session.get(Organization, customer_org_id)
-        if org is None:
-            raise NotFound(f"customer organisation {customer_org_id} does not exist")
-        decision = runtime.authorizer.decide(caller, action, await _policy_org(session, org))
-        if not decision.allowed:
-            uow.publish(
-                events.ACTING_SESSION_DENIED,
-                {"customer_org_id": org.id, "mode": mode, "reason": decision.reason},
-                caller,
-                subject_org_id=org.id,
-            )
-            denied = Forbidden(f"not allowed to act as {org.name}", reason=decision.reason)
-        else:
-            denied = None
+    async with identity.runtime.unit_of_work() as uow:
+        caller = await _fresh(uow.session, principal)
+        org = await _customer_org(uow.session, customer_org_id)
+        decision = await _decide_start(uow, caller=caller, org=org, mode=mode)
+        record = None
+        if decision.allowed:
             assert isinstance(caller, StaffUser)  # only staff rules grant acting
-            started = _now()
-            record = ActingSessionRecord(
-                id=str(uuid4()),
-                actor_id=caller.id,
-                actor_name=caller.name,
-                actor_org_id=caller.org_id,
-                subject_org_id=org.id,
-                subject_name=org.name,
+            record = _open(uow, identity, staff=caller, org=org, mode=mode, decision=decision)
+    # The denial is committed (and so audited) before the refusal goes out.
+    if record is None:
+        raise Forbidden(f"not allowed to act as {org.name}", reason=decision.reason)
+    return _started(identity, record)
+
+
+async def switch_acting(
+    *, identity: Identity, principal: Principal, customer_org_id: str, mode: Mode
+) -> ActingStarted:
+    """End the current session and start one for another customer, in one transaction. The
+    new session is decided for the staff member themselves, never stacked on the old one;
+    if it is refused, the current session goes on."""
+    if not isinstance(principal, ActingSession):
+        raise NotFound("this token is not an acting session")
+    async with identity.runtime.unit_of_work() as uow:
+        current = await _live_session(uow.session, principal)
+        staff = await _fresh(uow.session, StaffUser(id=current.actor_id, org_id="", name=""))
+        org = await _customer_org(uow.session, customer_org_id)
+        decision = await _decide_start(uow, caller=staff, org=org, mode=mode)
+        record = None
+        if decision.allowed:
+            assert isinstance(staff, StaffUser)
+            _end(uow, current, reason="switched")
+            record = _open(
+                uow,
+                identity,
+                staff=staff,
+                org=org,
                 mode=mode,
-                policy_revision=decision.revision,
-                started_at=started,
-                expires_at=started
-                + timedelta(seconds=identity.settings.acting_session_max_seconds),
+                decision=decision,
+                switched_from=current.id,
             )
-            session.add(record)
-            acting = ActingSession(
-                id=record.id,
-                actor_id=caller.id,
-                actor_name=caller.name,
-                actor_org_id=caller.org_id,
-                subject_org_id=org.id,
-                subject_name=org.name,
-                mode=mode,
-                expires_at=record.expires_at,
-            )
-            uow.publish(
-                events.ACTING_SESSION_STARTED,
-                {
-                    "session_id": record.id,
-                    "mode": mode,
-                    "customer_org_id": org.id,
-                    "customer_name": org.name,
-                    "actor_name": caller.name,
-                    "expires_at": record.expires_at.isoformat(),
-                },
-                acting,
-            )
-    # The denial is committed (and audited) before the refusal goes out.
-    if denied is not None:
-        raise denied
-    token = identity.signer.sign(claims_of(acting), expires_at=record.expires_at.timestamp())
-    return ActingStarted(access_token=token, **_context(record).model_dump())
+    if record is None:
+        raise Forbidden(f"not allowed to act as {org.name}", reason=decision.reason)
+    return _started(identity, record)
 
 
 async def _live_session(session: AsyncSession, principal: ActingSession) -> ActingSessionRecord:
@@ -400,18 +511,166 @@ async def current_acting(*, identity: Identity, principal: Principal) -> ActingC
 
 
 async def stop_acting(*, identity: Identity, principal: Principal) -> None:
-    """End the session; its token stops working everywhere once the revocation spreads."""
+    """Sign in as yourself again; the token stops working everywhere once the revocation spreads."""
     if not isinstance(principal, ActingSession):
         raise NotFound("this token is not an acting session")
     async with identity.runtime.unit_of_work() as uow:
-        record = await _live_session(uow.session, principal)
-        record.ended_at = _now()
-        record.end_reason = "stopped"
-        uow.publish(
-            events.ACTING_SESSION_ENDED,
-            {"session_id": record.id, "reason": "stopped", "mode": record.mode},
-            principal,
+        _end(uow, await _live_session(uow.session, principal), reason="stopped")
+
+
+async def record_activity(*, runtime: ServiceRuntime, session_ids: set[str]) -> None:
+    async with runtime.unit_of_work() as uow:
+        await uow.session.execute(
+            update(ActingSessionRecord)
+            .where(ActingSessionRecord.id.in_(session_ids), ActingSessionRecord.ended_at.is_(None))
+            .values(last_seen_at=_now())
         )
+
+
+async def end_timed_out_sessions(*, identity: Identity) -> int:
+    """End sessions past their maximum lifetime or idle for longer than the idle timeout."""
+    now = _now()
+    idle_since = now - timedelta(seconds=identity.settings.acting_idle_seconds)
+    runtime = identity.runtime
+    async with runtime.unit_of_work() as uow:
+        query = select(ActingSessionRecord).where(
+            ActingSessionRecord.ended_at.is_(None),
+            or_(
+                ActingSessionRecord.expires_at <= now,
+                ActingSessionRecord.last_seen_at <= idle_since,
+            ),
+        )
+        if not is_sqlite(runtime.settings.sqlalchemy_url):
+            query = query.with_for_update(skip_locked=True)
+        due = (await uow.session.scalars(query.limit(500))).all()
+        for record in due:
+            _end(uow, record, reason="expired" if record.expires_at <= now else "idle_timeout")
+    return len(due)
+
+
+async def _revoke_no_longer_allowed(
+    uow: UnitOfWork, *, caller: Principal, actor_id: str | None = None, org_id: str | None = None
+) -> None:
+    """After a change to staff, caretakers or an organisation, ask the policy again about every
+    live session it touches; end those it no longer allows, with the policy's reason."""
+    session = uow.session
+    await session.flush()
+    query = select(ActingSessionRecord).where(ActingSessionRecord.ended_at.is_(None))
+    if actor_id:
+        query = query.where(ActingSessionRecord.actor_id == actor_id)
+    if org_id:
+        query = query.where(ActingSessionRecord.subject_org_id == org_id)
+    for record in (await session.scalars(query)).all():
+        user = await session.get(User, record.actor_id)
+        org = await session.get(Organization, record.subject_org_id)
+        if user is None or org is None:
+            _end(uow, record, reason="revoked", detail="actor or customer no longer exists")
+            continue
+        action = "act_full" if record.mode == "full" else "act_view"
+        decision = uow.runtime.authorizer.decide(
+            _staff(user), action, await _policy_org(session, org)
+        )
+        if not decision.allowed:
+            _end(uow, record, reason="revoked", detail=decision.reason, actor=caller)
+
+
+def _session_read(record: ActingSessionRecord) -> ActingSessionRead:
+    return ActingSessionRead(
+        session_id=record.id,
+        actor=PartyRead(id=record.actor_id, name=record.actor_name),
+        subject=SubjectRead(org_id=record.subject_org_id, name=record.subject_name),
+        mode="full" if record.mode == "full" else "view",
+        started_at=record.started_at,
+        expires_at=record.expires_at,
+        last_seen_at=record.last_seen_at,
+        ended_at=record.ended_at,
+        end_reason=record.end_reason,
+        end_detail=record.end_detail,
+    )
+
+
+async def list_acting_sessions(
+    *, identity: Identity, principal: Principal, org_id: str, limit: int, cursor: str | None
+) -> ActingSessionPage:
+    """Transparency: an organisation's admins see every session staff held on it."""
+    async with identity.runtime.reading() as session:
+        caller = await _fresh(session, principal)
+        org = await _customer_org(session, org_id)
+        identity.runtime.authorizer.authorize(
+            caller, "read_acting_sessions", await _policy_org(session, org)
+        )
+        query = select(ActingSessionRecord).where(ActingSessionRecord.subject_org_id == org_id)
+        if cursor:
+            started, session_id = _decode_cursor(cursor)
+            after = datetime.fromisoformat(started)
+            query = query.where(
+                or_(
+                    ActingSessionRecord.started_at < after,
+                    (ActingSessionRecord.started_at == after)
+                    & (ActingSessionRecord.id < session_id),
+                )
+            )
+        records = (
+            await session.scalars(
+                query.order_by(
+                    ActingSessionRecord.started_at.desc(), ActingSessionRecord.id.desc()
+                ).limit(limit + 1)
+            )
+        ).all()
+    page = records[:limit]
+    next_cursor = (
+        _encode_cursor(page[-1].started_at.isoformat(), page[-1].id)
+        if len(records) > limit and page
+        else None
+    )
+    return ActingSessionPage(items=[_session_read(r) for r in page], next_cursor=next_cursor)
+
+
+# ---------------------------------------------------------------- the customer's own settings
+
+
+async def set_consent(
+    *, identity: Identity, principal: Principal, org_id: str, allow_assistance: bool
+) -> OrgRead:
+    """Company-level consent to remote assistance: the customer's admin (or a platform admin)
+    decides; withdrawing it ends every session on the organisation."""
+    async with identity.runtime.unit_of_work() as uow:
+        caller = await _fresh(uow.session, principal)
+        org = await _customer_org(uow.session, org_id)
+        identity.runtime.authorizer.authorize(
+            caller, "set_consent", await _policy_org(uow.session, org)
+        )
+        org.allow_assistance = allow_assistance
+        read = _org_read(org)
+        uow.publish(
+            events.CONSENT_CHANGED,
+            {"org_id": org.id, "allow_assistance": allow_assistance},
+            caller,
+            subject_org_id=org.id,
+        )
+        await _revoke_no_longer_allowed(uow, caller=caller, org_id=org.id)
+    return read
+
+
+async def change_password(
+    *, identity: Identity, principal: Principal, current_password: str, new_password: str
+) -> None:
+    new_hash = hash_password(new_password)
+    async with identity.runtime.unit_of_work() as uow:
+        caller = await _fresh(uow.session, principal)
+        identity.runtime.authorizer.authorize(
+            caller,
+            "change_credentials",
+            Account(user_id=principal.id, org_id=principal.org_id)
+            if not isinstance(principal, ActingSession)
+            else Account(user_id=principal.actor_id, org_id=principal.actor_org_id),
+        )
+        user = await uow.session.get(User, caller.id)
+        assert user is not None  # _fresh found it
+        if not verify_password(current_password, user.password_hash):
+            raise Invalid("the current password is wrong")
+        user.password_hash = new_hash
+        uow.publish(events.PASSWORD_CHANGED, {"user_id": user.id}, caller)
 
 
 # ---------------------------------------------------------------- administration
@@ -469,6 +728,7 @@ async def update_org(
                 caller,
                 subject_org_id=org.id,
             )
+            await _revoke_no_longer_allowed(uow, caller=caller, org_id=org.id)
     except IntegrityError as exc:
         raise Conflict("that contract number is already taken") from exc
     return read
@@ -486,13 +746,20 @@ def _check_roles(kind: str, roles: list[str], permissions: list[str]) -> None:
         raise Invalid(f"unknown permissions: {', '.join(unknown)}")
 
 
+async def _users_org(
+    session: AsyncSession, identity: Identity, caller: Principal, org: Organization
+) -> None:
+    """Platform admins manage every user; a customer's admin manages their own organisation's."""
+    identity.runtime.authorizer.authorize(caller, "manage_users", await _policy_org(session, org))
+
+
 async def create_user(*, identity: Identity, principal: Principal, body: UserCreate) -> UserRead:
     _check_roles(body.kind, body.roles, body.permissions)
     password_hash = hash_password(body.password)
     try:
         async with identity.runtime.unit_of_work() as uow:
             session = uow.session
-            caller = await _admin(session, identity, principal)
+            caller = await _fresh(session, principal)
             seller = await session.scalar(select(Organization).where(Organization.is_seller))
             assert seller is not None  # created at start-up
             org_id = body.org_id or (seller.id if body.kind == "staff" else None)
@@ -501,6 +768,7 @@ async def create_user(*, identity: Identity, principal: Principal, body: UserCre
             org = await session.get(Organization, org_id)
             if org is None:
                 raise NotFound(f"organisation {org_id} does not exist")
+            await _users_org(session, identity, caller, org)
             if body.kind == "staff" and not org.is_seller:
                 raise Invalid("staff belong to the seller organisation")
             if body.kind == "customer" and org.is_seller:
@@ -535,10 +803,14 @@ async def update_user(
 ) -> UserRead:
     changes = body.model_dump(exclude_unset=True)
     async with identity.runtime.unit_of_work() as uow:
-        caller = await _admin(uow.session, identity, principal)
-        user = await uow.session.get(User, user_id)
+        session = uow.session
+        caller = await _fresh(session, principal)
+        user = await session.get(User, user_id)
         if user is None:
             raise NotFound(f"user {user_id} does not exist")
+        org = await session.get(Organization, user.org_id)
+        assert org is not None  # a foreign key
+        await _users_org(session, identity, caller, org)
         for field, value in changes.items():
             if value is None:
                 raise Invalid(f"{field} cannot be null")
@@ -554,13 +826,16 @@ async def update_user(
                 changes[field] = sorted(set(changes[field]))
         for field, value in changes.items():
             setattr(user, field, value)
-        await uow.session.flush()
+        await session.flush()
         read = _user_read(user)
         uow.publish(
             events.USER_UPDATED,
             {"user": read.model_dump(), "changed": sorted(body.model_fields_set)},
             caller,
+            subject_org_id=None if org.is_seller else org.id,
         )
+        if user.kind == "staff":
+            await _revoke_no_longer_allowed(uow, caller=caller, actor_id=user.id)
     return read
 
 
@@ -602,3 +877,4 @@ async def remove_caretaker(
             caller,
             subject_org_id=org_id,
         )
+        await _revoke_no_longer_allowed(uow, caller=caller, actor_id=user_id, org_id=org_id)

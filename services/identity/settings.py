@@ -15,3 +15,8 @@ class IdentitySettings(ServiceSettings):
     seller_contract_number: str = "SELLER"
     seller_country: str = "DE"
     access_token_seconds: int = 3600
+    # An acting session nobody used for this long ends (the maximum lifetime is shared:
+    # ServiceSettings.acting_session_max_seconds).
+    acting_idle_seconds: int = 30 * 60
+    # How often identity looks for sessions that timed out.
+    session_sweep_seconds: float = 1.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from tests.support import Api, World, audit_events, ok, unique, wait_until
 
 
@@ -72,10 +74,12 @@ def test_stopped_session_token_is_refused_by_cart_and_orders(world: World) -> No
         ("orders", "/v1/orders"),
         ("catalog", "/v1/products"),
     ]:
-        response = wait_until(
-            lambda s=service, p=path: (r := acting.get(s, p)).status_code == 401 and r,
-            what=f"{service} refuses the ended session",
-        )
+
+        def refused(s: str = service, p: str = path) -> httpx.Response | None:
+            response = acting.get(s, p)
+            return response if response.status_code == 401 else None
+
+        response = wait_until(refused, what=f"{service} refuses the ended session")
         assert response.json()["detail"] == "the acting session has ended"
     assert acting.delete("identity", "/v1/acting-as/current").status_code == 401
     # The staff member's own token still works: they signed in as themselves again.
