@@ -24,17 +24,21 @@ deny_reason(_staff: StaffUser, action, _org: CustomerOrg,
     action in ["manage_users", "set_consent"];
 deny_reason(_staff: StaffUser, "read_acting_sessions", _org: CustomerOrg,
             "only platform admins and security reviewers see another organisation's sessions");
-deny_reason(_staff: StaffUser, _action, org: CustomerOrg,
+deny_reason(_staff: StaffUser, action, org: CustomerOrg,
             "the seller's own organisation cannot be acted for") if
+    action in ["act_full", "act_view"] and
     org.is_seller = true;
-deny_reason(_staff: StaffUser, _action, org: CustomerOrg,
+deny_reason(_staff: StaffUser, action, org: CustomerOrg,
             "customer organisation is not active") if
+    action in ["act_full", "act_view"] and
     org.status != "active";
-deny_reason(_staff: StaffUser, _action, org: CustomerOrg,
+deny_reason(_staff: StaffUser, action, org: CustomerOrg,
             "customer organisation has refused remote assistance") if
+    action in ["act_full", "act_view"] and
     org.allow_assistance = false;
-deny_reason(staff: StaffUser, _action, org: CustomerOrg,
+deny_reason(staff: StaffUser, action, org: CustomerOrg,
             "not a caretaker of this customer organisation") if
+    action in ["act_full", "act_view"] and
     not staff.has_role("platform_admin") and
     not org.has_caretaker(staff.id);
 deny_reason(staff: StaffUser, "act_full", _org: CustomerOrg,
@@ -66,27 +70,40 @@ deny_reason(_user: CustomerUser, _action, _admin: Administration,
             "customer users cannot administer the platform");
 deny_reason(_user: CustomerUser, _action, _log: AuditLog,
             "customer users cannot read the audit log");
-deny_reason(_user: CustomerUser, action, _org: CustomerOrg,
+deny_reason(user: CustomerUser, action, _org: CustomerOrg,
             "customer users cannot act on behalf of an organisation") if
+    user.active = true and
     action in ["act_full", "act_view"];
 deny_reason(user: CustomerUser, _action, org: CustomerOrg,
             "this is another customer organisation") if
+    user.active = true and
     user.org_id != org.id;
-deny_reason(_user: CustomerUser, action, _org: CustomerOrg,
+deny_reason(user: CustomerUser, action, _org: CustomerOrg,
             "only the customer's admin manages its users, consent and sessions") if
+    user.active = true and
     action in ["manage_users", "set_consent", "read_acting_sessions"];
 
 # Credentials are one's own.
-deny_reason(_user, "change_credentials", _account: Account,
-            "users change only their own credentials");
+deny_reason(user: CustomerUser, "change_credentials", account: Account,
+            "users change only their own credentials") if
+    user.active = true and
+    account.user_id != user.id;
+deny_reason(staff: StaffUser, "change_credentials", account: Account,
+            "users change only their own credentials") if
+    staff.active = true and
+    account.user_id != staff.id;
 
 # The seller's side.
 deny_reason(staff: StaffUser, _action, _resource, "staff member is inactive") if
     staff.active = false;
-deny_reason(_staff: StaffUser, "manage", _admin: Administration,
-            "only platform admins administer the platform");
-deny_reason(_staff: StaffUser, _action, _log: AuditLog,
-            "only security reviewers and platform admins read the audit log");
+deny_reason(staff: StaffUser, "manage", _admin: Administration,
+            "only platform admins administer the platform") if
+    staff.active = true;
+deny_reason(staff: StaffUser, "read", _log: AuditLog,
+            "only security reviewers and platform admins read the audit log") if
+    staff.active = true;
+deny_reason(_principal, action, _log: AuditLog, "the audit log is append-only") if
+    action != "read";
 deny_reason(_staff: StaffUser, _action, resource,
             "staff reach a customer's catalog, cart and orders only by acting as the customer") if
     customer_data(resource, _);

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,24 @@ PRINCIPAL_CLASSES: tuple[type, ...] = (StaffUser, CustomerUser, ActingSession)
 
 
 class PolicyError(Exception):
-    """The policy in policies/ cannot be loaded; a service refuses to start with it."""
+    """The policy in policies/ cannot be loaded; a service refuses to start with it.
+
+    `file`, `line` and `column` say where, when Oso or the culprit search could tell; the
+    message then starts with `file:line:column:` so editors and CI logs can jump there.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,22 +83,116 @@ def policy_revision(files: list[Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def load_policy(policy_dir: Path) -> tuple[Oso, str]:
-    """Build a fresh Oso with every class registered; any load warning is an error."""
-    files = policy_files(policy_dir)
+def _new_oso() -> Oso:
     oso = Oso()
     for cls in PRINCIPAL_CLASSES + POLICY_CLASSES:
         oso.register_class(cls)
+    return oso
+
+
+def _load_files(files: list[Path]) -> tuple[Oso, str | None, str]:
+    """(oso, Oso's error message or None, what Oso printed while loading)."""
+    oso = _new_oso()
     printed = io.StringIO()
+    error: str | None = None
     try:
         # Oso prints some mistakes (unknown specializers, missing allow) as warnings on stdout.
         with contextlib.redirect_stdout(printed):
             oso.load_files([str(f) for f in files])
     except OsoError as exc:
-        raise PolicyError(f"invalid policy in {policy_dir}: {exc}") from exc
-    warnings = [line for line in printed.getvalue().splitlines() if "[warning]" in line.lower()]
+        error = str(exc)
+    return oso, error, printed.getvalue()
+
+
+# Oso ends most messages with "at line N, column C of file F:" and then a code excerpt; a
+# runtime error in an inline query carries a trace of several, the last being the failure.
+_LOCATION = re.compile(r" at line (\d+), column (\d+)(?: of file (.+?))?(?=:?\s*$)", re.MULTILINE)
+_HELP = re.compile(r"^\s*Get help with Oso.*$", re.MULTILINE)
+# Messages Oso gives without any location, and the declaration that causes each.
+_UNLOCATED_CAUSES = {
+    "required rule has_role": re.compile(r"\broles\s*="),
+    "required rule has_relation": re.compile(r"\brelations\s*="),
+    "required rule has_permission": re.compile(r"\bpermissions\s*="),
+}
+
+
+def _headline(message: str) -> str:
+    """The first line of an Oso message without its location: what went wrong, comparable
+    between loads of different file sets."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    return _LOCATION.sub("", first).rstrip(": ")
+
+
+def _find_culprit(files: list[Path], message: str) -> Path | None:
+    """The file whose addition makes Oso report `message`: load growing prefixes of the file
+    list, because other files may be needed for the culprit to load at all."""
+    wanted = _headline(message)
+    for count in range(1, len(files) + 1):
+        _, error, printed = _load_files(files[:count])
+        found = [error] if error else []
+        found += [line for line in printed.splitlines() if "[warning]" in line.lower()]
+        if any(_headline(f.replace("[warning] ", "")) == wanted for f in found):
+            return files[count - 1]
+    return None
+
+
+def _policy_error(files: list[Path], message: str, *, prefix: str = "") -> PolicyError:
+    """A PolicyError for one Oso message, starting with `file:line:column:` where known."""
+    body = _HELP.sub("", message).rstrip()
+    matches = list(_LOCATION.finditer(body))
+    line = column = None
+    file: str | None = None
+    if matches:
+        last = matches[-1]
+        line, column, file = int(last.group(1)), int(last.group(2)), last.group(3)
+        body = body[: last.start()] + body[last.end() :].lstrip(":")
+    if file is None:
+        culprit = files[0] if len(files) == 1 else _find_culprit(files, message)
+        if culprit is not None:
+            file = str(culprit)
+            if line is None:
+                line = _line_of_cause(culprit, body)
+    where = ":".join(str(p) for p in (file, line, column) if p is not None)
+    text = f"{where}: {prefix}{body.strip()}" if where else f"{prefix}{body.strip()}"
+    return PolicyError(text, file=file, line=line, column=column)
+
+
+def _line_of_cause(path: Path, message: str) -> int | None:
+    for phrase, declaration in _UNLOCATED_CAUSES.items():
+        if phrase in message:
+            for number, text in enumerate(path.read_text().splitlines(), start=1):
+                if declaration.search(text):
+                    return number
+    return None
+
+
+def _warnings(printed: str) -> list[str]:
+    """Each `[warning]` line together with the code excerpt Oso prints under it."""
+    blocks: list[list[str]] = []
+    for line in printed.splitlines():
+        if "[warning]" in line.lower():
+            blocks.append([line.split("]", 1)[1].strip()])
+        elif blocks and line.strip():
+            blocks[-1].append(line)
+    return ["\n".join(block) for block in blocks]
+
+
+def load_policy(policy_dir: Path) -> tuple[Oso, str]:
+    """Build a fresh Oso with every class registered; any load warning is an error.
+
+    A PolicyError names the file and line Oso reports, or the file found by loading the files
+    one by one when Oso does not say which file it means."""
+    files = policy_files(policy_dir)
+    oso, error, printed = _load_files(files)
+    if error is not None:
+        raise _policy_error(files, error)
+    warnings = _warnings(printed)
     if warnings:
-        raise PolicyError("policy warnings are errors:\n" + "\n".join(warnings))
+        errors = [_policy_error(files, w, prefix="warning treated as error: ") for w in warnings]
+        first = errors[0]
+        raise PolicyError(
+            "\n".join(str(e) for e in errors), file=first.file, line=first.line, column=first.column
+        )
     return oso, policy_revision(files)
 
 
@@ -125,7 +237,10 @@ class Authorizer:
             reason = result["bindings"].get("reason")
             if isinstance(reason, str):
                 return reason
-        return f"no policy rule lets a {principal.kind} principal {action} this {type(resource).__name__}"
+        return (
+            f"no policy rule allows this {principal.kind} principal to {action} "
+            f"a {type(resource).__name__}"
+        )
 
     def _log(self, principal: Principal, resource: object, decision: Decision) -> None:
         DECISIONS.labels(decision.action, str(decision.allowed).lower()).inc()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,11 +23,19 @@ class QuoteRequest(BaseModel):
 
 
 class QuotedLine(BaseModel):
+    """One product at the price the customer pays now: `unit_price` is the product list's
+    `price` (own price or base price, then the best promotion)."""
+
     sku: str
     name: str
     unit_price: Decimal
     currency: str
     base_price: Decimal
+    # Added with promotions; defaults keep older quotes readable.
+    price_before_promotion: Decimal | None = None
+    promotion_id: str | None = None
+    promotion_name: str | None = None
+    customer_product_number: str | None = None
 
 
 class Quote(BaseModel):
@@ -35,6 +44,8 @@ class Quote(BaseModel):
     org_id: str
     lines: dict[str, QuotedLine]
     unavailable: list[str]
+    # When the prices were taken: promotions start and end, so a quote is true at one moment.
+    quoted_at: datetime | None = None
 
 
 async def request_quote(nc: NATS, *, org_id: str, skus: list[str], timeout: float = 2.0) -> Quote:

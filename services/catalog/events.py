@@ -2,4 +2,10 @@
 
 PRODUCT_CREATED = "catalog.product.created"
 CUSTOMER_PRICE_SET = "catalog.customer_price.set"
+CUSTOMER_PRICE_REMOVED = "catalog.customer_price.removed"
 ASSORTMENT_SET = "catalog.assortment.set"
+CUSTOMER_GROUPS_SET = "catalog.customer_groups.set"
+PROMOTION_CREATED = "catalog.promotion.created"
+PROMOTION_ENDED = "catalog.promotion.ended"
+CUSTOMER_PRODUCT_NUMBER_SET = "catalog.customer_product_number.set"
+CUSTOMER_PRODUCT_NUMBER_REMOVED = "catalog.customer_product_number.removed"

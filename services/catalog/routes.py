@@ -4,21 +4,34 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from libs.common.web import CurrentPrincipal, Runtime
 from services.catalog import service
 from services.catalog.schemas import (
+    SKU_PATTERN,
     AssortmentRead,
     AssortmentUpdate,
+    CustomerGroupsRead,
+    CustomerGroupsUpdate,
     CustomerPriceRead,
     CustomerPriceUpdate,
     ProductCreate,
+    ProductNumberRead,
+    ProductNumberUpdate,
     ProductPage,
     ProductRead,
+    PromotionCreate,
+    PromotionPage,
+    PromotionRead,
+    PromotionStatus,
 )
 
 router = APIRouter(tags=["catalog"])
+
+OrgIdPath = Annotated[str, Path(max_length=36)]
+SkuPath = Annotated[str, Path(max_length=64, pattern=SKU_PATTERN)]
+PromotionIdPath = Annotated[str, Path(max_length=36)]
 
 
 @router.get("/v1/products")
@@ -27,7 +40,26 @@ async def list_products(
     runtime: Runtime,
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> ProductPage:
+    """The products the caller's organisation (or the acting subject) sees, at its prices;
+    `q` matches SKU, name or the customer's own product number."""
     return await service.list_products(runtime=runtime, principal=principal, q=q)
+
+
+@router.put("/v1/products/{sku}/customer-number")
+async def set_product_number(
+    sku: SkuPath, body: ProductNumberUpdate, principal: CurrentPrincipal, runtime: Runtime
+) -> ProductNumberRead:
+    return await service.set_product_number(
+        runtime=runtime, principal=principal, sku=sku, number=body.number
+    )
+
+
+@router.delete("/v1/products/{sku}/customer-number", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_product_number(
+    sku: SkuPath, principal: CurrentPrincipal, runtime: Runtime
+) -> Response:
+    await service.remove_product_number(runtime=runtime, principal=principal, sku=sku)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/v1/products", status_code=status.HTTP_201_CREATED)
@@ -39,8 +71,8 @@ async def create_product(
 
 @router.put("/v1/customers/{org_id}/prices/{sku}")
 async def set_customer_price(
-    org_id: Annotated[str, Path(max_length=64)],
-    sku: Annotated[str, Path(max_length=64)],
+    org_id: OrgIdPath,
+    sku: SkuPath,
     body: CustomerPriceUpdate,
     principal: CurrentPrincipal,
     runtime: Runtime,
@@ -50,13 +82,83 @@ async def set_customer_price(
     )
 
 
+@router.delete("/v1/customers/{org_id}/prices/{sku}", status_code=status.HTTP_204_NO_CONTENT)
+async def remove_customer_price(
+    org_id: OrgIdPath, sku: SkuPath, principal: CurrentPrincipal, runtime: Runtime
+) -> Response:
+    await service.remove_customer_price(
+        runtime=runtime, principal=principal, org_id=org_id, sku=sku
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
 @router.put("/v1/customers/{org_id}/assortment")
 async def set_assortment(
-    org_id: Annotated[str, Path(max_length=64)],
+    org_id: OrgIdPath,
     body: AssortmentUpdate,
     principal: CurrentPrincipal,
     runtime: Runtime,
 ) -> AssortmentRead:
     return await service.set_assortment(
         runtime=runtime, principal=principal, org_id=org_id, skus=body.skus
+    )
+
+
+@router.get("/v1/customers/{org_id}/groups")
+async def get_customer_groups(
+    org_id: OrgIdPath, principal: CurrentPrincipal, runtime: Runtime
+) -> CustomerGroupsRead:
+    return await service.get_customer_groups(runtime=runtime, principal=principal, org_id=org_id)
+
+
+@router.put("/v1/customers/{org_id}/groups")
+async def set_customer_groups(
+    org_id: OrgIdPath, body: CustomerGroupsUpdate, principal: CurrentPrincipal, runtime: Runtime
+) -> CustomerGroupsRead:
+    return await service.set_customer_groups(
+        runtime=runtime, principal=principal, org_id=org_id, groups=body.groups
+    )
+
+
+@router.post("/v1/promotions", status_code=status.HTTP_201_CREATED)
+async def create_promotion(
+    body: PromotionCreate, principal: CurrentPrincipal, runtime: Runtime
+) -> PromotionRead:
+    return await service.create_promotion(runtime=runtime, principal=principal, body=body)
+
+
+@router.get("/v1/promotions")
+async def list_promotions(
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    status: PromotionStatus | None = None,
+    org_id: Annotated[str | None, Query(max_length=36)] = None,
+    group: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> PromotionPage:
+    return await service.list_promotions(
+        runtime=runtime,
+        principal=principal,
+        status=status,
+        org_id=org_id,
+        group=group,
+        limit=limit,
+    )
+
+
+@router.get("/v1/promotions/{promotion_id}")
+async def get_promotion(
+    promotion_id: PromotionIdPath, principal: CurrentPrincipal, runtime: Runtime
+) -> PromotionRead:
+    return await service.get_promotion(
+        runtime=runtime, principal=principal, promotion_id=promotion_id
+    )
+
+
+@router.post("/v1/promotions/{promotion_id}/end")
+async def end_promotion(
+    promotion_id: PromotionIdPath, principal: CurrentPrincipal, runtime: Runtime
+) -> PromotionRead:
+    return await service.end_promotion(
+        runtime=runtime, principal=principal, promotion_id=promotion_id
     )

@@ -96,12 +96,15 @@ def test_acting_session_cannot_escalate(world: World) -> None:
     assert nested.status_code == 403
     assert nested.json()["reason"] == "an acting session cannot start another acting session"
 
+    administration = "administration is never allowed while acting on behalf of a customer"
+    users = "the customer's users, consent and sessions are never managed while acting"
     admin_calls = [
         (
             "identity",
             "POST",
             "/v1/orgs",
             {"name": "x", "contract_number": unique("X"), "country": "DE"},
+            administration,
         ),
         (
             "identity",
@@ -115,29 +118,48 @@ def test_acting_session_cannot_escalate(world: World) -> None:
                 "org_id": world.org_a["id"],
                 "roles": ["admin"],
             },
+            users,
         ),
-        ("identity", "PATCH", f"/v1/users/{world.buyer_a['id']}", {"password": "new-password-1"}),
-        ("identity", "PATCH", f"/v1/orgs/{world.org_a['id']}", {"allow_assistance": False}),
-        ("identity", "PUT", f"/v1/orgs/{world.org_a['id']}/caretakers/{world.rep['id']}", None),
+        (
+            "identity",
+            "PATCH",
+            f"/v1/users/{world.buyer_a['id']}",
+            {"password": "new-password-1"},
+            users,
+        ),
+        (
+            "identity",
+            "PATCH",
+            f"/v1/orgs/{world.org_a['id']}",
+            {"allow_assistance": False},
+            administration,
+        ),
+        (
+            "identity",
+            "PUT",
+            f"/v1/orgs/{world.org_a['id']}/caretakers/{world.rep['id']}",
+            None,
+            administration,
+        ),
         (
             "catalog",
             "POST",
             "/v1/products",
             {"sku": unique("S"), "name": "x", "price": "1.00", "currency": "EUR"},
+            administration,
         ),
         (
             "catalog",
             "PUT",
             f"/v1/customers/{world.org_a['id']}/prices/{world.skus[0]}",
             {"price": "0.01"},
+            administration,
         ),
     ]
-    for service, method, path, body in admin_calls:
+    for service, method, path, body, reason in admin_calls:
         response = acting.request(method, service, path, json=body)
         assert response.status_code == 403, (service, method, path, response.text)
-        assert response.json()["reason"] == (
-            "administration is never allowed while acting on behalf of a customer"
-        )
+        assert response.json()["reason"] == reason
 
     for path in ["/v1/audit/events", "/v1/audit/verify"]:
         response = acting.get("audit", path)
