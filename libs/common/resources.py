@@ -55,11 +55,62 @@ class Administration:
     area: str
 
 
+@dataclass(slots=True)
+class Account:
+    """A user's own login: password and other credentials."""
+
+    user_id: str
+    org_id: str
+
+
+@dataclass(slots=True)
+class CustomerProductNumbers:
+    """A customer organisation's own numbers for products (its material numbers)."""
+
+    org_id: str
+
+
+@dataclass(slots=True)
+class CartLock:
+    """The lock on one customer organisation's active cart, as a take-over sees it.
+
+    `holder_id` is the staff member holding it (None when free); `idle_seconds` is how long
+    the holder has not used it, `takeover_idle_seconds` the cart service's idle limit."""
+
+    org_id: str
+    holder_id: str | None = None
+    holder_session_id: str | None = None
+    idle_seconds: int = 0
+    takeover_idle_seconds: int = 600
+
+
+@dataclass(slots=True)
+class SavedList:
+    """One of a customer organisation's saved lists (order lists); `id` is None for a new one."""
+
+    org_id: str
+    id: str | None = None
+
+
+@dataclass(slots=True)
+class PlacedOrder:
+    """One order of a customer organisation, e.g. to cancel it (its status is the service's
+    business: a cancel that comes too late is a conflict, not a denial)."""
+
+    org_id: str
+    id: str | None = None
+
+
 POLICY_CLASSES: tuple[type, ...] = (
+    Account,
     CustomerOrg,
     Catalog,
     Cart,
     OrderBook,
     AuditLog,
     Administration,
+    CustomerProductNumbers,
+    CartLock,
+    SavedList,
+    PlacedOrder,
 )
