@@ -20,7 +20,9 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
+    """An engine; on SQLite, `for_writes=False` gives plain (deferred) transactions that in
+    WAL mode read beside the writer instead of queueing behind it."""
     if not is_sqlite(url):
         return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
     path = url.split("///", 1)[-1]
@@ -43,7 +45,7 @@ def create_engine(url: str) -> AsyncEngine:
     def _on_begin(connection: Any) -> None:
         # A deferred transaction that later writes can fail at once with "database is
         # locked"; taking the write lock up front makes concurrent writers queue instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if for_writes else "BEGIN")
 
     return engine
 

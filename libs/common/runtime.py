@@ -65,6 +65,8 @@ class ServiceRuntime:
     settings: ServiceSettings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    # For reads only: on SQLite they must not queue behind writers (see db.create_engine).
+    read_sessionmaker: async_sessionmaker[AsyncSession]
     nc: NATS
     js: JetStreamContext
     authorizer: Authorizer
@@ -97,7 +99,8 @@ class ServiceRuntime:
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessionmaker() as session, session.begin():
+        """A read-only transaction (a consistent snapshot); never write through it."""
+        async with self.read_sessionmaker() as session, session.begin():
             yield session
 
 
@@ -115,6 +118,11 @@ async def start_runtime(
     engine = create_engine(settings.sqlalchemy_url)
     await create_tables(engine, metadata)
     sessionmaker = create_sessionmaker(engine)
+    read_engine = (
+        create_engine(settings.sqlalchemy_url, for_writes=False)
+        if is_sqlite(settings.sqlalchemy_url)
+        else engine
+    )
     hooks: list[Callable[[], None]] = []
     nc = await connect(
         settings.nats_url,
@@ -140,6 +148,7 @@ async def start_runtime(
         settings=settings,
         engine=engine,
         sessionmaker=sessionmaker,
+        read_sessionmaker=create_sessionmaker(read_engine),
         nc=nc,
         js=js,
         authorizer=authorizer,
@@ -173,3 +182,4 @@ async def start_runtime(
         with contextlib.suppress(Exception):
             await nc.drain()
         await engine.dispose()
+        await read_engine.dispose()

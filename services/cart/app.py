@@ -1,4 +1,4 @@
-"""Cart's app factory: the subject's active cart, emptied when an order is placed from it."""
+"""Cart's app factory: the active cart and its lock, saved lists, the checkout and unlock consumers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from libs.common.runtime import start_runtime
 from libs.common.web import create_service_app
 from services.cart import handlers
 from services.cart.models import Base, OutboxMessage
-from services.cart.routes import router
+from services.cart.routes import lists_router, router
 from services.cart.settings import CartSettings
 
 
@@ -24,8 +24,11 @@ def create_app(settings: CartSettings | None = None) -> FastAPI:
             settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
         ) as runtime:
             runtime.spawn(handlers.check_out_ordered_carts(runtime), name="checkout")
+            runtime.spawn(handlers.release_locks_of_ended_sessions(runtime), name="lock-release")
             app.state.runtime = runtime
             app.state.settings = settings
             yield
 
-    return create_service_app(title="onbehalf cart", lifespan=lifespan, routers=[router])
+    return create_service_app(
+        title="onbehalf cart", lifespan=lifespan, routers=[router, lists_router]
+    )

@@ -1,4 +1,4 @@
-"""What cart consumes: placed orders, which empty the cart they came from."""
+"""What cart consumes: placed orders (empty their cart) and ended acting sessions (end their locks)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from libs.common.consumer import Delivery, consume
 from libs.common.events import context_of_event
 from libs.common.inbox import first_delivery
 from libs.common.runtime import ServiceRuntime
-from services.cart import service
+from services.cart import locking, service
 from services.cart.models import InboxEntry
 
 ORDER_PLACED_SUBJECT = "events.orders.order.placed"
+SESSION_ENDED_SUBJECT = "events.identity.acting_session.ended"
 
 
 async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
@@ -25,3 +26,28 @@ async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
                     await service.check_out(uow=uow, context=context, order=data)
 
     await consume(runtime.js, durable="cart-checkout", subject=ORDER_PLACED_SUBJECT, handle=handle)
+
+
+async def release_locks_of_ended_sessions(runtime: ServiceRuntime) -> None:
+    """The revocation set already stops an ended session's lock from blocking anyone; this
+    clears the row and records the release (`cart.lock.released`, reason session_ended)."""
+
+    async def handle(batch: list[Delivery]) -> None:
+        async with runtime.unit_of_work() as uow:
+            for delivery in batch:
+                event = delivery.event
+                if not await first_delivery(uow.session, InboxEntry, event.get_id()):
+                    continue
+                data = event.get_data()
+                if isinstance(data, dict) and isinstance(data.get("session_id"), str):
+                    context = context_of_event(event, policy_revision=runtime.authorizer.revision)
+                    await locking.release_locks_of_ended_session(
+                        uow=uow,
+                        context=context,
+                        session_id=data["session_id"],
+                        end_reason=data.get("reason"),
+                    )
+
+    await consume(
+        runtime.js, durable="cart-lock-release", subject=SESSION_ENDED_SUBJECT, handle=handle
+    )

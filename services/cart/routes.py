@@ -1,14 +1,25 @@
-"""Cart's HTTP routes: thin; decisions live in service.py and the policy."""
+"""Cart's HTTP routes: thin; decisions live in service.py, locking.py, saved_lists.py and the policy."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 
 from libs.common.web import CurrentPrincipal, Runtime
-from services.cart import service
-from services.cart.schemas import CartItemCreate, CartItemUpdate, CartRead
+from services.cart import locking, saved_lists, service
+from services.cart.schemas import (
+    CartItemCreate,
+    CartItemUpdate,
+    CartLockRead,
+    CartLockTakeover,
+    CartRead,
+    SavedListCreate,
+    SavedListItemWrite,
+    SavedListPage,
+    SavedListRead,
+    SavedListRename,
+)
 from services.cart.settings import CartSettings
 
 
@@ -19,41 +30,203 @@ def get_settings(request: Request) -> CartSettings:
 
 Settings = Annotated[CartSettings, Depends(get_settings)]
 SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
+ListId = Annotated[str, Path(min_length=1, max_length=64)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="The cart's ETag as read; a stale one gets 412 and changes nothing",
+    ),
+]
 
 router = APIRouter(tags=["cart"])
+lists_router = APIRouter(tags=["saved lists"])
+
+
+def _with_etag(response: Response, cart: CartRead) -> CartRead:
+    response.headers["ETag"] = service.etag(cart.version)
+    return cart
 
 
 @router.get("/v1/cart")
-async def get_cart(principal: CurrentPrincipal, runtime: Runtime) -> CartRead:
-    return await service.get_cart(runtime=runtime, principal=principal)
+async def get_cart(response: Response, principal: CurrentPrincipal, runtime: Runtime) -> CartRead:
+    return _with_etag(response, await service.get_cart(runtime=runtime, principal=principal))
 
 
 @router.post("/v1/cart/items")
 async def add_item(
-    body: CartItemCreate, principal: CurrentPrincipal, runtime: Runtime, settings: Settings
+    body: CartItemCreate,
+    response: Response,
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    settings: Settings,
+    if_match: IfMatch = None,
 ) -> CartRead:
-    return await service.add_item(
+    cart = await service.add_item(
         runtime=runtime,
         settings=settings,
         principal=principal,
         sku=body.sku,
         quantity=body.quantity,
+        if_match=if_match,
     )
+    return _with_etag(response, cart)
 
 
 @router.patch("/v1/cart/items/{sku}")
 async def change_item(
     sku: SkuPath,
     body: CartItemUpdate,
+    response: Response,
     principal: CurrentPrincipal,
     runtime: Runtime,
     settings: Settings,
+    if_match: IfMatch = None,
 ) -> CartRead:
-    return await service.change_item(
-        runtime=runtime, settings=settings, principal=principal, sku=sku, quantity=body.quantity
+    cart = await service.change_item(
+        runtime=runtime,
+        settings=settings,
+        principal=principal,
+        sku=sku,
+        quantity=body.quantity,
+        if_match=if_match,
     )
+    return _with_etag(response, cart)
 
 
 @router.delete("/v1/cart/items/{sku}")
-async def remove_item(sku: SkuPath, principal: CurrentPrincipal, runtime: Runtime) -> CartRead:
-    return await service.remove_item(runtime=runtime, principal=principal, sku=sku)
+async def remove_item(
+    sku: SkuPath,
+    response: Response,
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    settings: Settings,
+    if_match: IfMatch = None,
+) -> CartRead:
+    cart = await service.remove_item(
+        runtime=runtime, settings=settings, principal=principal, sku=sku, if_match=if_match
+    )
+    return _with_etag(response, cart)
+
+
+@router.post("/v1/cart/lock")
+async def lock_cart(
+    principal: CurrentPrincipal, runtime: Runtime, settings: Settings
+) -> CartLockRead:
+    return await locking.lock_cart(runtime=runtime, settings=settings, principal=principal)
+
+
+@router.post("/v1/cart/lock/takeover")
+async def take_over_lock(
+    body: CartLockTakeover, principal: CurrentPrincipal, runtime: Runtime, settings: Settings
+) -> CartLockRead:
+    return await locking.take_over_lock(
+        runtime=runtime,
+        settings=settings,
+        principal=principal,
+        holder_session_id=body.holder_session_id,
+    )
+
+
+@router.delete("/v1/cart/lock", status_code=status.HTTP_204_NO_CONTENT)
+async def unlock_cart(principal: CurrentPrincipal, runtime: Runtime) -> None:
+    await locking.unlock_cart(runtime=runtime, principal=principal)
+
+
+# ---------------------------------------------------------------- saved lists
+
+
+@lists_router.get("/v1/saved-lists")
+async def list_saved_lists(principal: CurrentPrincipal, runtime: Runtime) -> SavedListPage:
+    return await saved_lists.list_saved_lists(runtime=runtime, principal=principal)
+
+
+@lists_router.post("/v1/saved-lists", status_code=status.HTTP_201_CREATED)
+async def create_saved_list(
+    body: SavedListCreate, principal: CurrentPrincipal, runtime: Runtime, settings: Settings
+) -> SavedListRead:
+    return await saved_lists.create_saved_list(
+        runtime=runtime, settings=settings, principal=principal, name=body.name, items=body.items
+    )
+
+
+@lists_router.get("/v1/saved-lists/{list_id}")
+async def get_saved_list(
+    list_id: ListId, principal: CurrentPrincipal, runtime: Runtime
+) -> SavedListRead:
+    return await saved_lists.get_saved_list(runtime=runtime, principal=principal, list_id=list_id)
+
+
+@lists_router.patch("/v1/saved-lists/{list_id}")
+async def rename_saved_list(
+    list_id: ListId, body: SavedListRename, principal: CurrentPrincipal, runtime: Runtime
+) -> SavedListRead:
+    return await saved_lists.rename_saved_list(
+        runtime=runtime, principal=principal, list_id=list_id, name=body.name
+    )
+
+
+@lists_router.delete("/v1/saved-lists/{list_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_saved_list(list_id: ListId, principal: CurrentPrincipal, runtime: Runtime) -> None:
+    await saved_lists.delete_saved_list(runtime=runtime, principal=principal, list_id=list_id)
+
+
+@lists_router.post("/v1/saved-lists/{list_id}/items")
+async def add_list_item(
+    list_id: ListId,
+    body: SavedListItemWrite,
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    settings: Settings,
+) -> SavedListRead:
+    return await saved_lists.add_list_item(
+        runtime=runtime,
+        settings=settings,
+        principal=principal,
+        list_id=list_id,
+        sku=body.sku,
+        quantity=body.quantity,
+    )
+
+
+@lists_router.patch("/v1/saved-lists/{list_id}/items/{sku}")
+async def change_list_item(
+    list_id: ListId,
+    sku: SkuPath,
+    body: CartItemUpdate,
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    settings: Settings,
+) -> SavedListRead:
+    return await saved_lists.change_list_item(
+        runtime=runtime,
+        settings=settings,
+        principal=principal,
+        list_id=list_id,
+        sku=sku,
+        quantity=body.quantity,
+    )
+
+
+@lists_router.delete("/v1/saved-lists/{list_id}/items/{sku}")
+async def remove_list_item(
+    list_id: ListId, sku: SkuPath, principal: CurrentPrincipal, runtime: Runtime
+) -> SavedListRead:
+    return await saved_lists.remove_list_item(
+        runtime=runtime, principal=principal, list_id=list_id, sku=sku
+    )
+
+
+@lists_router.post("/v1/saved-lists/{list_id}/add-to-cart")
+async def add_list_to_cart(
+    list_id: ListId,
+    response: Response,
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    settings: Settings,
+    if_match: IfMatch = None,
+) -> CartRead:
+    cart = await saved_lists.add_list_to_cart(
+        runtime=runtime, settings=settings, principal=principal, list_id=list_id, if_match=if_match
+    )
+    return _with_etag(response, cart)

@@ -1,32 +1,35 @@
-"""Cart's business functions: the subject's active cart, changed at catalog prices."""
+"""Cart's business functions: the active cart, changed at catalog prices, lock and version checked."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common.errors import Conflict, Invalid, NotFound
+from libs.common.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from libs.common.events import EventContext
+from libs.common.outbox import utcnow
 from libs.common.principals import Principal, org_in_view
-from libs.common.quotes import QuotedLine, request_quote
+from libs.common.quotes import Quote, QuotedLine, request_quote
 from libs.common.resources import Cart as CartResource
 from libs.common.runtime import ServiceRuntime, UnitOfWork
-from services.cart import events
+from services.cart import events, locking
 from services.cart.models import Cart, CartItem
-from services.cart.schemas import CartItemRead, CartRead
+from services.cart.schemas import CartItemRead, CartLockRead, CartRead
 from services.cart.settings import CartSettings
 
 
-def _read(cart: Cart | None, org_id: str) -> CartRead:
-    if cart is None:
-        return CartRead(id=None, org_id=org_id, items=[], version=0)
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _read(cart: Cart | None, org_id: str, *, version: int, lock: CartLockRead | None) -> CartRead:
     return CartRead(
-        id=cart.id,
-        org_id=cart.org_id,
+        id=cart.id if cart else None,
+        org_id=org_id,
         items=[
             CartItemRead(
                 sku=i.sku,
@@ -35,9 +38,10 @@ def _read(cart: Cart | None, org_id: str) -> CartRead:
                 unit_price=i.unit_price,
                 currency=i.currency,
             )
-            for i in cart.items
+            for i in (cart.items if cart else [])
         ],
-        version=cart.version,
+        lock=lock,
+        version=version,
     )
 
 
@@ -45,24 +49,84 @@ async def _active_cart(session: AsyncSession, org_id: str) -> Cart | None:
     return await session.scalar(select(Cart).where(Cart.active_org_id == org_id))
 
 
+async def _latest_version(session: AsyncSession, org_id: str) -> int:
+    """The version of the organisation's newest cart: a new cart continues from it, so an
+    ETag read before a checkout never matches the cart that replaces the checked-out one."""
+    latest = await session.scalar(select(func.max(Cart.version)).where(Cart.org_id == org_id))
+    return int(latest or 0)
+
+
 async def _active_cart_for_change(uow: UnitOfWork, org_id: str) -> Cart:
     cart = await _active_cart(uow.session, org_id)
     if cart is not None:
         return cart
     cart = Cart(
-        id=str(uuid4()), org_id=org_id, active_org_id=org_id, status="active", version=0, items=[]
+        id=str(uuid4()),
+        org_id=org_id,
+        active_org_id=org_id,
+        status="active",
+        version=await _latest_version(uow.session, org_id),
+        items=[],
     )
     uow.session.add(cart)
     await uow.session.flush()
     return cart
 
 
+async def read_in(uow: UnitOfWork, cart: Cart, org_id: str) -> CartRead:
+    """The cart as the change that just happened leaves it (lock included)."""
+    lock = await locking.current_lock(uow.session, org_id)
+    now = utcnow()
+    live = locking.live_lock(lock, revoked=uow.runtime.revoked, now=now)
+    return _read(cart, org_id, version=cart.version, lock=live)
+
+
+def check_if_match(if_match: str | None, version: int) -> None:
+    """Optimistic concurrency: a change that names a version the cart has left gets 412.
+
+    `"5"`, `W/"5"` and a bare `5` all name version 5; `*` and no header match any version."""
+    if if_match is None:
+        return
+    tags = [tag.strip() for tag in if_match.split(",") if tag.strip()]
+    if "*" in tags:
+        return
+    named = {tag.removeprefix("W/").strip('"') for tag in tags}
+    if str(version) not in named:
+        raise PreconditionFailed(
+            f"the cart changed since you read it: If-Match names {if_match} but the cart is at "
+            f"version {version}; read it again (GET /v1/cart) and retry",
+            current_version=version,
+        )
+
+
+async def begin_change(
+    uow: UnitOfWork,
+    *,
+    settings: CartSettings,
+    principal: Principal,
+    org_id: str,
+    if_match: str | None,
+) -> Cart:
+    """Lock first (409 for anyone but the holder), then the version (412), then the cart."""
+    await locking.guard_change(uow, settings=settings, principal=principal, org_id=org_id)
+    cart = await _active_cart_for_change(uow, org_id)
+    check_if_match(if_match, cart.version)
+    return cart
+
+
+async def quote(runtime: ServiceRuntime, org_id: str, skus: list[str]) -> Quote:
+    """Catalog's prices for the organisation; 422 names every SKU it does not sell to it."""
+    found = await request_quote(runtime.nc, org_id=org_id, skus=skus)
+    missing = sorted(set(found.unavailable) | {s for s in skus if s not in found.lines})
+    if missing:
+        raise Invalid(
+            f"unknown SKU {', '.join(missing)}: no such product in this customer's catalog"
+        )
+    return found
+
+
 async def _quote_one(runtime: ServiceRuntime, org_id: str, sku: str) -> QuotedLine:
-    quote = await request_quote(runtime.nc, org_id=org_id, skus=[sku])
-    line = quote.lines.get(sku)
-    if line is None:
-        raise Invalid(f"unknown SKU {sku}: no such product in this customer's catalog")
-    return line
+    return (await quote(runtime, org_id, [sku])).lines[sku]
 
 
 def _line_data(cart: Cart, item: CartItem) -> dict[str, Any]:
@@ -80,12 +144,39 @@ async def get_cart(*, runtime: ServiceRuntime, principal: Principal) -> CartRead
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "read", CartResource(org_id=org_id))
     async with runtime.reading() as session:
-        return _read(await _active_cart(session, org_id), org_id)
+        cart = await _active_cart(session, org_id)
+        version = cart.version if cart else await _latest_version(session, org_id)
+        lock = locking.live_lock(
+            await locking.current_lock(session, org_id), revoked=runtime.revoked, now=utcnow()
+        )
+        return _read(cart, org_id, version=version, lock=lock)
 
 
-def _check_quantity(settings: CartSettings, quantity: int) -> None:
+def check_quantity(settings: CartSettings, quantity: int, *, sku: str | None = None) -> None:
     if quantity > settings.max_quantity:
-        raise Invalid(f"quantity {quantity} is above the maximum of {settings.max_quantity}")
+        of = f" of {sku}" if sku else ""
+        raise Invalid(f"quantity {quantity}{of} is above the maximum of {settings.max_quantity}")
+
+
+def add_line(cart: Cart, line: QuotedLine, quantity: int, settings: CartSettings) -> CartItem:
+    """Add `quantity` of a quoted product to the cart at the catalog's current price."""
+    item = next((i for i in cart.items if i.sku == line.sku), None)
+    if item is None:
+        item = CartItem(
+            sku=line.sku,
+            name=line.name,
+            quantity=quantity,
+            unit_price=line.unit_price,
+            currency=line.currency,
+            position=max((i.position for i in cart.items), default=-1) + 1,
+        )
+        cart.items.append(item)
+    else:
+        check_quantity(settings, item.quantity + quantity, sku=line.sku)
+        item.quantity += quantity
+        item.name = line.name
+        item.unit_price = line.unit_price
+    return item
 
 
 async def add_item(
@@ -95,37 +186,26 @@ async def add_item(
     principal: Principal,
     sku: str,
     quantity: int,
+    if_match: str | None = None,
 ) -> CartRead:
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
-    _check_quantity(settings, quantity)
+    check_quantity(settings, quantity)
     line = await _quote_one(runtime, org_id, sku)
     try:
         async with runtime.unit_of_work() as uow:
-            cart = await _active_cart_for_change(uow, org_id)
-            item = next((i for i in cart.items if i.sku == sku), None)
-            if item is None:
-                item = CartItem(
-                    sku=sku,
-                    name=line.name,
-                    quantity=quantity,
-                    unit_price=line.unit_price,
-                    currency=line.currency,
-                    position=len(cart.items),
-                )
-                cart.items.append(item)
-            else:
-                _check_quantity(settings, item.quantity + quantity)
-                item.quantity += quantity
-                item.unit_price = line.unit_price
+            cart = await begin_change(
+                uow, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+            )
+            item = add_line(cart, line, quantity, settings)
             cart.version += 1
+            cart.updated_at = utcnow()
             await uow.session.flush()
             uow.publish(events.ITEM_ADDED, {**_line_data(cart, item), "added": quantity}, principal)
-            read = _read(cart, org_id)
+            return await read_in(uow, cart, org_id)
     except IntegrityError as exc:
         # Two first items at once both tried to open the cart: the loser may simply retry.
         raise Conflict("the cart changed at the same moment; try again") from exc
-    return read
 
 
 async def change_item(
@@ -135,50 +215,74 @@ async def change_item(
     principal: Principal,
     sku: str,
     quantity: int,
+    if_match: str | None = None,
 ) -> CartRead:
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
-    _check_quantity(settings, quantity)
+    check_quantity(settings, quantity)
     line = await _quote_one(runtime, org_id, sku)
     async with runtime.unit_of_work() as uow:
-        cart = await _active_cart(uow.session, org_id)
-        item = next((i for i in cart.items if i.sku == sku), None) if cart else None
-        if cart is None or item is None:
+        cart = await begin_change(
+            uow, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+        )
+        item = next((i for i in cart.items if i.sku == sku), None)
+        if item is None:
             raise NotFound(f"SKU {sku} is not in the cart")
         item.quantity = quantity
         item.unit_price = line.unit_price
         cart.version += 1
+        cart.updated_at = utcnow()
         await uow.session.flush()
         uow.publish(events.ITEM_CHANGED, _line_data(cart, item), principal)
-        return _read(cart, org_id)
+        return await read_in(uow, cart, org_id)
 
 
-async def remove_item(*, runtime: ServiceRuntime, principal: Principal, sku: str) -> CartRead:
+async def remove_item(
+    *,
+    runtime: ServiceRuntime,
+    settings: CartSettings,
+    principal: Principal,
+    sku: str,
+    if_match: str | None = None,
+) -> CartRead:
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
     async with runtime.unit_of_work() as uow:
-        cart = await _active_cart(uow.session, org_id)
-        item = next((i for i in cart.items if i.sku == sku), None) if cart else None
-        if cart is None or item is None:
+        cart = await begin_change(
+            uow, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+        )
+        item = next((i for i in cart.items if i.sku == sku), None)
+        if item is None:
             raise NotFound(f"SKU {sku} is not in the cart")
         cart.items.remove(item)
         cart.version += 1
+        cart.updated_at = utcnow()
         await uow.session.flush()
         uow.publish(
             events.ITEM_REMOVED,
             {"cart_id": cart.id, "cart_version": cart.version, "sku": sku},
             principal,
         )
-        return _read(cart, org_id)
+        return await read_in(uow, cart, org_id)
 
 
 async def check_out(*, uow: UnitOfWork, context: EventContext, order: dict[str, Any]) -> None:
     """An order was placed from a cart: empty it of what was ordered.
 
     If nobody changed the cart since the order read it, the whole cart is closed (the
-    next change opens a new one); otherwise only the ordered quantities leave it.
+    next change opens a new one); otherwise only the ordered quantities leave it. Either
+    way its version moves on, so no ETag read before the order matches afterwards.
     """
-    cart = await uow.session.get(Cart, order.get("cart_id"))
+    org_id = await uow.session.scalar(select(Cart.org_id).where(Cart.id == order.get("cart_id")))
+    if org_id is None:
+        return
+    # Queue behind the organisation's cart changes, like they queue behind each other.
+    await locking.queue_behind_changes(uow, org_id)
+    cart = await uow.session.scalar(
+        select(Cart)
+        .where(Cart.id == order.get("cart_id"))
+        .execution_options(populate_existing=True)
+    )
     if cart is None or cart.status != "active":
         return
     if cart.version == order.get("cart_version"):
@@ -192,7 +296,8 @@ async def check_out(*, uow: UnitOfWork, context: EventContext, order: dict[str, 
                 cart.items.remove(item)
             else:
                 item.quantity = left
-        cart.version += 1
+    cart.version += 1
+    cart.updated_at = utcnow()
     uow.publish(
         events.CHECKED_OUT,
         {"cart_id": cart.id, "order_id": order.get("order_id"), "status": cart.status},

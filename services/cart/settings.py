@@ -8,4 +8,13 @@ from libs.common.settings import ServiceSettings
 class CartSettings(ServiceSettings):
     service_name: str = "cart"
     port: int = 8003
+    # The most of one product a cart line or a saved-list line may hold.
     max_quantity: int = 10_000
+    # A lock its holder has not used for longer than this may be taken over by any staff
+    # member acting in full mode (the policy decides; supervisors need not wait).
+    lock_takeover_idle_seconds: int = 600
+    # When true, an acting session changes the cart only while it holds the lock; by default
+    # locking is the staff member's choice and an unlocked cart is open to every buyer.
+    require_lock_for_acting_changes: bool = False
+    max_saved_lists: int = 200
+    max_saved_list_items: int = 500

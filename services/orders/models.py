@@ -1,4 +1,4 @@
-"""Orders' tables: orders, their lines, the outbox."""
+"""Orders' tables: orders, their lines, their cancellations, the outbox."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ class Order(Base):
         lazy="selectin",
         order_by="OrderLine.position",
     )
+    cancellation: Mapped[OrderCancellation | None] = relationship(
+        back_populates="order", lazy="selectin", uselist=False
+    )
 
 
 class OrderLine(Base):
@@ -56,6 +59,22 @@ class OrderLine(Base):
     position: Mapped[int] = mapped_column(Integer, default=0)
 
     order: Mapped[Order] = relationship(back_populates="lines")
+
+
+class OrderCancellation(Base):
+    """Who cancelled an order, when, and in which acting session (its own table, so that the
+    orders table keeps its schema: there are no migrations yet)."""
+
+    __tablename__ = "order_cancellations"
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    cancelled_by_id: Mapped[str] = mapped_column(String(36))
+    cancelled_by_name: Mapped[str] = mapped_column(String(200))
+    acting_session_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    cancelled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    order: Mapped[Order] = relationship(back_populates="cancellation")
 
 
 class OutboxMessage(OutboxMixin, Base):

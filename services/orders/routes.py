@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from libs.common.web import CurrentPrincipal, Runtime
 from services.orders import service
-from services.orders.schemas import OrderCreate, OrderPage, OrderRead
+from services.orders.schemas import OrderCancel, OrderCreate, OrderPage, OrderRead
 from services.orders.service import Orders
 
 
@@ -19,6 +19,7 @@ def get_orders(request: Request) -> Orders:
 
 
 OrdersDep = Annotated[Orders, Depends(get_orders)]
+OrderId = Annotated[str, Path(max_length=64)]
 _bearer = HTTPBearer(auto_error=False)
 
 router = APIRouter(tags=["orders"])
@@ -51,7 +52,20 @@ async def list_orders(principal: CurrentPrincipal, runtime: Runtime) -> OrderPag
 
 
 @router.get("/v1/orders/{order_id}")
-async def get_order(
-    order_id: Annotated[str, Path(max_length=64)], principal: CurrentPrincipal, runtime: Runtime
-) -> OrderRead:
+async def get_order(order_id: OrderId, principal: CurrentPrincipal, runtime: Runtime) -> OrderRead:
     return await service.get_order(runtime=runtime, principal=principal, order_id=order_id)
+
+
+@router.post("/v1/orders/{order_id}/cancel")
+async def cancel_order(
+    order_id: OrderId,
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    body: Annotated[OrderCancel | None, Body()] = None,
+) -> OrderRead:
+    return await service.cancel_order(
+        runtime=runtime,
+        principal=principal,
+        order_id=order_id,
+        reason=(body or OrderCancel()).reason,
+    )

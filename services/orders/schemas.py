@@ -28,6 +28,21 @@ class OrderLineRead(BaseModel):
     line_total: Decimal
 
 
+class OrderCancel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class CancellationRead(BaseModel):
+    cancelled_by: PartyRead
+    acting_session_id: str | None
+    # True where a staff member cancelled it while acting: "cancelled on your behalf by <name>".
+    cancelled_on_behalf: bool
+    reason: str | None
+    cancelled_at: datetime
+
+
 class OrderRead(BaseModel):
     id: str
     customer_org_id: str
@@ -41,6 +56,7 @@ class OrderRead(BaseModel):
     status: str
     purchase_order_number: str | None
     created_at: datetime
+    cancellation: CancellationRead | None = None
 
 
 class OrderPage(BaseModel):

@@ -1,4 +1,4 @@
-"""Orders' business functions: place an order from the cart at catalog prices, read history."""
+"""Orders' business functions: place an order from the cart at catalog prices, read history, cancel."""
 
 from __future__ import annotations
 
@@ -6,21 +6,36 @@ import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from uuid import uuid4
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 
-from libs.common.errors import Forbidden, Invalid, NotFound, Unauthenticated, Unavailable
+from libs.common.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
+from libs.common.outbox import utcnow
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.quotes import request_quote
-from libs.common.resources import OrderBook
+from libs.common.resources import OrderBook, PlacedOrder
 from libs.common.runtime import ServiceRuntime
 from services.orders import events
-from services.orders.models import Order, OrderLine
-from services.orders.schemas import OrderCreate, OrderLineRead, OrderPage, OrderRead, PartyRead
+from services.orders.models import Order, OrderCancellation, OrderLine
+from services.orders.schemas import (
+    CancellationRead,
+    OrderCreate,
+    OrderLineRead,
+    OrderPage,
+    OrderRead,
+    PartyRead,
+)
 
 
 @dataclass
@@ -29,6 +44,19 @@ class Orders:
 
     runtime: ServiceRuntime
     cart_client: httpx.AsyncClient
+
+
+def _cancellation(order: Order) -> CancellationRead | None:
+    done = order.cancellation
+    if done is None:
+        return None
+    return CancellationRead(
+        cancelled_by=PartyRead(id=done.cancelled_by_id, name=done.cancelled_by_name),
+        acting_session_id=done.acting_session_id,
+        cancelled_on_behalf=done.acting_session_id is not None,
+        reason=done.reason,
+        cancelled_at=done.cancelled_at,
+    )
 
 
 def _read(order: Order) -> OrderRead:
@@ -53,6 +81,30 @@ def _read(order: Order) -> OrderRead:
         status=order.status,
         purchase_order_number=order.purchase_order_number,
         created_at=order.created_at,
+        cancellation=_cancellation(order),
+    )
+
+
+def _who(principal: Principal) -> tuple[str, str, str | None]:
+    """(id, name, acting session id) of whoever pressed the button: the staff member when acting."""
+    if isinstance(principal, ActingSession):
+        return principal.actor_id, principal.actor_name, principal.id
+    return principal.id, principal.name, None
+
+
+def _refuse_if_locked_by_another(cart: dict[str, Any], principal: Principal) -> None:
+    """Placing an order empties the cart: while a staff member holds its lock, only they may."""
+    lock = cart.get("lock")
+    if not isinstance(lock, dict):
+        return
+    if isinstance(principal, ActingSession) and lock.get("session_id") == principal.id:
+        return
+    holder = lock.get("holder")
+    name = holder.get("name") if isinstance(holder, dict) else None
+    raise Conflict(
+        f"the cart is locked by {name or 'a staff member'}: only they place an order "
+        "from it until they unlock it or their acting session ends",
+        lock=lock,
     )
 
 
@@ -113,6 +165,7 @@ async def place_order(
         return _replay(earlier, request_hash), True
 
     cart = await _fetch_cart(orders, bearer_token)
+    _refuse_if_locked_by_another(cart, principal)
     cart_items = cart.get("items") or []
     if not cart_items or not cart.get("id"):
         raise Invalid("the cart is empty")
@@ -125,11 +178,7 @@ async def place_order(
     if len(currencies) != 1:
         raise Invalid(f"the cart mixes currencies ({', '.join(sorted(currencies))})")
 
-    placed_by: tuple[str, str, str | None]
-    if isinstance(principal, ActingSession):
-        placed_by = (principal.actor_id, principal.actor_name, principal.id)
-    else:
-        placed_by = (principal.id, principal.name, None)
+    placed_by = _who(principal)
     order = Order(
         id=str(uuid4()),
         customer_org_id=org_id,
@@ -143,6 +192,8 @@ async def place_order(
         cart_id=cart["id"],
         idempotency_key=idempotency_key,
         request_hash=request_hash,
+        # Known to be none: reading it later must not lazy-load outside the event loop's reach.
+        cancellation=None,
     )
     for position, item in enumerate(cart_items):
         quoted = quote.lines[item["sku"]]
@@ -216,3 +267,62 @@ async def get_order(*, runtime: ServiceRuntime, principal: Principal, order_id: 
     if order is None or order.customer_org_id != org_id:
         raise NotFound(f"order {order_id} does not exist")
     return _read(order)
+
+
+async def cancel_order(
+    *, runtime: ServiceRuntime, principal: Principal, order_id: str, reason: str | None
+) -> OrderRead:
+    """Cancel a `placed` order: the customer's admin or a full-mode acting session (policy);
+    any other status is a conflict (409), decided by a conditional UPDATE."""
+    org_id = org_in_view(principal)
+    runtime.authorizer.authorize(principal, "read", OrderBook(org_id=org_id))
+    async with runtime.reading() as session:
+        found = await session.get(Order, order_id)
+    if found is None or found.customer_org_id != org_id:
+        raise NotFound(f"order {order_id} does not exist")
+    runtime.authorizer.authorize(principal, "cancel", PlacedOrder(org_id=org_id, id=order_id))
+    by_id, by_name, session_id = _who(principal)
+    async with runtime.unit_of_work() as uow:
+        result = await uow.session.execute(
+            update(Order)
+            .where(Order.id == order_id, Order.status == "placed")
+            .values(status="cancelled")
+            .execution_options(synchronize_session=False)
+        )
+        if cast(CursorResult[Any], result).rowcount != 1:
+            status = await uow.session.scalar(select(Order.status).where(Order.id == order_id))
+            raise Conflict(
+                f"order {order_id} is {status}: only a placed order can be cancelled",
+                status=status,
+            )
+        uow.session.add(
+            OrderCancellation(
+                order_id=order_id,
+                cancelled_by_id=by_id,
+                cancelled_by_name=by_name,
+                acting_session_id=session_id,
+                reason=reason,
+                cancelled_at=utcnow(),
+            )
+        )
+        await uow.session.flush()
+        order = await uow.session.scalar(
+            select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+        )
+        assert order is not None
+        uow.publish(
+            events.ORDER_CANCELLED,
+            {
+                "order_id": order.id,
+                "previous_status": "placed",
+                "status": order.status,
+                "reason": reason,
+                "total": str(order.total),
+                "currency": order.currency,
+                "placed_by": {"id": order.placed_by_id, "name": order.placed_by_name},
+                "placed_in_acting_session": order.acting_session_id,
+                "cancelled_by": {"id": by_id, "name": by_name},
+            },
+            principal,
+        )
+        return _read(order)

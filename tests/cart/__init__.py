@@ -1,0 +1,1 @@
+"""Cart: locks and take-over, versions, saved lists."""

@@ -1,0 +1,1 @@
+"""Orders: cancelling, and placing against a locked cart."""
