@@ -1,0 +1,130 @@
+"""Benchmark: orders placed while acting, per second, until every one is in the audit log.
+
+Several staff members act for several customers at once; each loop adds an item to its
+customer's cart and places an order. The clock stops when the audit log holds every
+`orders.order.placed` event, so the figure includes auditing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from onbehalf.postgres import start_postgres
+from onbehalf.stack import SERVICES, start_stack
+from tests.support import Api, build_world, ok
+
+
+async def _place(
+    client: httpx.AsyncClient, urls: dict[str, str], token: str, sku: str, orders: int, tag: str
+) -> list[float]:
+    headers = {"Authorization": f"Bearer {token}"}
+    latencies = []
+    for index in range(orders):
+        added = await client.post(
+            urls["cart"] + "/v1/cart/items", headers=headers, json={"sku": sku, "quantity": 1}
+        )
+        if added.status_code != 200:
+            raise RuntimeError(f"add: {added.status_code} {added.text}")
+        started = time.perf_counter()
+        placed = await client.post(
+            urls["orders"] + "/v1/orders",
+            headers={**headers, "Idempotency-Key": f"{tag}-{index}"},
+        )
+        latencies.append(time.perf_counter() - started)
+        if placed.status_code != 201:
+            raise RuntimeError(f"place: {placed.status_code} {placed.text}")
+    return latencies
+
+
+def _count(reader: Api, event_type: str) -> int:
+    count, cursor = 0, None
+    while True:
+        params: dict[str, str | int] = {"type": event_type, "limit": 500}
+        if cursor:
+            params["cursor"] = cursor
+        page = ok(reader.get("audit", "/v1/audit/events", params=params))
+        count += len(page["items"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--customers", type=int, default=8, help="concurrent acting sessions")
+    parser.add_argument("--orders", type=int, default=50, help="orders per customer")
+    parser.add_argument("--postgres", action="store_true", help="all services on PostgreSQL")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="onbehalf-bench-"))
+    postgres = start_postgres(workdir / "pg") if args.postgres else None
+    database_urls = (
+        {name: postgres.create_database(name) for name in SERVICES} if postgres else None
+    )
+    password = secrets.token_urlsafe(12)
+    stack = start_stack(
+        workdir / "stack",
+        admin_email="admin@bench.test",
+        admin_password=password,
+        database_urls=database_urls,
+    )
+    try:
+        urls = {name: stack.url(name) for name in SERVICES}
+        sessions: list[tuple[str, str]] = []
+        with httpx.Client(timeout=30.0) as client:
+            admin = Api(stack=stack, client=client).login("admin@bench.test", password)
+            for _ in range(args.customers):
+                world = build_world(admin)
+                acting, _ = world.act_as(world.login(world.rep), world.org_a)
+                sessions.append((acting.token or "", world.skus[1]))
+
+            async def run() -> list[float]:
+                limits = httpx.Limits(max_connections=args.customers * 2)
+                async with httpx.AsyncClient(timeout=30.0, limits=limits) as async_client:
+                    results = await asyncio.gather(
+                        *(
+                            _place(async_client, urls, token, sku, args.orders, f"c{index}")
+                            for index, (token, sku) in enumerate(sessions)
+                        )
+                    )
+                return [latency for result in results for latency in result]
+
+            began = time.perf_counter()
+            latencies = asyncio.run(run())
+            placed_at = time.perf_counter()
+            total = args.customers * args.orders
+            while _count(admin, "orders.order.placed") < total:
+                time.sleep(0.05)  # polling the audit log, not synchronisation
+            audited_at = time.perf_counter()
+        latencies.sort()
+        database = "PostgreSQL" if postgres else "SQLite"
+        print(
+            f"onbehalf order throughput — {database}, {args.customers} acting sessions, {total} orders"
+        )
+        print(
+            f"  placing (add item + POST /v1/orders): {total / (placed_at - began):8.1f} orders/s"
+        )
+        print(
+            f"  POST /v1/orders median {latencies[len(latencies) // 2] * 1000:.1f} ms, "
+            f"p99 {latencies[int(len(latencies) * 0.99) - 1] * 1000:.1f} ms"
+        )
+        print(
+            f"  until audited:                        {total / (audited_at - began):8.1f} orders/s"
+        )
+    finally:
+        stack.stop()
+        if postgres:
+            postgres.stop()
+
+
+if __name__ == "__main__":
+    main()
