@@ -116,7 +116,7 @@ def _print_welcome(
             "buyer@acme.example      buyer at Acme",
             "buyer@borealis.example  buyer at Borealis",
         ]:
-            console.print(f"  {email}")
+            console.print(f"  {email}", soft_wrap=True)
         acme = customers.get("Acme Industrial GmbH", "<customer org id>")
         identity, catalog = urls["identity"], urls["catalog"]
         console.print("\nTry it — log in as the rep, act as Acme, see Acme's prices:")

@@ -90,14 +90,34 @@ def load_demo_data(urls: dict[str, str], *, admin_email: str, admin_password: st
                 json={"skus": ["GLOVE-L", "OIL-5L"]},
             )
         )
+        _check(
+            client.put(f"{catalog}/v1/customers/{borealis}/groups", json={"groups": ["nordics"]})
+        )
+        promotion = {
+            "name": "Nordic winter gloves",
+            "kind": "percentage",
+            "value": "15",
+            "groups": ["nordics"],
+            "skus": ["GLOVE-L"],
+        }
+        _check(client.post(f"{catalog}/v1/promotions", json=promotion))
+        # Acme's buyer files bolts under Acme's own material number.
+        client.headers["Authorization"] = "Bearer " + login(
+            client, identity, "buyer@acme.example", DEMO_PASSWORD
+        )
+        _check(
+            client.put(
+                f"{catalog}/v1/products/BOLT-M8/customer-number", json={"number": "ACME-4711"}
+            )
+        )
     return DemoData(
         customers=orgs,
         logins=[
             ("rep@seller.example", "sales rep, caretaker of Acme and Borealis, full acting"),
             ("csr@seller.example", "customer service, caretaker of Acme, view-only acting"),
             ("reviewer@seller.example", "security reviewer, reads the audit log"),
-            ("buyer@acme.example", "buyer at Acme (customer prices on BOLT-M8, OIL-5L)"),
+            ("buyer@acme.example", "buyer at Acme (own prices on BOLT-M8, OIL-5L; ACME-4711)"),
             ("admin@acme.example", "admin at Acme"),
-            ("buyer@borealis.example", "buyer at Borealis (assortment: GLOVE-L, OIL-5L)"),
+            ("buyer@borealis.example", "buyer at Borealis (GLOVE-L, OIL-5L; 15 % off gloves)"),
         ],
     )
