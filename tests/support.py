@@ -123,6 +123,17 @@ class World:
         )
         return staff.with_token(started["access_token"]), started
 
+    def customer_user(self, org: dict[str, Any], roles: list[str]) -> dict[str, Any]:
+        body = {
+            "email": unique("customer") + "@example.test",
+            "name": unique("Customer"),
+            "password": PASSWORD,
+            "kind": "customer",
+            "org_id": org["id"],
+            "roles": roles,
+        }
+        return dict(ok(self.admin.post("identity", "/v1/users", json=body), 201))
+
     def staff(
         self, *, roles: list[str], permissions: list[str], caretaker_of: list[dict[str, Any]]
     ) -> dict[str, Any]:

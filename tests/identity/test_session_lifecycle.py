@@ -117,21 +117,7 @@ def _customer_obsolete(world: World) -> str:
 
 
 def _consent_withdrawn(world: World) -> str:
-    customer_admin = ok(
-        world.admin.post(
-            "identity",
-            "/v1/users",
-            json={
-                "email": unique("cadmin") + "@example.test",
-                "name": "Customer Admin",
-                "password": "test-password-1",
-                "kind": "customer",
-                "org_id": world.org_a["id"],
-                "roles": ["admin"],
-            },
-        ),
-        201,
-    )
+    customer_admin = world.customer_user(world.org_a, ["admin"])
     own_admin = world.login(customer_admin)
     ok(
         own_admin.put(
@@ -189,21 +175,7 @@ def test_customer_admin_sees_every_session_on_their_organisation(world: World) -
     rep = world.login(world.rep)
     acting, started = world.act_as(rep, world.org_a)
     assert acting.delete("identity", "/v1/acting-as/current").status_code == 204
-    customer_admin = ok(
-        world.admin.post(
-            "identity",
-            "/v1/users",
-            json={
-                "email": unique("cadmin") + "@example.test",
-                "name": "Customer Admin",
-                "password": "test-password-1",
-                "kind": "customer",
-                "org_id": world.org_a["id"],
-                "roles": ["admin"],
-            },
-        ),
-        201,
-    )
+    customer_admin = world.customer_user(world.org_a, ["admin"])
     own_admin = world.login(customer_admin)
     [session] = sessions_of(own_admin, world.org_a)
     assert session["session_id"] == started["session_id"]
@@ -258,21 +230,7 @@ def test_never_while_acting_users_credentials_consent_or_sessions(world: World) 
 
 
 def test_customer_admin_manages_their_own_users_only(world: World) -> None:
-    customer_admin = ok(
-        world.admin.post(
-            "identity",
-            "/v1/users",
-            json={
-                "email": unique("cadmin") + "@example.test",
-                "name": "Customer Admin",
-                "password": "test-password-1",
-                "kind": "customer",
-                "org_id": world.org_a["id"],
-                "roles": ["admin"],
-            },
-        ),
-        201,
-    )
+    customer_admin = world.customer_user(world.org_a, ["admin"])
     own_admin = world.login(customer_admin)
     body = {
         "name": "New Buyer",
