@@ -23,11 +23,15 @@ def create_app(settings: CartSettings | None = None) -> FastAPI:
         async with start_runtime(
             settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
         ) as runtime:
+            checkouts = await handlers.serve_checkouts(runtime)
             runtime.spawn(handlers.check_out_ordered_carts(runtime), name="checkout")
             runtime.spawn(handlers.release_locks_of_ended_sessions(runtime), name="lock-release")
             app.state.runtime = runtime
             app.state.settings = settings
-            yield
+            try:
+                yield
+            finally:
+                await checkouts.unsubscribe()
 
     return create_service_app(
         title="onbehalf cart", lifespan=lifespan, routers=[router, lists_router]

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import structlog
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from libs.common.checkout import CHECKOUT_SUBJECT, parse_checkout
 from libs.common.consumer import Delivery, consume
 from libs.common.events import context_of_event
 from libs.common.inbox import first_delivery
@@ -12,18 +19,43 @@ from services.cart.models import InboxEntry
 ORDER_PLACED_SUBJECT = "events.orders.order.placed"
 SESSION_ENDED_SUBJECT = "events.identity.acting_session.ended"
 
+log = structlog.get_logger("cart.handlers")
+
+
+async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
+    """Orders asks right after placing, so the cart is empty when the customer looks again."""
+
+    async def on_request(message: Msg) -> None:
+        try:
+            order, context = parse_checkout(message.data)
+            async with runtime.unit_of_work() as uow:
+                # Keyed by order id: this request and the event below empty a cart once.
+                if await first_delivery(uow.session, InboxEntry, str(order["order_id"])):
+                    await service.check_out(uow=uow, context=context, order=order)
+            reply: dict[str, object] = {"ok": True}
+        except Exception as exc:
+            log.warning("checkout_failed", error=repr(exc))
+            reply = {"ok": False, "error": "checkout failed; the order event will retry it"}
+        await message.respond(json.dumps(reply).encode())
+
+    return await runtime.nc.subscribe(CHECKOUT_SUBJECT, queue="cart", cb=on_request)
+
 
 async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
+    """The safety net: every placed order empties its cart even if the request above failed."""
+
     async def handle(batch: list[Delivery]) -> None:
         async with runtime.unit_of_work() as uow:
             for delivery in batch:
                 event = delivery.event
-                if not await first_delivery(uow.session, InboxEntry, event.get_id()):
-                    continue
                 data = event.get_data()
-                if isinstance(data, dict):
-                    context = context_of_event(event, policy_revision=runtime.authorizer.revision)
-                    await service.check_out(uow=uow, context=context, order=data)
+                if not isinstance(data, dict):
+                    continue
+                key = str(data.get("order_id") or event.get_id())
+                if not await first_delivery(uow.session, InboxEntry, key):
+                    continue
+                context = context_of_event(event, policy_revision=runtime.authorizer.revision)
+                await service.check_out(uow=uow, context=context, order=data)
 
     await consume(runtime.js, durable="cart-checkout", subject=ORDER_PLACED_SUBJECT, handle=handle)
 

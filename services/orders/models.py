@@ -20,7 +20,11 @@ class Order(Base):
     """An order of a customer organisation, whoever placed it."""
 
     __tablename__ = "orders"
-    __table_args__ = (UniqueConstraint("customer_org_id", "idempotency_key"),)
+    __table_args__ = (
+        UniqueConstraint("customer_org_id", "idempotency_key"),
+        # The same state of a cart is ordered once, whatever the Idempotency-Key says.
+        UniqueConstraint("cart_id", "cart_version"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     customer_org_id: Mapped[str] = mapped_column(String(36), index=True)
@@ -32,6 +36,7 @@ class Order(Base):
     total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     purchase_order_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
     cart_id: Mapped[str] = mapped_column(String(36))
+    cart_version: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str] = mapped_column(String(200))
     request_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

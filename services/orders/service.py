@@ -13,6 +13,7 @@ import httpx
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 
+from libs.common.checkout import request_checkout
 from libs.common.errors import (
     Conflict,
     Forbidden,
@@ -21,6 +22,7 @@ from libs.common.errors import (
     Unauthenticated,
     Unavailable,
 )
+from libs.common.events import EventContext
 from libs.common.outbox import utcnow
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.quotes import request_quote
@@ -130,6 +132,13 @@ async def _fetch_cart(orders: Orders, bearer_token: str) -> dict[str, Any]:
     return dict(body)
 
 
+async def _ordered_from(orders: Orders, cart_id: str, cart_version: int) -> Order | None:
+    async with orders.runtime.reading() as session:
+        return await session.scalar(
+            select(Order).where(Order.cart_id == cart_id, Order.cart_version == cart_version)
+        )
+
+
 async def _existing(orders: Orders, org_id: str, key: str) -> Order | None:
     async with orders.runtime.reading() as session:
         return await session.scalar(
@@ -190,6 +199,7 @@ async def place_order(
         total=Decimal(0),
         purchase_order_number=body.purchase_order_number,
         cart_id=cart["id"],
+        cart_version=int(cart.get("version") or 0),
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         # Known to be none: reading it later must not lazy-load outside the event loop's reach.
@@ -210,37 +220,42 @@ async def place_order(
             )
         )
         order.total += line_total
+    placed = {
+        "order_id": order.id,
+        "cart_id": order.cart_id,
+        "cart_version": order.cart_version,
+        "total": str(order.total),
+        "currency": order.currency,
+        "placed_by": {"id": order.placed_by_id, "name": order.placed_by_name},
+        "items": [
+            {"sku": line.sku, "quantity": line.quantity, "unit_price": str(line.unit_price)}
+            for line in order.lines
+        ],
+    }
     try:
         async with runtime.unit_of_work() as uow:
             uow.session.add(order)
             await uow.session.flush()
             read = _read(order)
-            uow.publish(
-                events.ORDER_PLACED,
-                {
-                    "order_id": order.id,
-                    "cart_id": order.cart_id,
-                    "cart_version": cart.get("version"),
-                    "total": str(order.total),
-                    "currency": order.currency,
-                    "placed_by": {"id": order.placed_by_id, "name": order.placed_by_name},
-                    "items": [
-                        {
-                            "sku": line.sku,
-                            "quantity": line.quantity,
-                            "unit_price": str(line.unit_price),
-                        }
-                        for line in order.lines
-                    ],
-                },
-                principal,
-            )
+            uow.publish(events.ORDER_PLACED, placed, principal)
     except IntegrityError:
         # The same key won a race a moment ago: answer as a replay of that order.
         earlier = await _existing(orders, org_id, idempotency_key)
-        if earlier is None:
+        if earlier is not None:
+            return _replay(earlier, request_hash), True
+        same_cart = await _ordered_from(orders, order.cart_id, order.cart_version)
+        if same_cart is None:
             raise
-        return _replay(earlier, request_hash), True
+        raise Conflict(
+            f"this cart was already ordered as order {same_cart.id}; change it to order again",
+            order_id=same_cart.id,
+        ) from None
+    # Empty the cart before answering, so the customer does not see (and re-order) it.
+    await request_checkout(
+        runtime.nc,
+        order=placed,
+        context=EventContext.of(principal, policy_revision=runtime.authorizer.revision),
+    )
     return read, False
 
 
