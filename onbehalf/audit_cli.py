@@ -2,6 +2,247 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+import structlog
 import typer
+from nats.aio.msg import Msg
+from nats.js.api import DeliverPolicy
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from libs.common.bus import EVENTS_STREAM
+from libs.common.events import decode
+from services.audit.service import ChainReport, verify_engine
 
 audit_app = typer.Typer(no_args_is_help=True, help=__doc__)
+
+# Where `make run` (`onbehalf run --data-dir data`) keeps audit's SQLite database.
+DEFAULT_DATABASE = Path("data/db/audit.db")
+
+
+def _quiet_logs() -> None:
+    # Library warnings (e.g. a NATS reconnect) go to stderr; stdout carries only results.
+    if not structlog.is_configured():
+        structlog.configure(
+            wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+            logger_factory=structlog.stdlib.LoggerFactory(),
+        )
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(message, err=True)
+    return typer.Exit(2)
+
+
+def database_url_of(value: str | None) -> str:
+    """A SQLAlchemy URL as given, or a path to a SQLite file (which must exist)."""
+    if value and "://" in value:
+        return value
+    path = Path(value) if value else DEFAULT_DATABASE
+    if not path.is_file():
+        # Opening a missing SQLite file would create an empty one, which "verifies" fine.
+        raise _fail(f"no audit database at {path} (give --database-url or --url)")
+    return f"sqlite+aiosqlite:///{path.resolve()}"
+
+
+async def _verify_database(url: str, anchor: str | None) -> ChainReport:
+    # A plain engine: no write lock for reading (the service's engine takes one on SQLite),
+    # so verifying beside a running audit service never holds it up.
+    engine = create_async_engine(url)
+    try:
+        return await verify_engine(engine, anchor=anchor)
+    finally:
+        await engine.dispose()
+
+
+def _verify_api(url: str, token: str | None, anchor: str | None) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params = {"anchor": anchor} if anchor else {}
+    try:
+        response = httpx.get(
+            url.rstrip("/") + "/v1/audit/verify", headers=headers, params=params, timeout=300.0
+        )
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach the audit service at {url}: {exc}") from exc
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise _fail(f"the audit service answered {response.status_code}: {detail}")
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _print_report(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(report, sort_keys=True))
+    elif report["ok"]:
+        typer.echo(f"ok  count={report['count']}  head={report['head']}")
+        if report.get("anchor_seq") is not None:
+            typer.echo(f"anchor found at seq={report['anchor_seq']}")
+    elif report.get("first_broken") is not None:
+        typer.echo(
+            f"BROKEN  seq={report['first_broken']}  id={report['broken_id']}  "
+            f"problem: {report['problem']}"
+        )
+        typer.echo(f"intact before it: count={report['count']}  head={report['head']}")
+    else:
+        typer.echo(f"BROKEN  {report['problem']}")
+        typer.echo(f"chain itself intact: count={report['count']}  head={report['head']}")
+
+
+@audit_app.command()
+def verify(
+    database_url: str | None = typer.Option(
+        None,
+        "--database-url",
+        help=f"Audit's database: a SQLAlchemy URL or a SQLite file (default {DEFAULT_DATABASE})",
+    ),
+    url: str | None = typer.Option(
+        None, "--url", help="Ask the running audit service instead, e.g. http://127.0.0.1:8005"
+    ),
+    token: str | None = typer.Option(
+        None, "--token", envvar="ONBEHALF_TOKEN", help="Bearer token for --url (reviewer/admin)"
+    ),
+    anchor: str | None = typer.Option(
+        None, "--anchor", help="A head noted earlier: fail unless it is still in the chain"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text"),
+) -> None:
+    """Recompute the hash chain; print ok, count and head, or the first broken record (exit 1)."""
+    _quiet_logs()
+    if url:
+        report = _verify_api(url, token, anchor)
+    else:
+        found = asyncio.run(_verify_database(database_url_of(database_url), anchor))
+        report = {
+            "ok": found.ok,
+            "count": found.count,
+            "head": found.head,
+            "first_broken": found.first_broken,
+            "broken_id": found.broken_id,
+            "problem": found.problem,
+            "anchor_seq": found.anchor_seq,
+        }
+    _print_report(report, as_json)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def format_event(payload: bytes) -> str:
+    """One line per event: time, type, actor → subject, acting session."""
+    try:
+        event = decode(payload)
+    except Exception:
+        return f"(not a CloudEvent: {payload[:120]!r})"
+    time = event.get_time()
+    stamp = time.isoformat(timespec="milliseconds").replace("+00:00", "Z") if time else "-"
+    actor = event.get_extension("actorid") or "-"
+    subject = event.get_extension("subjectorgid") or "-"
+    subject_user = event.get_extension("subjectuserid")
+    if subject_user:
+        subject = f"{subject}/{subject_user}"
+    session = event.get_extension("actingsessionid") or "-"
+    return f"{stamp}  {event.get_type()}  {actor} → {subject}  session={session}"
+
+
+async def _tail(
+    *,
+    nats_url: str,
+    subject: str,
+    limit: int | None,
+    seconds: float | None,
+    from_start: bool,
+    as_json: bool,
+) -> int:
+    async def quiet(_exc: Exception) -> None:
+        return None  # reconnects are the client's business; stdout carries only events
+
+    try:
+        # Retries forever once connected; the first connection gets five seconds.
+        nc = await asyncio.wait_for(
+            nats.connect(
+                nats_url,
+                name="onbehalf-audit-tail",
+                connect_timeout=2,
+                max_reconnect_attempts=-1,
+                reconnect_time_wait=0.25,
+                error_cb=quiet,
+            ),
+            timeout=5.0,
+        )
+    except Exception as exc:
+        raise _fail(f"cannot reach NATS at {nats_url} ({type(exc).__name__})") from exc
+    printed = 0
+    enough = asyncio.Event()
+
+    async def on_message(message: Msg) -> None:
+        nonlocal printed
+        if enough.is_set():
+            return
+        line = message.data.decode(errors="replace") if as_json else format_event(message.data)
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        printed += 1
+        if limit is not None and printed >= limit:
+            enough.set()
+
+    try:
+        # An ordered consumer: ephemeral, in stream order, re-created by the client after a
+        # gap or a reconnect; nothing to clean up, and no acks that could affect audit.
+        subscription = await nc.jetstream().subscribe(
+            subject,
+            stream=EVENTS_STREAM,
+            cb=on_message,
+            ordered_consumer=True,
+            deliver_policy=DeliverPolicy.ALL if from_start else DeliverPolicy.NEW,
+        )
+        typer.echo(f"following {subject} on {nats_url}", err=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(enough.wait(), timeout=seconds)
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
+    finally:
+        with contextlib.suppress(Exception):
+            await nc.close()
+    return printed
+
+
+@audit_app.command()
+def tail(
+    nats_url: str = typer.Option(
+        "nats://127.0.0.1:4222", "--nats-url", envvar="NATS_URL", help="NATS with JetStream"
+    ),
+    event_type: str = typer.Option(
+        ">", "--type", help="Event types to follow; NATS wildcards, e.g. 'orders.>'"
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after N events"),
+    seconds: float | None = typer.Option(None, "--seconds", min=0, help="Stop after S seconds"),
+    from_start: bool = typer.Option(
+        False, "--from-start", help="Replay the stream from its first event, then follow"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print each CloudEvent as JSON"),
+) -> None:
+    """Follow new events live from JetStream: time, type, actor → subject, session."""
+    _quiet_logs()
+    subject = f"events.{event_type}"
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            _tail(
+                nats_url=nats_url,
+                subject=subject,
+                limit=limit,
+                seconds=seconds,
+                from_start=from_start,
+                as_json=as_json,
+            )
+        )

@@ -203,9 +203,32 @@ class Stack:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     database_urls: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Further processes of a service (same database, own port), keyed "<service>-<n>".
+    replicas: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def start_nats(self) -> NatsServer:
+        """Start NATS again after `.nats.stop()` or `.kill()`: same port (clients reconnect to
+        the URL they know) and same JetStream store (the stream and durables survive)."""
+        if self.nats is None:
+            raise StackError("this stack uses a NATS server it did not start")
+        if self.nats.process.poll() is None:
+            raise StackError("NATS is still running")
+        self.nats = start_nats(self.nats.workdir, port=self.nats.port)
+        return self.nats
+
+    def start_replica(self, name: str, *, wait: bool = True) -> ServiceProcess:
+        """Another process of service `name` on a free port, sharing its database and NATS."""
+        key = f"{name}-{len([k for k in self.replicas if k.startswith(name + '-')]) + 2}"
+        service = start_service(
+            name, port=free_port(), env=self.service_env(name), log_dir=self.workdir / "logs" / key
+        )
+        self.replicas[key] = service
+        if wait:
+            wait_healthy(service)
+        return service
 
     def service_env(self, name: str) -> dict[str, str]:
         env = {
@@ -236,6 +259,8 @@ class Stack:
         return self.start_one(name)
 
     def stop(self) -> None:
+        for replica in self.replicas.values():
+            replica.stop()
         for name in reversed(SERVICES):
             if name in self.services:
                 self.services[name].stop()

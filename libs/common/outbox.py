@@ -10,12 +10,19 @@ from typing import Any, ClassVar
 import structlog
 from cloudevents.core.v1.event import CloudEvent
 from nats.js import JetStreamContext
+from nats.js.errors import NoStreamResponseError
 from prometheus_client import Counter
 from sqlalchemy import Integer, LargeBinary, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
-from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    wait_exponential_jitter,
+)
 
+from libs.common.bus import ensure_events_stream
 from libs.common.db import UtcDateTime
 from libs.common.events import encode, nats_subject
 
@@ -62,7 +69,12 @@ class RelayRoundFailed(Exception):
 
 
 class OutboxRelay:
-    """Publishes pending outbox rows to JetStream (Nats-Msg-Id = event id), oldest first."""
+    """Publishes pending outbox rows to JetStream (Nats-Msg-Id = event id), oldest first.
+
+    A row is marked published only once JetStream acknowledged it; anything else (NATS away,
+    a publish timeout, a crash between the ack and our commit) leaves it pending, and the
+    retry is de-duplicated by JetStream on the message id and by every consumer on the event id.
+    """
 
     def __init__(
         self,
@@ -74,6 +86,7 @@ class OutboxRelay:
         batch_size: int = 200,
         poll_seconds: float = 0.5,
         publish_timeout: float = 2.0,
+        max_backoff_seconds: float = 2.0,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._model = model
@@ -82,25 +95,61 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._publish_timeout = publish_timeout
+        self._max_backoff = max_backoff_seconds
         self._wakeup = asyncio.Event()
+        self._reconnected = asyncio.Event()
+        # Set while rounds fail (and before the first): the next round probes with one message
+        # before pipelining the batch, so an outage does not pile a whole batch per retry into
+        # the client's reconnect buffer, to be flushed as duplicates when NATS returns.
+        self._failing = True
 
     def notify(self) -> None:
         """Called after a commit that wrote events, so they leave without waiting for a poll."""
         self._wakeup.set()
 
+    def on_reconnect(self) -> None:
+        """A NATS reconnect hook: cut the current back-off short, the way is clear again."""
+        self._reconnected.set()
+        self._wakeup.set()
+
     async def run(self) -> None:
+        """Forever: wait for a commit (or the poll period), publish everything pending."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
             self._wakeup.clear()
-            async for attempt in AsyncRetrying(
-                retry=retry_if_exception_type(Exception),
-                wait=wait_exponential_jitter(initial=0.05, max=3.0),
-                reraise=True,
-            ):
-                with attempt:
-                    while await self.publish_pending() == self._batch_size:
-                        pass
+            try:
+                await self._drain_with_backoff()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the relay task die: the next poll tries again
+                log.exception("outbox_relay_error", error=repr(exc))
+
+    async def _drain_with_backoff(self) -> None:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(Exception),
+            wait=wait_exponential_jitter(initial=0.05, max=self._max_backoff),
+            sleep=self._backoff_sleep,
+            before_sleep=self._before_retry,
+            reraise=True,
+        ):
+            with attempt:
+                while await self.publish_pending() == self._batch_size:
+                    pass
+
+    def _before_retry(self, state: RetryCallState) -> None:
+        self._failing = True
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        if error is not None and not isinstance(error, RelayRoundFailed):
+            # A publish failure is logged where it happens; this is the database side.
+            log.warning("outbox_round_failed", attempt=state.attempt_number, error=repr(error))
+
+    async def _backoff_sleep(self, seconds: float) -> None:
+        # A reconnect (during the back-off or since the last one) ends it: NATS is back.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._reconnected.wait(), timeout=seconds)
+        self._reconnected.clear()
 
     async def publish_pending(self) -> int:
         """One round: publish up to a batch; returns how many rows it published."""
@@ -109,7 +158,9 @@ class OutboxRelay:
         return await self._publish_unlocked()
 
     async def _publish_locked(self) -> int:
-        # PostgreSQL: several relays share the table; SKIP LOCKED hands each a disjoint batch.
+        # PostgreSQL: several relays share the table; SKIP LOCKED hands each a disjoint batch,
+        # and the locks are held until the published rows are marked, so no row goes out twice
+        # from two relays (a relay that dies mid-round releases its locks with its connection).
         model = self._model
         async with self._sessionmaker() as session, session.begin():
             rows = (
@@ -121,6 +172,8 @@ class OutboxRelay:
                     .with_for_update(skip_locked=True)
                 )
             ).all()
+            if not rows:
+                return 0
             done, error = await self._publish_rows([(r.id, r.subject, r.payload) for r in rows])
             now = utcnow()
             for row in rows:
@@ -132,6 +185,7 @@ class OutboxRelay:
 
     async def _publish_unlocked(self) -> int:
         # SQLite: one writer at a time, so never hold the write lock while talking to NATS.
+        # One relay per database file (one process), so nobody else publishes these rows.
         model = self._model
         async with self._sessionmaker() as session:
             result = await session.execute(
@@ -145,18 +199,30 @@ class OutboxRelay:
         if not rows:
             return 0
         done, error = await self._publish_rows(rows)
-        if done:
-            async with self._sessionmaker() as session, session.begin():
+        failed = [event_id for event_id, _, _ in rows if event_id not in done]
+        async with self._sessionmaker() as session, session.begin():
+            if done:
                 await session.execute(
                     update(model).where(model.id.in_(done)).values(published_at=utcnow())
+                )
+            if failed:
+                await session.execute(
+                    update(model).where(model.id.in_(failed)).values(attempts=model.attempts + 1)
                 )
         return self._finish(len(done), error)
 
     async def _publish_rows(
         self, rows: list[tuple[str, str, bytes]]
     ) -> tuple[set[str], Exception | None]:
+        """Publish in order; returns the ids JetStream acknowledged and the first error.
+
+        Publishes are pipelined (one round trip for the batch, not one per row); the
+        server stores them in the order they were sent. After a failure the first row
+        goes alone, as a probe, until NATS answers again.
+        """
         done: set[str] = set()
-        for event_id, subject, payload in rows:
+        if self._failing:
+            event_id, subject, payload = rows[0]
             try:
                 await self._js.publish(
                     subject,
@@ -167,7 +233,44 @@ class OutboxRelay:
             except Exception as exc:
                 return done, exc
             done.add(event_id)
-        return done, None
+            self._failing = False
+            rows = rows[1:]
+        pending: dict[asyncio.Future[Any], str] = {}
+        error: Exception | None = None
+        for event_id, subject, payload in rows:
+            try:
+                future = await self._js.publish_async(
+                    subject,
+                    payload,
+                    wait_stall=self._publish_timeout,
+                    headers={"Nats-Msg-Id": event_id},
+                )
+            except Exception as exc:
+                error = exc
+                break
+            pending[future] = event_id
+        if pending:
+            finished, unfinished = await asyncio.wait(pending, timeout=self._publish_timeout)
+            for future in unfinished:
+                # No ack in time: maybe stored, maybe not; the retry is de-duplicated.
+                future.cancel()
+            if unfinished and error is None:
+                error = TimeoutError(f"{len(unfinished)} publishes not acknowledged in time")
+            for future in finished:
+                failure = future.exception()
+                if failure is None:
+                    done.add(pending[future])
+                elif error is None:
+                    error = (
+                        failure if isinstance(failure, Exception) else RuntimeError(repr(failure))
+                    )
+        if error is not None:
+            self._failing = True
+            if isinstance(error, NoStreamResponseError):
+                # NATS came back without its store (a new server): recreate the stream.
+                with contextlib.suppress(Exception):
+                    await ensure_events_stream(self._js)
+        return done, error
 
     def _finish(self, published: int, error: Exception | None) -> int:
         PUBLISHED.inc(published)

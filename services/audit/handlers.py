@@ -20,4 +20,5 @@ async def record_everything(runtime: ServiceRuntime, settings: AuditSettings) ->
         subject="events.>",
         handle=handle,
         batch=settings.consume_batch,
+        ack_wait_seconds=settings.consume_ack_wait_seconds,
     )

@@ -35,7 +35,9 @@ class AuditRecord(Base):
     acting_session_id: Mapped[str | None] = mapped_column(String(36), index=True, nullable=True)
     policy_revision: Mapped[str | None] = mapped_column(String(32), nullable=True)
     envelope: Mapped[str] = mapped_column(Text)
-    prev_hash: Mapped[str] = mapped_column(String(64))
+    # Unique: in a chain each hash is followed once; a second record after the same head
+    # (a fork, e.g. two writers) is refused by the database itself.
+    prev_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hash: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

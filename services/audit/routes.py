@@ -44,5 +44,10 @@ async def list_events(
 
 
 @router.get("/v1/audit/verify")
-async def verify(principal: CurrentPrincipal, runtime: Runtime) -> VerifyRead:
-    return await service.verify(runtime=runtime, principal=principal)
+async def verify(
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    anchor: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None,
+) -> VerifyRead:
+    """Recompute the chain; with `anchor` (a head noted earlier) also prove it is still in it."""
+    return await service.verify(runtime=runtime, principal=principal, anchor=anchor)

@@ -39,8 +39,13 @@ class AuditPage(BaseModel):
 
 
 class VerifyRead(BaseModel):
+    """`head` is the hash of the last good record; `first_broken` the seq of the first bad one,
+    `broken_id` its event id. `anchor_seq` is where a requested anchor hash was found."""
+
     ok: bool
     count: int
     head: str
     first_broken: int | None = None
+    broken_id: str | None = None
     problem: str | None = None
+    anchor_seq: int | None = None

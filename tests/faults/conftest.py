@@ -1,0 +1,33 @@
+"""Fault-test fixtures: one PostgreSQL per session, and a fresh stack per test on either backend."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from onbehalf.postgres import PostgresServer, start_postgres
+from tests.faults.harness import Backend, FaultStack, start_fault_stack
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    server = start_postgres(tmp_path_factory.mktemp("faults-pg"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def faults(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaultStack]:
+    """A stack of the test's own, so that it can stop and kill processes freely."""
+    backend: Backend = request.param
+    server = request.getfixturevalue("postgres") if backend == "postgres" else None
+    running = start_fault_stack(tmp_path / "stack", backend, server)
+    try:
+        yield running
+    finally:
+        running.stack.stop()
+        running.close()
