@@ -163,6 +163,8 @@ async def start_runtime(
         js=js, revoked=revoked, ttl=float(settings.acting_session_max_seconds)
     )
     hooks.append(watcher.on_reconnect)
+    # Pending events leave as soon as NATS is back, not after the relay's back-off.
+    hooks.append(relay.on_reconnect)
     runtime.spawn(watcher.run(), name="revocation-watcher")
     try:
         await asyncio.wait_for(revoked.ready.wait(), timeout=settings.startup_timeout_seconds)
