@@ -176,3 +176,15 @@ def test_customer_users_and_plain_staff_cannot_read_the_audit_log(world: World) 
         response = api.get("audit", "/v1/audit/events")
         assert response.status_code == 403
         assert response.json()["reason"]
+
+
+def test_nobody_acts_for_the_seller_itself(world: World) -> None:
+    seller_org_id = ok(world.admin.get("identity", "/v1/me"))["org_id"]
+    for api in [world.admin, world.login(world.rep)]:
+        refused = api.post(
+            "identity", "/v1/acting-as", json={"customer_org_id": seller_org_id, "mode": "view"}
+        )
+        assert refused.status_code == 403
+        assert refused.json()["reason"] == "the seller's own organisation cannot be acted for"
+    listed = ok(world.admin.get("identity", "/v1/customers"))["items"]
+    assert seller_org_id not in {c["id"] for c in listed}
