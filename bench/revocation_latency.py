@@ -26,11 +26,13 @@ def _first_refusal(url: str, token: str, stopped: threading.Event, out: dict[str
     """Poll as fast as one client can; record when the first 401 is seen."""
     with httpx.Client(timeout=5.0) as client:
         stopped.wait()
-        while True:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
             response = client.get(url, headers={"Authorization": f"Bearer {token}"})
             if response.status_code == 401:
                 out[url] = time.perf_counter()
                 return
+        print(f"{url}: still {response.status_code} after 10 s", file=sys.stderr)
 
 
 def main() -> None:

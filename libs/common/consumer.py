@@ -106,6 +106,20 @@ async def consume(
                 await subscription.unsubscribe()
 
 
+async def _next_batch(subscription: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
+    """Wait for one message, then take whatever else is already there, up to `batch`.
+
+    A single `fetch(batch)` that receives fewer than `batch` messages waits out its whole
+    timeout for the rest: at a trickle, every event would wait up to that long."""
+    messages = await subscription.fetch(1, timeout=1.0)
+    if batch > 1:
+        # A time-out here only means nothing else was waiting.
+        # (nats-py raises either its own TimeoutError or asyncio's, depending on the path.)
+        with contextlib.suppress(NatsTimeoutError, asyncio.TimeoutError):
+            messages += await subscription.fetch(batch - 1, timeout=0.005)
+    return messages
+
+
 async def _pump(
     subscription: JetStreamContext.PullSubscription,
     *,
@@ -117,8 +131,8 @@ async def _pump(
     failures = 0
     while True:
         try:
-            messages = await subscription.fetch(batch, timeout=1.0)
-        except NatsTimeoutError:
+            messages = await _next_batch(subscription, batch)
+        except (TimeoutError, NatsTimeoutError):
             failures = 0  # an empty stream answers like this: the consumer is fine
             continue
         except asyncio.CancelledError:
