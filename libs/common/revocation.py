@@ -26,8 +26,14 @@ async def revocation_bucket(js: JetStreamContext, *, ttl_seconds: float) -> KeyV
             return await js.key_value(REVOCATION_BUCKET)
 
 
+def user_key(user_id: str) -> str:
+    """The bucket key of a deactivated user (acting sessions are keyed by their bare id)."""
+    return f"user.{user_id}"
+
+
 class RevocationSet:
-    """The ended acting sessions this process knows of; checked on every request, no I/O."""
+    """The ended acting sessions and deactivated users this process knows of; checked on every
+    request, no I/O."""
 
     def __init__(self) -> None:
         self._revoked: set[str] = set()
@@ -36,8 +42,11 @@ class RevocationSet:
     def __contains__(self, session_id: object) -> bool:
         return session_id in self._revoked
 
-    def add(self, session_id: str) -> None:
-        self._revoked.add(session_id)
+    def add(self, key: str) -> None:
+        self._revoked.add(key)
+
+    def discard(self, key: str) -> None:
+        self._revoked.discard(key)
 
     def __len__(self) -> int:
         return len(self._revoked)
@@ -88,8 +97,22 @@ class RevocationWatcher:
                 self._revoked.ready.set()
             elif entry.operation in (None, "PUT") and entry.key:
                 self._revoked.add(entry.key)
+            elif entry.key:  # DEL or PURGE: a reactivated user
+                self._revoked.discard(entry.key)
 
 
 async def publish_revocation(js: JetStreamContext, session_id: str, *, ttl: float) -> None:
     kv = await revocation_bucket(js, ttl_seconds=ttl)
     await kv.put(session_id, b"ended")
+
+
+async def set_user_revoked(
+    js: JetStreamContext, user_id: str, *, revoked: bool, ttl: float
+) -> None:
+    """A deactivated user's tokens are refused everywhere; reactivation lifts that."""
+    kv = await revocation_bucket(js, ttl_seconds=ttl)
+    if revoked:
+        await kv.put(user_key(user_id), b"deactivated")
+    else:
+        with contextlib.suppress(Exception):  # nothing to lift
+            await kv.delete(user_key(user_id))

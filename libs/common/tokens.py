@@ -14,7 +14,7 @@ import structlog
 
 from libs.common.errors import Unauthenticated
 from libs.common.principals import ActingSession, CustomerUser, Principal, StaffUser
-from libs.common.revocation import RevocationSet
+from libs.common.revocation import RevocationSet, user_key
 
 log = structlog.get_logger("tokens")
 
@@ -143,8 +143,11 @@ class TokenVerifier:
             self._cache[token] = (principal, exp)
             if len(self._cache) > self.CACHE_SIZE:
                 self._cache.popitem(last=False)
-        if isinstance(principal, ActingSession) and principal.id in self.revoked:
-            raise Unauthenticated("the acting session has ended")
+        if isinstance(principal, ActingSession):
+            if principal.id in self.revoked:
+                raise Unauthenticated("the acting session has ended")
+        elif user_key(principal.id) in self.revoked:
+            raise Unauthenticated("this user is deactivated")
         return principal
 
     def _verify_signature(self, token: str) -> tuple[Principal, float]:

@@ -35,6 +35,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             await service.bootstrap(runtime=runtime, settings=settings)
             identity = service.Identity(runtime=runtime, signer=signer, settings=settings)
             runtime.spawn(handlers.project_revocations(runtime), name="revocations")
+            runtime.spawn(handlers.project_user_revocations(runtime), name="user-revocations")
             runtime.spawn(handlers.record_activity(runtime), name="activity")
             runtime.spawn(handlers.end_timed_out_sessions(identity), name="session-sweeper")
             app.state.runtime = runtime

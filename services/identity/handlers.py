@@ -9,10 +9,10 @@ from nats.aio.msg import Msg
 
 from libs.common.activity import ACTIVITY_SUBJECT
 from libs.common.consumer import Delivery, consume
-from libs.common.revocation import publish_revocation
+from libs.common.revocation import publish_revocation, set_user_revoked
 from libs.common.runtime import ServiceRuntime
 from services.identity import service
-from services.identity.events import ACTING_SESSION_ENDED
+from services.identity.events import ACTING_SESSION_ENDED, USER_UPDATED
 
 log = structlog.get_logger("identity.handlers")
 
@@ -35,6 +35,27 @@ async def project_revocations(runtime: ServiceRuntime) -> None:
         runtime.js,
         durable="identity-revocations",
         subject=f"events.{ACTING_SESSION_ENDED}",
+        handle=handle,
+    )
+
+
+async def project_user_revocations(runtime: ServiceRuntime) -> None:
+    """A deactivated user's login tokens stop working everywhere, not only at their expiry."""
+    ttl = float(runtime.settings.acting_session_max_seconds)
+
+    async def handle(batch: list[Delivery]) -> None:
+        for delivery in batch:
+            data = delivery.event.get_data()
+            user = data.get("user") if isinstance(data, dict) else None
+            if isinstance(user, dict) and isinstance(user.get("id"), str):
+                await set_user_revoked(
+                    runtime.js, user["id"], revoked=not user.get("active", True), ttl=ttl
+                )
+
+    await consume(
+        runtime.js,
+        durable="identity-user-revocations",
+        subject=f"events.{USER_UPDATED}",
         handle=handle,
     )
 

@@ -354,3 +354,27 @@ def test_customer_list_pages_searches_and_comes_from_the_policy(world: World) ->
     admin_page = ok(world.admin.get("identity", "/v1/customers", params={"q": prefix}))
     assert len(admin_page["items"]) == 20
     assert api.get("identity", "/v1/customers", params={"cursor": "garbage!"}).status_code == 422
+
+
+def test_a_deactivated_users_tokens_are_refused_everywhere_until_reactivated(
+    world: World,
+) -> None:
+    buyer = world.login(world.buyer_a)
+    ok(buyer.get("cart", "/v1/cart"))
+    ok(world.admin.patch("identity", f"/v1/users/{world.buyer_a['id']}", json={"active": False}))
+
+    for service, path in [*SERVICES_TO_CHECK, ("identity", "/v1/me")]:
+
+        def refused(s: str = service, p: str = path) -> httpx.Response | None:
+            response = buyer.get(s, p)
+            return response if response.status_code == 401 else None
+
+        response = wait_until(refused, what=f"{service} refuses the deactivated user's token")
+        assert response.json()["detail"] == "this user is deactivated"
+
+    ok(world.admin.patch("identity", f"/v1/users/{world.buyer_a['id']}", json={"active": True}))
+    wait_until(
+        lambda: buyer.get("cart", "/v1/cart").status_code == 200,
+        what="the reactivated user's token accepted again",
+    )
+    world.login(world.buyer_a)
