@@ -101,18 +101,14 @@ class RevocationWatcher:
                 self._revoked.discard(entry.key)
 
 
-async def publish_revocation(js: JetStreamContext, session_id: str, *, ttl: float) -> None:
-    kv = await revocation_bucket(js, ttl_seconds=ttl)
+async def publish_revocation(kv: KeyValue, session_id: str) -> None:
     await kv.put(session_id, b"ended")
 
 
-async def set_user_revoked(
-    js: JetStreamContext, user_id: str, *, revoked: bool, ttl: float
-) -> None:
+async def set_user_revoked(kv: KeyValue, user_id: str, *, revoked: bool) -> None:
     """A deactivated user's tokens are refused everywhere; reactivation lifts that."""
-    kv = await revocation_bucket(js, ttl_seconds=ttl)
     if revoked:
         await kv.put(user_key(user_id), b"deactivated")
     else:
-        with contextlib.suppress(Exception):  # nothing to lift
-            await kv.delete(user_key(user_id))
+        # A delete marker: watchers see DEL and forget the key (none there is fine too).
+        await kv.delete(user_key(user_id))

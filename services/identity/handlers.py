@@ -6,15 +6,23 @@ import asyncio
 
 import structlog
 from nats.aio.msg import Msg
+from nats.js.kv import KeyValue
 
 from libs.common.activity import ACTIVITY_SUBJECT
 from libs.common.consumer import Delivery, consume
-from libs.common.revocation import publish_revocation, set_user_revoked
+from libs.common.revocation import publish_revocation, revocation_bucket, set_user_revoked
 from libs.common.runtime import ServiceRuntime
 from services.identity import service
 from services.identity.events import ACTING_SESSION_ENDED, USER_UPDATED
 
 log = structlog.get_logger("identity.handlers")
+
+
+async def _bucket(runtime: ServiceRuntime) -> KeyValue:
+    """Looked up once per projector, not once per event (each look-up is a JetStream request)."""
+    return await revocation_bucket(
+        runtime.js, ttl_seconds=float(runtime.settings.acting_session_max_seconds)
+    )
 
 
 async def project_revocations(runtime: ServiceRuntime) -> None:
@@ -23,13 +31,13 @@ async def project_revocations(runtime: ServiceRuntime) -> None:
     Going through the stream (not a direct put at stop time) means a stop made while
     NATS was down still revokes the token once the outbox relay gets through.
     """
-    ttl = float(runtime.settings.acting_session_max_seconds)
+    kv = await _bucket(runtime)
 
     async def handle(batch: list[Delivery]) -> None:
         for delivery in batch:
             data = delivery.event.get_data()
             if isinstance(data, dict) and isinstance(data.get("session_id"), str):
-                await publish_revocation(runtime.js, data["session_id"], ttl=ttl)
+                await publish_revocation(kv, data["session_id"])
 
     await consume(
         runtime.js,
@@ -41,16 +49,14 @@ async def project_revocations(runtime: ServiceRuntime) -> None:
 
 async def project_user_revocations(runtime: ServiceRuntime) -> None:
     """A deactivated user's login tokens stop working everywhere, not only at their expiry."""
-    ttl = float(runtime.settings.acting_session_max_seconds)
+    kv = await _bucket(runtime)
 
     async def handle(batch: list[Delivery]) -> None:
         for delivery in batch:
             data = delivery.event.get_data()
             user = data.get("user") if isinstance(data, dict) else None
             if isinstance(user, dict) and isinstance(user.get("id"), str):
-                await set_user_revoked(
-                    runtime.js, user["id"], revoked=not user.get("active", True), ttl=ttl
-                )
+                await set_user_revoked(kv, user["id"], revoked=not user.get("active", True))
 
     await consume(
         runtime.js,
