@@ -602,7 +602,12 @@ async def list_acting_sessions(
         query = select(ActingSessionRecord).where(ActingSessionRecord.subject_org_id == org_id)
         if cursor:
             started, session_id = _decode_cursor(cursor)
-            after = datetime.fromisoformat(started)
+            try:
+                after = datetime.fromisoformat(started)
+            except ValueError as exc:
+                raise Invalid("cursor is not one this service issued") from exc
+            if after.tzinfo is None:
+                raise Invalid("cursor is not one this service issued")
             query = query.where(
                 or_(
                     ActingSessionRecord.started_at < after,

@@ -378,3 +378,18 @@ def test_a_deactivated_users_tokens_are_refused_everywhere_until_reactivated(
         what="the reactivated user's token accepted again",
     )
     world.login(world.buyer_a)
+
+
+def test_acting_session_list_refuses_a_forged_cursor(world: World) -> None:
+    import base64
+    import json
+
+    def forge(started: str) -> str:
+        return base64.urlsafe_b64encode(json.dumps([started, "x"]).encode()).decode()
+
+    for cursor in [forge("not-a-time"), forge("2026-01-01T00:00:00"), "%%%"]:
+        response = world.admin.get(
+            "identity", f"/v1/orgs/{world.org_a['id']}/acting-sessions", params={"cursor": cursor}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["detail"] == "cursor is not one this service issued"
