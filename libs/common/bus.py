@@ -80,3 +80,40 @@ async def ensure_events_stream(js: JetStreamContext) -> None:
         except Exception:
             # Another service created it between our two calls.
             await js.stream_info(EVENTS_STREAM)
+
+
+# Messages a consumer could not handle after its attempts: kept with the error for an operator.
+DEADLETTER_STREAM = "DEADLETTER"
+DEADLETTER_SUBJECTS = ["deadletter.>"]
+# Audit's signed checkpoints of its chain head, outside its database; nobody deletes or purges.
+CHECKPOINT_STREAM = "AUDIT_CHECKPOINTS"
+CHECKPOINT_SUBJECT = "audit.checkpoints"
+
+
+def deadletter_subject(service: str, durable: str) -> str:
+    """Where `service`'s consumer `durable` puts a message it gives up on."""
+    return f"deadletter.{service}.{durable}"
+
+
+async def ensure_streams(js: JetStreamContext) -> None:
+    """Every stream the system uses (the KV bucket is made in `revocation`)."""
+    await ensure_events_stream(js)
+    for config in (
+        StreamConfig(
+            name=DEADLETTER_STREAM, subjects=DEADLETTER_SUBJECTS, storage=StorageType.FILE
+        ),
+        StreamConfig(
+            name=CHECKPOINT_STREAM,
+            subjects=[CHECKPOINT_SUBJECT],
+            storage=StorageType.FILE,
+            deny_delete=True,
+            deny_purge=True,
+        ),
+    ):
+        try:
+            await js.stream_info(config.name or "")
+        except NotFoundError:
+            try:
+                await js.add_stream(config)
+            except Exception:
+                await js.stream_info(config.name or "")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
-from libs.common.bus import connect, ensure_events_stream
+from libs.common.bus import connect, ensure_streams
 from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
 from libs.common.events import EventContext, build_event
 from libs.common.logging import configure_logging
@@ -131,7 +131,7 @@ async def start_runtime(
         reconnect_hooks=hooks,
     )
     js = nc.jetstream()
-    await ensure_events_stream(js)
+    await ensure_streams(js)
     revoked = RevocationSet()
     verifier = TokenVerifier(
         issuer=settings.token_issuer, audience=settings.token_audience, revoked=revoked

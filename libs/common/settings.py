@@ -44,6 +44,11 @@ class ServiceSettings(BaseSettings):
     acting_session_max_seconds: int = 8 * 3600
     # How often a service reports that an acting session is in use (identity times out idle ones).
     acting_activity_report_seconds: float = 15.0
+    # Secrets made by `onbehalf nats init` (or mounted from a Secret): this service's NATS nkey
+    # seed, its private event-signing key, and (read by audit) every service's public event key.
+    nats_seed_file: Path | None = None
+    event_signing_key_file: Path | None = None
+    event_public_keys_file: Path | None = None
     token_issuer: str = "onbehalf-identity"
     token_audience: str = "onbehalf"
 
