@@ -17,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from libs.common.signing import public_keys_path, signing_key_path, write_event_keys
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("identity", "catalog", "cart", "orders", "audit")
 DEFAULT_PORTS = {"identity": 8001, "catalog": 8002, "cart": 8003, "orders": 8004, "audit": 8005}
@@ -248,6 +250,11 @@ class Stack:
             wait_healthy(service)
         return service
 
+    @property
+    def secrets_dir(self) -> Path:
+        """NATS credentials and event-signing keys (0700 folder, 0600 files)."""
+        return self.workdir / "secrets"
+
     def service_env(self, name: str) -> dict[str, str]:
         env = {
             "NATS_URL": self.nats_url,
@@ -257,6 +264,8 @@ class Stack:
             "ONBEHALF_LOG_LEVEL": self.extra_env.get("ONBEHALF_LOG_LEVEL", "warning"),
             **self.extra_env,
         }
+        env["ONBEHALF_EVENT_SIGNING_KEY_FILE"] = str(signing_key_path(self.secrets_dir, name))
+        env["ONBEHALF_EVENT_PUBLIC_KEYS_FILE"] = str(public_keys_path(self.secrets_dir))
         env["ONBEHALF_IDENTITY_URL"] = self.url("identity")
         env["ONBEHALF_CART_URL"] = self.url("cart")
         if name in self.database_urls:
@@ -299,6 +308,7 @@ def start_stack(
     """Start NATS (unless `nats_url` is given) and the services; identity first, since the
     others fetch its key set at start-up. Stops what it started if anything fails."""
     workdir.mkdir(parents=True, exist_ok=True)
+    write_event_keys(workdir / "secrets", SERVICES)
     nats = None if nats_url else start_nats(workdir / "nats")
     stack = Stack(
         workdir=workdir,
