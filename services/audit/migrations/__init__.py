@@ -1,0 +1,1 @@
+"""Alembic migrations of the audit service's database (see services/README-migrations.md)."""

@@ -1,0 +1,1 @@
+"""The audit service's revisions, one straight line from the baseline (<service>_<NNNN> ids)."""
