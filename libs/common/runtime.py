@@ -21,6 +21,7 @@ from libs.common.bus import connect, ensure_streams
 from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
 from libs.common.events import EventContext, build_event
 from libs.common.logging import configure_logging
+from libs.common.migrations import has_migrations, upgrade
 from libs.common.outbox import OutboxRelay, add_to_outbox
 from libs.common.principals import Principal
 from libs.common.revocation import RevocationSet, RevocationWatcher
@@ -116,7 +117,11 @@ async def start_runtime(
     configure_logging(settings.log_level, service=settings.service_name)
     authorizer = Authorizer(settings.policy_dir)
     engine = create_engine(settings.sqlalchemy_url)
-    await create_tables(engine, metadata)
+    if has_migrations(settings.service_name):
+        # Alembic, under a lock, instead of create_all: see docs/operations.md, Migrations.
+        await upgrade(settings.sqlalchemy_url, settings.service_name)
+    else:
+        await create_tables(engine, metadata)
     sessionmaker = create_sessionmaker(engine)
     read_engine = (
         create_engine(settings.sqlalchemy_url, for_writes=False)
