@@ -22,7 +22,6 @@ from libs.common.errors import (
     Unauthenticated,
     Unavailable,
 )
-from libs.common.events import EventContext
 from libs.common.outbox import utcnow
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.quotes import request_quote
@@ -250,12 +249,9 @@ async def place_order(
             f"this cart was already ordered as order {same_cart.id}; change it to order again",
             order_id=same_cart.id,
         ) from None
-    # Empty the cart before answering, so the customer does not see (and re-order) it.
-    await request_checkout(
-        runtime.nc,
-        order=placed,
-        context=EventContext.of(principal, policy_revision=runtime.authorizer.revision),
-    )
+    # Empty the cart before answering, so the customer does not see (and re-order) it. Cart
+    # takes the actor from the caller's token, which it verifies, never from what we say.
+    await request_checkout(runtime.nc, order=placed, bearer_token=bearer_token)
     return read, False
 
 
