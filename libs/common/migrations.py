@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import re
+import shutil
+import subprocess
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -321,7 +325,27 @@ def new_revision(
 
     if database_url is not None:
         # Compared as it is: autogenerate refuses a database that is not at the head.
-        return asyncio.run(_locked(database_url, service, lambda c: _write(c, scratch=False)))
-    with tempfile.TemporaryDirectory(prefix=f"onbehalf-{service}-revision-") as scratch:
-        url = f"sqlite+aiosqlite:///{Path(scratch) / (service + '.db')}"
-        return asyncio.run(_locked(url, service, lambda c: _write(c, scratch=True)))
+        path = asyncio.run(_locked(database_url, service, lambda c: _write(c, scratch=False)))
+    else:
+        with tempfile.TemporaryDirectory(prefix=f"onbehalf-{service}-revision-") as scratch:
+            url = f"sqlite+aiosqlite:///{Path(scratch) / (service + '.db')}"
+            path = asyncio.run(_locked(url, service, lambda c: _write(c, scratch=True)))
+    _tidy(path)
+    return path
+
+
+def _tidy(path: Path) -> None:
+    """Format and lint-fix a written revision with the project's ruff, when it is installed."""
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        return
+    for arguments in (["format", "--quiet"], ["check", "--fix", "--quiet"]):
+        subprocess.run([ruff, *arguments, str(path)], check=False, timeout=60)
+
+
+def has_migrations(service: str) -> bool:
+    """Whether `service` has a migration history (a test double or a new service may not)."""
+    return (
+        service in SERVICES
+        and importlib.util.find_spec(f"services.{service}.migrations") is not None
+    )

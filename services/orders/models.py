@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from libs.common.db import UtcDateTime
@@ -24,10 +24,13 @@ class Order(Base):
         UniqueConstraint("customer_org_id", "idempotency_key"),
         # The same state of a cart is ordered once, whatever the Idempotency-Key says.
         UniqueConstraint("cart_id", "cart_version"),
+        # A customer's history, newest first, read in index order (no sort of all its orders);
+        # lookups by organisation alone use it or the idempotency constraint.
+        Index("ix_orders_customer_history", "customer_org_id", "created_at", "id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    customer_org_id: Mapped[str] = mapped_column(String(36), index=True)
+    customer_org_id: Mapped[str] = mapped_column(String(36))
     placed_by_id: Mapped[str] = mapped_column(String(36))
     placed_by_name: Mapped[str] = mapped_column(String(200))
     acting_session_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
