@@ -20,6 +20,12 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from libs.common.bus import EVENTS_STREAM
 from libs.common.events import decode
+from onbehalf.nats_setup import (
+    DATA_DIR_OPTION,
+    NATS_CREDS_OPTION,
+    operator_credentials,
+    operator_seed,
+)
 from services.audit.service import ChainReport, verify_engine
 
 audit_app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -158,6 +164,7 @@ def format_event(payload: bytes) -> str:
 async def _tail(
     *,
     nats_url: str,
+    seed_file: Path | None,
     subject: str,
     limit: int | None,
     seconds: float | None,
@@ -172,6 +179,7 @@ async def _tail(
         nc = await asyncio.wait_for(
             nats.connect(
                 nats_url,
+                **operator_credentials(seed_file),
                 name="onbehalf-audit-tail",
                 connect_timeout=2,
                 max_reconnect_attempts=-1,
@@ -231,6 +239,8 @@ def tail(
         False, "--from-start", help="Replay the stream from its first event, then follow"
     ),
     as_json: bool = typer.Option(False, "--json", help="Print each CloudEvent as JSON"),
+    nats_creds: Path | None = NATS_CREDS_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
 ) -> None:
     """Follow new events live from JetStream: time, type, actor → subject, session."""
     _quiet_logs()
@@ -239,6 +249,7 @@ def tail(
         asyncio.run(
             _tail(
                 nats_url=nats_url,
+                seed_file=operator_seed(nats_creds, data_dir),
                 subject=subject,
                 limit=limit,
                 seconds=seconds,

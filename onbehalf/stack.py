@@ -16,11 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from nats.aio.client import Client as NATS
 
+from libs.common.bus_permissions import OPERATOR
+from libs.common.settings import ServiceSettings
 from libs.common.signing import public_keys_path, signing_key_path, write_event_keys
+from onbehalf.nats_setup import BusSecrets, connect_as, init_bus_secrets, provision_sync
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("identity", "catalog", "cart", "orders", "audit")
+# Revocation entries matter as long as the longest acting session could (its maximum age).
+REVOCATION_TTL_SECONDS = float(ServiceSettings().acting_session_max_seconds)
 DEFAULT_PORTS = {"identity": 8001, "catalog": 8002, "cart": 8003, "orders": 8004, "audit": 8005}
 
 
@@ -98,8 +104,18 @@ class NatsServer:
         self.process.wait(timeout=10)
 
 
-def start_nats(workdir: Path, *, port: int | None = None, timeout: float = 20.0) -> NatsServer:
-    """A JetStream-enabled nats-server on loopback; port -1 lets the server pick a free one."""
+def start_nats(
+    workdir: Path,
+    *,
+    config: Path | None = None,
+    port: int | None = None,
+    timeout: float = 20.0,
+) -> NatsServer:
+    """A JetStream-enabled nats-server on loopback; port -1 lets the server pick a free one.
+
+    `config` is the server configuration `onbehalf nats init` writes (users, permissions):
+    `make run` and the tests start NATS the same way, so the tests meet the same refusals.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "nats-server.log"
     ports_dir = workdir / "ports"
@@ -115,6 +131,7 @@ def start_nats(workdir: Path, *, port: int | None = None, timeout: float = 20.0)
         str(workdir / "jetstream"),
         "--ports_file_dir",
         str(ports_dir),
+        *(["-c", str(config)] if config else []),
     ]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -220,6 +237,7 @@ class Stack:
     admin_password: str
     ports: dict[str, int] = field(default_factory=dict)
     nats: NatsServer | None = None
+    bus: BusSecrets | None = None
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     database_urls: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -236,7 +254,11 @@ class Stack:
             raise StackError("this stack uses a NATS server it did not start")
         if self.nats.process.poll() is None:
             raise StackError("NATS is still running")
-        self.nats = start_nats(self.nats.workdir, port=self.nats.port)
+        self.nats = start_nats(
+            self.nats.workdir,
+            config=self.bus.server_config if self.bus else None,
+            port=self.nats.port,
+        )
         return self.nats
 
     def start_replica(self, name: str, *, wait: bool = True) -> ServiceProcess:
@@ -255,6 +277,18 @@ class Stack:
         """NATS credentials and event-signing keys (0700 folder, 0600 files)."""
         return self.workdir / "secrets"
 
+    async def connect_bus(self, user: str = OPERATOR) -> NATS:
+        """A NATS client as one of the bus users (a service, the operator, the provisioner)."""
+        if self.bus is None:
+            raise StackError("this stack uses a NATS server it did not start")
+        return await connect_as(self.nats_url, self.bus, user)
+
+    def connect_seed(self, user: str = OPERATOR) -> Path:
+        """The nkey seed file of bus user `user`, for tools run as separate processes."""
+        if self.bus is None:
+            raise StackError("this stack uses a NATS server it did not start")
+        return self.bus.seed_file(user)
+
     def service_env(self, name: str) -> dict[str, str]:
         env = {
             "NATS_URL": self.nats_url,
@@ -264,6 +298,8 @@ class Stack:
             "ONBEHALF_LOG_LEVEL": self.extra_env.get("ONBEHALF_LOG_LEVEL", "warning"),
             **self.extra_env,
         }
+        if self.bus is not None:
+            env["ONBEHALF_NATS_SEED_FILE"] = str(self.bus.seed_file(name))
         env["ONBEHALF_EVENT_SIGNING_KEY_FILE"] = str(signing_key_path(self.secrets_dir, name))
         env["ONBEHALF_EVENT_PUBLIC_KEYS_FILE"] = str(public_keys_path(self.secrets_dir))
         env["ONBEHALF_IDENTITY_URL"] = self.url("identity")
@@ -309,13 +345,29 @@ def start_stack(
     others fetch its key set at start-up. Stops what it started if anything fails."""
     workdir.mkdir(parents=True, exist_ok=True)
     write_event_keys(workdir / "secrets", SERVICES)
-    nats = None if nats_url else start_nats(workdir / "nats")
+    # With a NATS of its own, the stack holds its users' keys; a given NATS_URL brings its own
+    # users and permissions (the credentials then come from the environment, as in production).
+    # The users' keys are kept in the data folder; a NATS_URL of your own must run with the
+    # nats.conf written beside them (`onbehalf nats init`), or it will refuse every service.
+    bus = init_bus_secrets(workdir / "secrets")
+    nats = None if nats_url else start_nats(workdir / "nats", config=bus.server_config)
+    try:
+        provision_sync(
+            nats_url or (nats.url if nats else ""),
+            bus,
+            revocation_ttl_seconds=REVOCATION_TTL_SECONDS,
+        )
+    except BaseException as exc:
+        if nats is not None:
+            nats.stop()
+        raise StackError(f"cannot provision the streams on NATS: {exc!r}") from exc
     stack = Stack(
         workdir=workdir,
         nats_url=nats_url or (nats.url if nats else ""),
         admin_email=admin_email,
         admin_password=admin_password,
         nats=nats,
+        bus=bus,
         database_urls=dict(database_urls or {}),
         extra_env=dict(extra_env or {}),
         # Every port is chosen up front so that services learn each other's addresses.

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import nats
 import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 log = structlog.get_logger("bus")
@@ -26,9 +27,12 @@ async def connect(
     name: str,
     timeout: float = 30.0,
     reconnect_hooks: list[Callable[[], None]] | None = None,
+    seed_file: Path | None = None,
 ) -> NATS:
     """Connect, retrying until `timeout`; once connected, reconnect forever.
 
+    With `seed_file` (the bus user `name`'s nkey seed) the client authenticates as that user
+    and takes its replies on that user's own inboxes, the only ones it may subscribe to.
     `reconnect_hooks` may grow after connecting: each is called after every reconnect.
     """
     hooks = reconnect_hooks if reconnect_hooks is not None else []
@@ -44,6 +48,9 @@ async def connect(
     async def on_error(exc: Exception) -> None:
         log.warning("nats_error", client=name, error=str(exc))
 
+    credentials: dict[str, Any] = {}
+    if seed_file is not None:
+        credentials = {"nkeys_seed": str(seed_file), "inbox_prefix": inbox_prefix(name)}
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -51,6 +58,7 @@ async def connect(
             return await nats.connect(
                 url,
                 name=name,
+                **credentials,
                 connect_timeout=2,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,
@@ -63,23 +71,6 @@ async def connect(
             if loop.time() > deadline:
                 raise RuntimeError(f"cannot reach NATS at {url}: {exc}") from exc
             await asyncio.sleep(0.2)
-
-
-async def ensure_events_stream(js: JetStreamContext) -> None:
-    config = StreamConfig(
-        name=EVENTS_STREAM,
-        subjects=EVENTS_SUBJECTS,
-        storage=StorageType.FILE,
-        duplicate_window=DUPLICATE_WINDOW_SECONDS,
-    )
-    try:
-        await js.stream_info(EVENTS_STREAM)
-    except NotFoundError:
-        try:
-            await js.add_stream(config)
-        except Exception:
-            # Another service created it between our two calls.
-            await js.stream_info(EVENTS_STREAM)
 
 
 # Messages a consumer could not handle after its attempts: kept with the error for an operator.
@@ -95,25 +86,22 @@ def deadletter_subject(service: str, durable: str) -> str:
     return f"deadletter.{service}.{durable}"
 
 
-async def ensure_streams(js: JetStreamContext) -> None:
-    """Every stream the system uses (the KV bucket is made in `revocation`)."""
-    await ensure_events_stream(js)
-    for config in (
-        StreamConfig(
-            name=DEADLETTER_STREAM, subjects=DEADLETTER_SUBJECTS, storage=StorageType.FILE
-        ),
-        StreamConfig(
-            name=CHECKPOINT_STREAM,
-            subjects=[CHECKPOINT_SUBJECT],
-            storage=StorageType.FILE,
-            deny_delete=True,
-            deny_purge=True,
-        ),
-    ):
+async def await_provisioned_streams(js: JetStreamContext, *, timeout: float) -> None:
+    """Wait until the provisioner has made the streams (services may not create them)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
         try:
-            await js.stream_info(config.name or "")
-        except NotFoundError:
-            try:
-                await js.add_stream(config)
-            except Exception:
-                await js.stream_info(config.name or "")
+            await js.stream_info(EVENTS_STREAM)
+            return
+        except NotFoundError as exc:
+            if loop.time() > deadline:
+                raise RuntimeError(
+                    f"stream {EVENTS_STREAM} does not exist: run `onbehalf nats provision`"
+                ) from exc
+        await asyncio.sleep(0.2)  # back-off while the provisioner works
+
+
+def inbox_prefix(user: str) -> str:
+    """Each bus user takes replies on its own inboxes, so nobody reads another's replies."""
+    return f"_INBOX.{user}"

@@ -22,7 +22,6 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from libs.common.bus import ensure_events_stream
 from libs.common.db import UtcDateTime
 from libs.common.events import encode, nats_subject
 
@@ -267,9 +266,9 @@ class OutboxRelay:
         if error is not None:
             self._failing = True
             if isinstance(error, NoStreamResponseError):
-                # NATS came back without its store (a new server): recreate the stream.
-                with contextlib.suppress(Exception):
-                    await ensure_events_stream(self._js)
+                # NATS came back without its store (a new server): only the provisioner may
+                # recreate the stream; the rows stay pending until it has.
+                log.error("events_stream_missing", hint="run `onbehalf nats provision`")
         return done, error
 
     def _finish(self, published: int, error: Exception | None) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
-from libs.common.bus import connect, ensure_streams
+from libs.common.bus import await_provisioned_streams, connect
 from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
 from libs.common.events import EventContext, build_event
 from libs.common.logging import configure_logging
@@ -134,9 +134,10 @@ async def start_runtime(
         name=settings.service_name,
         timeout=settings.startup_timeout_seconds,
         reconnect_hooks=hooks,
+        seed_file=settings.nats_seed_file,
     )
     js = nc.jetstream()
-    await ensure_streams(js)
+    await await_provisioned_streams(js, timeout=settings.startup_timeout_seconds)
     revoked = RevocationSet()
     verifier = TokenVerifier(
         issuer=settings.token_issuer, audience=settings.token_audience, revoked=revoked

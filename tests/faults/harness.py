@@ -13,7 +13,6 @@ from typing import Any, Literal, TypeVar
 from uuid import uuid4
 
 import httpx
-import nats
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -29,7 +28,7 @@ T = TypeVar("T")
 Backend = Literal["sqlite", "postgres"]
 
 ADMIN_EMAIL = "admin@faults.test"
-SYNTHETIC_TYPE = "faults.synthetic"
+SYNTHETIC_TYPE = "catalog.faults.synthetic"
 # Short, so that a batch in flight when audit is killed comes back within the test.
 FAULT_ENV = {"ONBEHALF_CONSUME_ACK_WAIT_SECONDS": "2"}
 
@@ -147,7 +146,7 @@ class FaultStack:
         """(last stream seq delivered to `durable`, how many it has not acknowledged)."""
 
         async def read() -> tuple[int, int]:
-            nc = await nats.connect(self.stack.nats_url)
+            nc = await self.stack.connect_bus("operator")
             try:
                 info = await nc.jetstream().consumer_info(EVENTS_STREAM, durable)
                 delivered = info.delivered.stream_seq if info.delivered else 0
@@ -161,7 +160,7 @@ class FaultStack:
         """The Nats-Msg-Id of every message in the EVENTS stream, duplicates included."""
 
         async def read() -> list[str]:
-            nc = await nats.connect(self.stack.nats_url)
+            nc = await self.stack.connect_bus("operator")
             try:
                 js = nc.jetstream()
                 total = (await js.stream_info(EVENTS_STREAM)).state.messages
@@ -190,7 +189,8 @@ class FaultStack:
         a backlog far faster than HTTP changes can make one."""
 
         async def publish() -> list[str]:
-            nc = await nats.connect(self.stack.nats_url)
+            # The bus lets a service publish only its own events: these pose as catalog's.
+            nc = await self.stack.connect_bus("catalog")
             try:
                 js = nc.jetstream()
                 context = EventContext(
@@ -204,7 +204,7 @@ class FaultStack:
                 ids, futures = [], []
                 for n in range(count):
                     event = build_event(
-                        source="/onbehalf/faults",
+                        source="/onbehalf/catalog",
                         type=SYNTHETIC_TYPE,
                         data={"n": n},
                         context=context,

@@ -23,6 +23,7 @@ def _collect(stream: IO[str], into: list[str]) -> None:
 
 def test_tail_follows_new_events_and_stops_after_limit(stack: Stack, world: World) -> None:
     command = [ONBEHALF, "audit", "tail", "--nats-url", stack.nats_url, "--limit", "2"]
+    command += ["--nats-creds", str(stack.connect_seed("operator"))]
     tail = subprocess.Popen(
         [*command, "--type", "identity.acting_session.*", "--seconds", "60"],
         stdout=subprocess.PIPE,
@@ -61,6 +62,8 @@ def test_tail_stops_after_seconds_without_events(stack: Stack) -> None:
             "tail",
             "--nats-url",
             stack.nats_url,
+            "--nats-creds",
+            str(stack.connect_seed("operator")),
             "--type",
             "no.such.type",
             "--seconds",

@@ -9,7 +9,11 @@ from onbehalf.stack import Stack
 
 
 async def bus_client(stack: Stack, user: str = "orders") -> Client:
-    """A NATS connection with the rights of `user` (a service name). The bus has no per-service
-    credentials yet, so today every client may do anything: `user` records whose rights an
-    attack assumes, and is where those credentials will come from."""
+    """A NATS connection with the credentials and rights of bus user `user` (a service name,
+    "operator" or "provisioner"), exactly as that service connects."""
+    return await stack.connect_bus(user)
+
+
+async def anonymous_client(stack: Stack) -> Client:
+    """What any process that reaches the port would try first: no credentials at all."""
     return await nats.connect(stack.nats_url, allow_reconnect=False, connect_timeout=5)

@@ -1,0 +1,48 @@
+"""`onbehalf nats`: make the bus's credentials and server configuration, and provision its streams."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from libs.common.bus_permissions import USERS
+from libs.common.settings import ServiceSettings
+from libs.common.signing import write_event_keys
+from onbehalf.nats_setup import init_bus_secrets, provision
+from onbehalf.stack import SERVICES
+
+nats_app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
+console = Console()
+
+
+@nats_app.command("init")
+def init(
+    data_dir: Path = typer.Option(Path("data"), "--data-dir", help="Where the secrets go"),
+) -> None:
+    """An nkey per bus user and each service's event-signing key (kept if present; files 0600),
+    and nats.conf with every user's permissions (rewritten from the permission table)."""
+    secrets_dir = data_dir / "secrets"
+    bus = init_bus_secrets(secrets_dir)
+    public_keys = write_event_keys(secrets_dir, SERVICES)
+    console.print(f"nats-server configuration: {bus.server_config}  (nats-server -js -c ...)")
+    for user in USERS:
+        console.print(f"  {user:<12} {bus.seed_file(user)}")
+    console.print(f"event public keys: {public_keys}")
+
+
+@nats_app.command("provision")
+def provision_command(
+    nats_url: str = typer.Option(
+        "nats://127.0.0.1:4222", "--nats-url", envvar="NATS_URL", help="NATS with JetStream"
+    ),
+    data_dir: Path = typer.Option(Path("data"), "--data-dir", help="Where `init` put the secrets"),
+    replicas: int = typer.Option(1, "--replicas", min=1, help="Stream replicas (3 on a cluster)"),
+) -> None:
+    """Create the streams and the revocation bucket as the provisioner (the only user allowed)."""
+    bus = init_bus_secrets(data_dir / "secrets")
+    ttl = float(ServiceSettings().acting_session_max_seconds)
+    asyncio.run(provision(nats_url, bus, revocation_ttl_seconds=ttl, replicas=replicas))
+    console.print(f"provisioned on {nats_url}")

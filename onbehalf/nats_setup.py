@@ -1,0 +1,157 @@
+"""The bus's secrets and shape: an nkey per user, the server's configuration, streams provisioned."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nkeys
+import typer
+from nats.aio.client import Client as NATS
+from nats.js.api import StorageType, StreamConfig
+
+from libs.common.bus import (
+    CHECKPOINT_STREAM,
+    CHECKPOINT_SUBJECT,
+    DEADLETTER_STREAM,
+    DEADLETTER_SUBJECTS,
+    DUPLICATE_WINDOW_SECONDS,
+    EVENTS_STREAM,
+    EVENTS_SUBJECTS,
+    connect,
+    inbox_prefix,
+)
+from libs.common.bus_permissions import OPERATOR, PROVISIONER, USERS, render_server_config
+from libs.common.revocation import REVOCATION_BUCKET
+
+NATS_SECRETS_DIR = "nats"
+SERVER_CONFIG = "nats.conf"
+
+
+def _write_secret(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    path.chmod(0o600)
+
+
+@dataclass(frozen=True)
+class BusSecrets:
+    """Where the nkey seeds and the server configuration of one installation live."""
+
+    folder: Path
+
+    def seed_file(self, user: str) -> Path:
+        return self.folder / f"{user}.nk"
+
+    @property
+    def server_config(self) -> Path:
+        return self.folder / SERVER_CONFIG
+
+
+def init_bus_secrets(secrets_dir: Path, *, extra_config: str = "") -> BusSecrets:
+    """Make an nkey for every bus user that has none (kept across restarts), then write the
+    server configuration from the permission table (rewritten each time, so an upgrade that
+    changes the table applies it). Folder 0700, files 0600."""
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    secrets_dir.chmod(0o700)
+    secrets = BusSecrets(secrets_dir / NATS_SECRETS_DIR)
+    secrets.folder.mkdir(exist_ok=True)
+    secrets.folder.chmod(0o700)
+    public: dict[str, str] = {}
+    for user in USERS:
+        path = secrets.seed_file(user)
+        if not path.exists():
+            _write_secret(path, nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER))
+        public[user] = nkeys.from_seed(bytearray(path.read_bytes().strip())).public_key.decode()
+    _write_secret(secrets.server_config, render_server_config(public, extra=extra_config).encode())
+    return secrets
+
+
+async def connect_as(url: str, secrets: BusSecrets, user: str, *, timeout: float = 10.0) -> NATS:
+    """A client with `user`'s credentials (and its own reply inboxes)."""
+    return await connect(url, name=user, timeout=timeout, seed_file=secrets.seed_file(user))
+
+
+def operator_seed(explicit: Path | None, data_dir: Path) -> Path | None:
+    """The operator's seed for a CLI command: given, or the one `make run` made in `data_dir`."""
+    if explicit is not None:
+        return explicit
+    found = BusSecrets(data_dir / "secrets" / NATS_SECRETS_DIR).seed_file(OPERATOR)
+    return found if found.exists() else None
+
+
+def operator_credentials(seed_file: Path | None) -> dict[str, Any]:
+    """nats.connect keyword arguments for the read-only operator user (none: anonymous)."""
+    if seed_file is None:
+        return {}
+    return {"nkeys_seed": str(seed_file), "inbox_prefix": inbox_prefix(OPERATOR)}
+
+
+# Shared by every CLI command that talks to NATS.
+NATS_CREDS_OPTION: Any = typer.Option(
+    None,
+    "--nats-creds",
+    envvar="ONBEHALF_NATS_SEED_FILE",
+    help="nkey seed file of the bus user to connect as (default: the operator's in the data dir)",
+)
+DATA_DIR_OPTION: Any = typer.Option(Path("data"), "--data-dir", help="Where `make run` keeps state")
+
+
+def stream_configs(*, replicas: int = 1) -> list[StreamConfig]:
+    return [
+        StreamConfig(
+            name=EVENTS_STREAM,
+            subjects=EVENTS_SUBJECTS,
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_SECONDS,
+            num_replicas=replicas,
+        ),
+        StreamConfig(
+            name=DEADLETTER_STREAM,
+            subjects=DEADLETTER_SUBJECTS,
+            storage=StorageType.FILE,
+            num_replicas=replicas,
+        ),
+        StreamConfig(
+            name=CHECKPOINT_STREAM,
+            subjects=[CHECKPOINT_SUBJECT],
+            storage=StorageType.FILE,
+            # Nobody, not even the provisioner, removes a checkpoint once it is stored.
+            deny_delete=True,
+            deny_purge=True,
+            num_replicas=replicas,
+        ),
+    ]
+
+
+async def provision(
+    url: str, secrets: BusSecrets, *, revocation_ttl_seconds: float, replicas: int = 1
+) -> None:
+    """Create every stream and the revocation bucket, as the one user allowed to."""
+    nc = await connect_as(url, secrets, PROVISIONER)
+    try:
+        js = nc.jetstream()
+        for config in stream_configs(replicas=replicas):
+            try:
+                await js.stream_info(config.name or "")
+            except Exception:
+                await js.add_stream(config)
+        try:
+            await js.key_value(REVOCATION_BUCKET)
+        except Exception:
+            await js.create_key_value(
+                bucket=REVOCATION_BUCKET,
+                ttl=revocation_ttl_seconds,
+                history=1,
+                replicas=replicas,
+            )
+    finally:
+        await nc.close()
+
+
+def provision_sync(url: str, secrets: BusSecrets, *, revocation_ttl_seconds: float) -> None:
+    asyncio.run(provision(url, secrets, revocation_ttl_seconds=revocation_ttl_seconds))
