@@ -41,5 +41,11 @@ class Invalid(DomainError):
     status = 422
 
 
+class TooManyRequests(DomainError):
+    """Refused for now; `retry_after` (seconds) goes into the body and the Retry-After header."""
+
+    status = 429
+
+
 class Unavailable(DomainError):
     status = 503

@@ -61,6 +61,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(_request: Request, exc: DomainError) -> JSONResponse:
         body = {"detail": exc.detail, "reason": exc.reason, **exc.extra}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if "retry_after" in exc.extra:
+            headers = {"Retry-After": str(int(exc.extra["retry_after"]))}
         return JSONResponse(jsonable_encoder(body), status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

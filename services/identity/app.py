@@ -12,6 +12,7 @@ from libs.common.web import create_service_app
 from services.identity import handlers, service
 from services.identity.keys import load_or_create_signer
 from services.identity.models import Base, OutboxMessage
+from services.identity.passwords import PasswordPool
 from services.identity.routes import router
 from services.identity.settings import IdentitySettings
 
@@ -33,7 +34,12 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
                 )
             runtime.verifier.set_jwks(signer.jwks())
             await service.bootstrap(runtime=runtime, settings=settings)
-            identity = service.Identity(runtime=runtime, signer=signer, settings=settings)
+            identity = service.Identity(
+                runtime=runtime,
+                signer=signer,
+                settings=settings,
+                passwords=PasswordPool(settings.password_hash_workers),
+            )
             runtime.spawn(handlers.project_revocations(runtime), name="revocations")
             runtime.spawn(handlers.project_user_revocations(runtime), name="user-revocations")
             runtime.spawn(handlers.record_activity(runtime), name="activity")

@@ -86,5 +86,18 @@ class SigningKey(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class LoginFailure(Base):
+    """One failed (or still running) password check: throttling counts these per account and
+    per client address over a window, in the database so that every replica sees them."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # The e-mail as typed, lower-cased: unknown accounts are throttled like known ones.
+    account: Mapped[str] = mapped_column(String(320), index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+
+
 class OutboxMessage(OutboxMixin, Base):
     pass

@@ -1,13 +1,27 @@
-"""Password hashing with the standard library's scrypt (memory-hard, no extra dependency)."""
+"""Passwords: scrypt hashing off the event loop in a small bounded pool, and the password policy."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import re
 import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import TypeVar
+
+from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
 
 _N, _R, _P = 2**14, 8, 1
+
+# zxcvbn's list of the 30,000 most common leaked passwords (lower-case).
+COMMON_PASSWORDS: frozenset[str] = frozenset(FREQUENCY_LISTS["passwords"])
+_EDGES = re.compile(r"^[\W\d_]+|[\W\d_]+$")
+T = TypeVar("T")
 
 
 def hash_password(password: str) -> str:
@@ -43,5 +57,78 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest, base64.b64decode(digest_b64))
 
 
-# Spent on unknown emails too, so a login's timing does not tell whether the email exists.
+def _timed_verify(password: str, stored: str) -> tuple[bool, float]:
+    started = time.perf_counter()
+    return verify_password(password, stored), time.perf_counter() - started
+
+
+# Kept for callers that must spend a hash's time on an unknown account synchronously.
 DUMMY_HASH = hash_password(secrets.token_hex(8))
+
+
+def check_password_policy(password: str, *, email: str, min_length: int = 12) -> str | None:
+    """Why `password` may not be used by the owner of `email`, or None when it may."""
+    if len(password) < min_length:
+        return f"the password must have at least {min_length} characters"
+    lowered = password.lower()
+    local = email.strip().lower().split("@", 1)[0]
+    if lowered == email.strip().lower() or (len(local) >= 3 and local in lowered):
+        return "the password must not contain the e-mail address or its local part"
+    # "Password123!" is "password" with decoration: strip digits and symbols at both ends.
+    core = _EDGES.sub("", lowered)
+    if lowered in COMMON_PASSWORDS or (core and core in COMMON_PASSWORDS):
+        return "the password is on a list of commonly used passwords"
+    if len(set(password)) < 4:
+        return "the password repeats too few different characters"
+    return None
+
+
+class PasswordPool:
+    """scrypt (tens of ms of CPU, GIL released) on at most `workers` threads.
+
+    The semaphore keeps waiting work on the event loop rather than in the executor's queue,
+    so a request that gives up (client gone) never leaves a hash behind it to compute."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scrypt")
+        self._slots = asyncio.Semaphore(workers)
+        # A running mean of one verification, so a login for an unknown account can take
+        # as long as one for a known account without spending the CPU.
+        self.mean_seconds = 0.05
+
+    async def _run(self, fn: Callable[..., T], *args: str) -> T:
+        async with self._slots:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def hash(self, password: str) -> str:
+        return await self._run(hash_password, password)
+
+    async def verify(self, password: str, stored: str) -> bool:
+        ok, seconds = await self._run(_timed_verify, password, stored)
+        self.mean_seconds = 0.9 * self.mean_seconds + 0.1 * seconds
+        return ok
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class AddressGate:
+    """At most one password check per client address at a time: a flood from one address
+    queues behind itself instead of filling the hashing pool ahead of everyone else."""
+
+    def __init__(self) -> None:
+        self._gates: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def turn(self, address: str) -> AsyncIterator[None]:
+        lock, users = self._gates.get(address, (asyncio.Lock(), 0))
+        self._gates[address] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._gates[address]
+            if users <= 1:
+                del self._gates[address]
+            else:
+                self._gates[address] = (lock, users - 1)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from libs.common.web import CurrentPrincipal
-from services.identity import service
+from services.identity import login, service
 from services.identity.schemas import (
     ActingContextRead,
     ActingCreate,
@@ -45,8 +45,12 @@ async def jwks(identity: Ident) -> dict[str, Any]:
 
 
 @router.post("/v1/auth/token", tags=["tokens"])
-async def token(body: TokenRequest, identity: Ident) -> TokenRead:
-    return await service.login(identity=identity, email=body.email, password=body.password)
+async def token(body: TokenRequest, request: Request, identity: Ident) -> TokenRead:
+    """429 with Retry-After once the account or the client address failed too often."""
+    address = request.client.host if request.client else "unknown"
+    return await login.login(
+        identity=identity, email=body.email, password=body.password, address=address
+    )
 
 
 @router.get("/v1/me", tags=["self"])

@@ -20,3 +20,11 @@ class IdentitySettings(ServiceSettings):
     acting_idle_seconds: int = 30 * 60
     # How often identity looks for sessions that timed out.
     session_sweep_seconds: float = 1.0
+    # Login throttling: this many failed logins within the window refuse further attempts
+    # (429) for the account, or for the client address, until the oldest one leaves it.
+    login_window_seconds: int = 15 * 60
+    login_max_failures_per_account: int = 10
+    login_max_failures_per_address: int = 100
+    # Threads that compute scrypt; more would only make a login flood eat more CPU.
+    password_hash_workers: int = 2
+    password_min_length: int = 12

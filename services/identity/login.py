@@ -1,0 +1,141 @@
+"""Login that resists guessing: throttling per account and address, fair and bounded hashing."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from libs.common.errors import TooManyRequests, Unauthenticated
+from libs.common.events import EventContext
+from libs.common.runtime import UnitOfWork
+from services.identity import events
+from services.identity.models import LoginFailure, Organization, User
+from services.identity.schemas import TokenRead
+from services.identity.service import Identity, issue_login_token
+
+WRONG = "wrong email or password"
+
+
+def _context(uow: UnitOfWork, user: User | None) -> EventContext:
+    """A login event's actor is the account tried (when it exists); its subject the customer
+    organisation of a customer user."""
+    customer = user is not None and user.kind != "staff"
+    return EventContext(
+        actor_id=user.id if user else None,
+        actor_org_id=user.org_id if user else None,
+        subject_org_id=user.org_id if customer and user else None,
+        subject_user_id=user.id if customer and user else None,
+        acting_session_id=None,
+        policy_revision=uow.runtime.authorizer.revision,
+    )
+
+
+async def _retry_after(
+    session: AsyncSession,
+    match: ColumnElement[bool],
+    *,
+    since: datetime,
+    limit: int,
+    window: int,
+) -> int | None:
+    """Seconds until fewer than `limit` failures remain in the window, or None if already so."""
+    where = (match, LoginFailure.at > since)
+    count = await session.scalar(select(func.count()).select_from(LoginFailure).where(*where))
+    if not count or count < limit:
+        return None
+    # The window drops below the limit when the (count - limit + 1)-th oldest failure leaves it.
+    pivot = await session.scalar(
+        select(LoginFailure.at).where(*where).order_by(LoginFailure.at).offset(count - limit)
+    )
+    assert pivot is not None
+    left = (pivot + timedelta(seconds=window) - datetime.now(UTC)).total_seconds()
+    return max(1, math.ceil(left))
+
+
+async def _reserve(identity: Identity, *, account: str, address: str) -> str:
+    """Refuse (429, audited) when the account or the address is throttled; otherwise record
+    this attempt as a failure before any hashing, so that concurrent guesses count at once."""
+    settings = identity.settings
+    window = settings.login_window_seconds
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=window)
+    async with identity.runtime.unit_of_work() as uow:
+        session = uow.session
+        for scope, match, limit in (
+            ("account", LoginFailure.account == account, settings.login_max_failures_per_account),
+            ("address", LoginFailure.address == address, settings.login_max_failures_per_address),
+        ):
+            wait = await _retry_after(session, match, since=since, limit=limit, window=window)
+            if wait is not None:
+                user = await session.scalar(select(User).where(User.email == account))
+                uow.publish(
+                    events.LOGIN_THROTTLED,
+                    {"email": account, "address": address, "scope": scope, "retry_after": wait},
+                    _context(uow, user),
+                )
+                refusal = TooManyRequests(
+                    f"too many failed logins for this {scope}; try again in {wait} s",
+                    reason="login_throttled",
+                    retry_after=wait,
+                )
+                break
+        else:
+            attempt = LoginFailure(id=str(uuid4()), account=account, address=address, at=now)
+            session.add(attempt)
+            return attempt.id
+    raise refusal
+
+
+async def _failed(
+    identity: Identity, *, account: str, address: str, user: User | None, why: str
+) -> None:
+    """The reserved attempt stays counted; the failure is audited."""
+    since = datetime.now(UTC) - timedelta(seconds=identity.settings.login_window_seconds)
+    async with identity.runtime.unit_of_work() as uow:
+        # Old failures no longer count for anything.
+        await uow.session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+        uow.publish(
+            events.LOGIN_FAILED,
+            {"email": account, "address": address, "reason": why},
+            _context(uow, user),
+        )
+
+
+async def _succeeded(identity: Identity, *, account: str) -> None:
+    """The owner proved the password: their account's earlier failures are forgiven (the
+    address's are not)."""
+    async with identity.runtime.unit_of_work() as uow:
+        await uow.session.execute(delete(LoginFailure).where(LoginFailure.account == account))
+
+
+async def login(*, identity: Identity, email: str, password: str, address: str) -> TokenRead:
+    account = email.strip().lower()
+    await _reserve(identity, account=account, address=address)
+    async with identity.runtime.reading() as session:
+        user = await session.scalar(select(User).where(User.email == account))
+        org = await session.get(Organization, user.org_id) if user else None
+    pool = identity.passwords
+    if user is None:
+        # No CPU spent on an account that does not exist, but the same time as a real check.
+        await asyncio.sleep(pool.mean_seconds * random.uniform(0.9, 1.3))
+        correct = False
+    else:
+        async with identity.login_gate.turn(address):
+            correct = await pool.verify(password, user.password_hash)
+    if not correct:
+        await _failed(identity, account=account, address=address, user=user, why="wrong_password")
+        raise Unauthenticated(WRONG)
+    await _succeeded(identity, account=account)
+    assert user is not None
+    if not user.active:
+        raise Unauthenticated("this user is deactivated")
+    if org is None or org.status != "active":
+        raise Unauthenticated("this user's organisation is not active")
+    return await issue_login_token(identity=identity, user=user, org=org)
