@@ -55,7 +55,7 @@ def _targets(
             # Each service owns its database: one URL cannot be all of them.
             raise _fail("--database-url names one service's database: add --service NAME")
         return [(chosen[0], database_url, None)]
-    targets = []
+    targets: list[tuple[str, str, Path | None]] = []
     for name in chosen:
         path = (data_dir / "db" / f"{name}.db").resolve()
         targets.append((name, f"sqlite+aiosqlite:///{path}", path))

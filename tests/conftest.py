@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from onbehalf.postgres import PostgresServer, start_postgres
 from onbehalf.stack import Stack, start_stack
 from tests.support import Api, World, build_world
 
@@ -26,6 +27,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory, admin_password: str) -> Iter
     )
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """One real PostgreSQL 16 (pgserver) per session; tests create a database each."""
+    server = start_postgres(tmp_path_factory.mktemp("pg"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Fault-test fixtures: one PostgreSQL per session, and a fresh stack per test on either backend."""
+"""Fault-test fixtures: a fresh stack per test on either backend (PostgreSQL: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from onbehalf.postgres import PostgresServer, start_postgres
 from tests.faults.harness import Backend, FaultStack, start_fault_stack
-
-
-@pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = start_postgres(tmp_path_factory.mktemp("faults-pg"))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

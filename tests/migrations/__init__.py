@@ -1,0 +1,1 @@
+"""Tests of the Alembic migrations of every service."""
