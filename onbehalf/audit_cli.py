@@ -16,17 +16,32 @@ import structlog
 import typer
 from nats.aio.msg import Msg
 from nats.js.api import DeliverPolicy
+from nats.js.errors import NotFoundError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from libs.common.bus import EVENTS_STREAM
+from libs.common.audit_chain import (
+    ChainReport,
+    Checkpoint,
+    last_checkpoint_in_file,
+    latest_checkpoint,
+    read_checkpoint,
+    report_json,
+    verify_engine,
+)
+from libs.common.bus import CHECKPOINT_STREAM, CHECKPOINT_SUBJECT, EVENTS_STREAM
 from libs.common.events import decode
+from libs.common.signing import (
+    EventPublicKey,
+    SignatureProblem,
+    load_public_keys,
+    public_keys_path,
+)
 from onbehalf.nats_setup import (
     DATA_DIR_OPTION,
     NATS_CREDS_OPTION,
     operator_credentials,
     operator_seed,
 )
-from services.audit.service import ChainReport, verify_engine
 
 audit_app = typer.Typer(no_args_is_help=True, help=__doc__)
 
@@ -59,14 +74,76 @@ def database_url_of(value: str | None) -> str:
     return f"sqlite+aiosqlite:///{path.resolve()}"
 
 
-async def _verify_database(url: str, anchor: str | None) -> ChainReport:
+async def _verify_database(
+    url: str,
+    anchor: str | None,
+    keys: dict[str, EventPublicKey] | None,
+    checkpoint: Checkpoint | None,
+) -> ChainReport:
     # A plain engine: no write lock for reading (the service's engine takes one on SQLite),
     # so verifying beside a running audit service never holds it up.
     engine = create_async_engine(url)
     try:
-        return await verify_engine(engine, anchor=anchor)
+        return await verify_engine(engine, anchor=anchor, keys=keys, checkpoint=checkpoint)
     finally:
         await engine.dispose()
+
+
+def _public_keys(path: Path | None) -> dict[str, EventPublicKey] | None:
+    if path is None:
+        return None
+    try:
+        return load_public_keys(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _fail(f"cannot read the public event keys {path}: {exc}") from exc
+
+
+async def _stream_checkpoint(
+    nats_url: str, seed_file: Path | None, keys: dict[str, EventPublicKey]
+) -> Checkpoint | None:
+    try:
+        nc = await nats.connect(
+            nats_url,
+            **operator_credentials(seed_file),
+            name="onbehalf-audit-verify",
+            connect_timeout=2,
+            allow_reconnect=False,
+        )
+    except Exception as exc:
+        raise _fail(f"cannot reach NATS at {nats_url} ({type(exc).__name__})") from exc
+    try:
+        message = await nc.jetstream().get_last_msg(CHECKPOINT_STREAM, CHECKPOINT_SUBJECT)
+    except NotFoundError:
+        return None
+    finally:
+        await nc.close()
+    return read_checkpoint(json.loads(message.data or b"null"), keys)
+
+
+def _checkpoint(
+    *,
+    keys: dict[str, EventPublicKey] | None,
+    checkpoints: Path | None,
+    nats_url: str | None,
+    seed_file: Path | None,
+) -> Checkpoint | None:
+    """The latest signed checkpoint from the file and/or the stream (the further along wins)."""
+    if checkpoints is None and nats_url is None:
+        return None
+    if keys is None:
+        raise _fail("checking against checkpoints needs --public-keys (audit's key signs them)")
+    try:
+        from_file = last_checkpoint_in_file(checkpoints, keys) if checkpoints else None
+        from_stream = (
+            asyncio.run(_stream_checkpoint(nats_url, seed_file, keys)) if nats_url else None
+        )
+    except OSError as exc:
+        raise _fail(f"cannot read the checkpoint file: {exc}") from exc
+    except SignatureProblem as exc:
+        # A checkpoint that does not verify is itself evidence of tampering: say so, exit 1.
+        typer.echo(f"BROKEN  the latest checkpoint does not verify: {exc}")
+        raise typer.Exit(1) from exc
+    return latest_checkpoint([from_file, from_stream])
 
 
 def _verify_api(url: str, token: str | None, anchor: str | None) -> dict[str, Any]:
@@ -91,10 +168,13 @@ def _verify_api(url: str, token: str | None, anchor: str | None) -> dict[str, An
 def _print_report(report: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(report, sort_keys=True))
-    elif report["ok"]:
+        return
+    if report["ok"]:
         typer.echo(f"ok  count={report['count']}  head={report['head']}")
         if report.get("anchor_seq") is not None:
             typer.echo(f"anchor found at seq={report['anchor_seq']}")
+        if report.get("checkpoint_seq") is not None:
+            typer.echo(f"signed checkpoint at seq={report['checkpoint_seq']} holds")
     elif report.get("first_broken") is not None:
         typer.echo(
             f"BROKEN  seq={report['first_broken']}  id={report['broken_id']}  "
@@ -104,6 +184,10 @@ def _print_report(report: dict[str, Any], as_json: bool) -> None:
     else:
         typer.echo(f"BROKEN  {report['problem']}")
         typer.echo(f"chain itself intact: count={report['count']}  head={report['head']}")
+    if report.get("signatures_checked"):
+        typer.echo("signatures: checked (every record's emitter proved by its signature)")
+    else:
+        typer.echo("signatures: NOT checked (give --public-keys)")
 
 
 @audit_app.command()
@@ -123,25 +207,76 @@ def verify(
         None, "--anchor", help="A head noted earlier: fail unless it is still in the chain"
     ),
     as_json: bool = typer.Option(False, "--json", help="One JSON object instead of text"),
+    public_keys: Path | None = typer.Option(
+        None,
+        "--public-keys",
+        help="Every service's public event keys (public.json); default: <data-dir>/secrets/"
+        "events/public.json when verifying the default database",
+    ),
+    checkpoints: Path | None = typer.Option(
+        None, "--checkpoints", help="Audit's checkpoint file (JSON lines): hold the chain to it"
+    ),
+    nats_url: str | None = typer.Option(
+        None, "--nats-url", help="Also read the latest checkpoint from the AUDIT_CHECKPOINTS stream"
+    ),
+    nats_creds: Path | None = NATS_CREDS_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
 ) -> None:
-    """Recompute the hash chain; print ok, count and head, or the first broken record (exit 1)."""
+    """Recompute the hash chain and every record's signature, hold it against the latest signed
+    checkpoint; print ok, count and head, or the first broken record (exit 1)."""
     _quiet_logs()
     if url:
         report = _verify_api(url, token, anchor)
     else:
-        found = asyncio.run(_verify_database(database_url_of(database_url), anchor))
-        report = {
-            "ok": found.ok,
-            "count": found.count,
-            "head": found.head,
-            "first_broken": found.first_broken,
-            "broken_id": found.broken_id,
-            "problem": found.problem,
-            "anchor_seq": found.anchor_seq,
-        }
+        if public_keys is None and database_url is None:
+            # The default database is `make run`'s: so are its keys.
+            default_keys = public_keys_path(data_dir / "secrets")
+            public_keys = default_keys if default_keys.is_file() else None
+        keys = _public_keys(public_keys)
+        checkpoint = _checkpoint(
+            keys=keys,
+            checkpoints=checkpoints,
+            nats_url=nats_url,
+            seed_file=operator_seed(nats_creds, data_dir) if nats_url else None,
+        )
+        found = asyncio.run(
+            _verify_database(database_url_of(database_url), anchor, keys, checkpoint)
+        )
+        report = report_json(found)
     _print_report(report, as_json)
     if not report["ok"]:
         raise typer.Exit(1)
+
+
+@audit_app.command()
+def checkpoint(
+    url: str = typer.Option(
+        "http://127.0.0.1:8005", "--url", help="The running audit service", envvar="AUDIT_URL"
+    ),
+    token: str | None = typer.Option(
+        None, "--token", envvar="ONBEHALF_TOKEN", help="Bearer token (reviewer/admin)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="The signed checkpoint document"),
+) -> None:
+    """Have audit sign its chain head now and publish it (stream and file); print it."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.post(
+            url.rstrip("/") + "/v1/audit/checkpoints", headers=headers, timeout=30
+        )
+    except httpx.HTTPError as exc:
+        raise _fail(f"cannot reach the audit service at {url}: {exc}") from exc
+    if response.status_code != 201:
+        try:
+            detail = response.json().get("detail")
+        except ValueError:
+            detail = response.text
+        raise _fail(f"the audit service answered {response.status_code}: {detail}")
+    body = response.json()
+    if as_json:
+        typer.echo(json.dumps(body["document"], sort_keys=True))
+    else:
+        typer.echo(f"checkpoint  seq={body['seq']}  head={body['head']}  time={body['time']}")
 
 
 def format_event(payload: bytes) -> str:

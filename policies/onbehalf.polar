@@ -135,3 +135,15 @@ allow(staff: StaffUser, "read", _log: AuditLog) if
 
 reads_audit(staff: StaffUser) if staff.has_role("security_reviewer");
 reads_audit(staff: StaffUser) if staff.has_role("platform_admin");
+
+# Whoever reads the log may also have audit sign a checkpoint of its head now (it adds
+# nothing to the log but an event saying who asked; see docs/audit.md).
+allow(staff: StaffUser, "checkpoint", _log: AuditLog) if
+    staff.active = true and
+    reads_audit(staff);
+
+# Platform admins rotate identity's token-signing keys (`onbehalf keys rotate`).
+allow(staff: StaffUser, "rotate_keys", admin: Administration) if
+    admin.area = "keys" and
+    staff.active = true and
+    staff.has_role("platform_admin");

@@ -99,11 +99,17 @@ deny_reason(staff: StaffUser, _action, _resource, "staff member is inactive") if
 deny_reason(staff: StaffUser, "manage", _admin: Administration,
             "only platform admins administer the platform") if
     staff.active = true;
+deny_reason(staff: StaffUser, "rotate_keys", _admin: Administration,
+            "only platform admins rotate the signing keys") if
+    staff.active = true;
 deny_reason(staff: StaffUser, "read", _log: AuditLog,
             "only security reviewers and platform admins read the audit log") if
     staff.active = true;
+deny_reason(staff: StaffUser, "checkpoint", _log: AuditLog,
+            "only security reviewers and platform admins have the audit log checkpointed") if
+    staff.active = true;
 deny_reason(_principal, action, _log: AuditLog, "the audit log is append-only") if
-    action != "read";
+    action != "read" and action != "checkpoint";
 deny_reason(_staff: StaffUser, _action, resource,
             "staff reach a customer's catalog, cart and orders only by acting as the customer") if
     customer_data(resource, _);

@@ -11,6 +11,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from libs.common.principals import Principal, actor_ref, subject_ref
+from libs.common.signing import EventSigningKey, sign_attributes
 
 # CloudEvents extension attribute names: lower-case letters and digits only.
 EXTENSIONS = (
@@ -23,6 +24,7 @@ EXTENSIONS = (
 )
 
 _FORMAT = JSONFormat()
+SPECVERSION = "1.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +72,14 @@ def context_of_event(event: CloudEvent, *, policy_revision: str) -> EventContext
 
 
 def build_event(
-    *, source: str, type: str, data: dict[str, Any], context: EventContext
+    *,
+    source: str,
+    type: str,
+    data: dict[str, Any],
+    context: EventContext,
+    signing_key: EventSigningKey | None = None,
 ) -> CloudEvent:
+    """A new event; signed with `signing_key` (every event a service emits is: see signing)."""
     attributes: dict[str, Any] = {
         "id": str(uuid4()),
         "source": source,
@@ -85,7 +93,12 @@ def build_event(
         "actingsessionid": context.acting_session_id,
         "policyrevision": context.policy_revision,
     }
-    return CloudEvent({k: v for k, v in attributes.items() if v is not None}, data)
+    present = {k: v for k, v in attributes.items() if v is not None}
+    if signing_key is not None:
+        # specversion as the SDK would add it, so that the signature covers it too.
+        present["specversion"] = SPECVERSION
+        sign_attributes(present, data, signing_key)
+    return CloudEvent(present, data)
 
 
 def nats_subject(event_type: str) -> str:

@@ -26,6 +26,7 @@ from libs.common.outbox import OutboxRelay, add_to_outbox
 from libs.common.principals import Principal
 from libs.common.revocation import RevocationSet, RevocationWatcher
 from libs.common.settings import ServiceSettings
+from libs.common.signing import EventSigningKey, load_signing_key
 from libs.common.tokens import TokenVerifier
 
 log = structlog.get_logger("runtime")
@@ -56,7 +57,14 @@ class UnitOfWork:
                 policy_revision=self.runtime.authorizer.revision,
                 subject_org_id=subject_org_id,
             )
-        event = build_event(source=self.runtime.source, type=event_type, data=data, context=context)
+        # Signed here, so the outbox holds (and the relay publishes) the signed bytes.
+        event = build_event(
+            source=self.runtime.source,
+            type=event_type,
+            data=data,
+            context=context,
+            signing_key=self.runtime.signing_key,
+        )
         add_to_outbox(self.session, self.runtime.outbox_model, event)
         self.staged += 1
 
@@ -77,6 +85,8 @@ class ServiceRuntime:
     outbox_model: type[Any]
     reconnect_hooks: list[Callable[[], None]]
     activity: ActivityReporter
+    # Signs every event this service emits; audit checks it against the published public key.
+    signing_key: EventSigningKey
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @property
@@ -105,6 +115,25 @@ class ServiceRuntime:
             yield session
 
 
+class MissingSigningKey(RuntimeError):
+    """A service must not start unable to sign its events (audit would refuse them all)."""
+
+
+def load_service_signing_key(settings: ServiceSettings) -> EventSigningKey:
+    path = settings.event_signing_key_file
+    if path is None:
+        raise MissingSigningKey(
+            f"{settings.service_name}: no event-signing key: set ONBEHALF_EVENT_SIGNING_KEY_FILE "
+            "(`onbehalf run` and the test stack make one per service in <data>/secrets/events/)"
+        )
+    try:
+        return load_signing_key(path, service=settings.service_name)
+    except (OSError, ValueError) as exc:
+        raise MissingSigningKey(
+            f"{settings.service_name}: cannot load the event-signing key {path}: {exc}"
+        ) from exc
+
+
 @asynccontextmanager
 async def start_runtime(
     *,
@@ -116,6 +145,7 @@ async def start_runtime(
     """Start everything a service needs, in an order that fails fast on a bad policy."""
     configure_logging(settings.log_level, service=settings.service_name)
     authorizer = Authorizer(settings.policy_dir)
+    signing_key = load_service_signing_key(settings)
     engine = create_engine(settings.sqlalchemy_url)
     if has_migrations(settings.service_name):
         # Alembic, under a lock, instead of create_all: see docs/operations.md, Migrations.
@@ -142,6 +172,10 @@ async def start_runtime(
     verifier = TokenVerifier(
         issuer=settings.token_issuer, audience=settings.token_audience, revoked=revoked
     )
+    if fetch_jwks:
+        # A token signed with a key we do not know yet: identity rotated; fetch again.
+        verifier.identity_url = settings.identity_url
+        verifier.refetch_min_seconds = settings.jwks_refetch_min_seconds
     relay = OutboxRelay(
         sessionmaker=sessionmaker,
         model=outbox_model,
@@ -164,6 +198,7 @@ async def start_runtime(
         outbox_model=outbox_model,
         reconnect_hooks=hooks,
         activity=ActivityReporter(nc, interval=settings.acting_activity_report_seconds),
+        signing_key=signing_key,
     )
     watcher = RevocationWatcher(
         js=js, revoked=revoked, ttl=float(settings.acting_session_max_seconds)

@@ -1,4 +1,4 @@
-"""Event-signing keys: each service signs what it emits with its own Ed25519 key; audit knows them all."""
+"""Event signing: each service signs what it emits with its own Ed25519 key; audit knows them all."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import base64
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+from cloudevents.core.v1.event import CloudEvent
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
@@ -38,6 +42,11 @@ class EventSigningKey:
     service: str
     kid: str
     private_key: Ed25519PrivateKey
+
+    def public(self) -> EventPublicKey:
+        return EventPublicKey(
+            service=self.service, kid=self.kid, public_key=self.private_key.public_key()
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,3 +135,94 @@ def load_public_keys(path: Path) -> dict[str, EventPublicKey]:
             raise ValueError(f"{path}: key id {jwk['kid']} does not match its key")
         keys[jwk["kid"]] = EventPublicKey(service=jwk["service"], kid=jwk["kid"], public_key=public)
     return keys
+
+
+# --- signed events -------------------------------------------------------------------------
+#
+# An event's signature covers its canonical envelope: every CloudEvents attribute (the
+# key id `signaturekid` included) except `signature` itself, plus `data`, as one JSON object
+# with sorted keys, compact separators, UTF-8 (no \u escapes), timestamps in UTC ending in `Z`.
+# docs/audit.md spells it out for verifiers outside this code base.
+
+SIGNATURE = "signature"
+SIGNATURE_KID = "signaturekid"
+
+
+class SignatureProblem(ValueError):
+    """Why a signed document (an event or a checkpoint) does not prove its origin."""
+
+
+def iso_utc(moment: datetime) -> str:
+    """RFC 3339 in UTC with `Z`, microseconds only when there are some (Python's isoformat)."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def canonical_json(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def envelope_object(event: CloudEvent) -> dict[str, Any]:
+    """The event as a JSON object: its attributes (times rendered by `iso_utc`) and its data."""
+    return _envelope(event.get_attributes(), event.get_data())
+
+
+def _envelope(attributes: Mapping[str, Any], data: Any) -> dict[str, Any]:
+    envelope: dict[str, Any] = {}
+    for key, value in attributes.items():
+        envelope[key] = iso_utc(value) if isinstance(value, datetime) else value
+    if isinstance(data, bytes | bytearray):
+        # CloudEvents' own JSON spelling of binary data; JSON cannot hold bytes.
+        envelope["data_base64"] = base64.b64encode(data).decode()
+    else:
+        envelope["data"] = data
+    return envelope
+
+
+def signing_input(document: Mapping[str, Any]) -> bytes:
+    """The bytes a signature covers: the canonical JSON of `document` without `signature`."""
+    return canonical_json({k: v for k, v in document.items() if k != SIGNATURE}).encode()
+
+
+def sign_event(event: CloudEvent, key: EventSigningKey) -> CloudEvent:
+    """`event` with `signaturekid` and `signature` (Ed25519, base64url) added."""
+    attributes = dict(event.get_attributes())
+    sign_attributes(attributes, event.get_data(), key)
+    return CloudEvent(attributes, event.get_data())
+
+
+def sign_attributes(attributes: dict[str, Any], data: Any, key: EventSigningKey) -> None:
+    """Add `signaturekid` and `signature` to the attributes of an event about to be built."""
+    attributes.pop(SIGNATURE, None)
+    attributes[SIGNATURE_KID] = key.kid
+    attributes[SIGNATURE] = _b64url(
+        key.private_key.sign(signing_input(_envelope(attributes, data)))
+    )
+
+
+def sign_document(document: Mapping[str, Any], key: EventSigningKey) -> dict[str, Any]:
+    """A JSON object (e.g. an audit checkpoint) signed the way events are."""
+    signed = {k: v for k, v in document.items() if k != SIGNATURE}
+    signed[SIGNATURE_KID] = key.kid
+    signed[SIGNATURE] = _b64url(key.private_key.sign(signing_input(signed)))
+    return signed
+
+
+def verify_signature(document: Mapping[str, Any], keys: Mapping[str, EventPublicKey]) -> str:
+    """The service whose key signed `document` (an event envelope or a checkpoint).
+
+    Raises SignatureProblem when it is unsigned, names an unknown key, or does not match."""
+    kid, signature = document.get(SIGNATURE_KID), document.get(SIGNATURE)
+    if not isinstance(signature, str) or not signature:
+        raise SignatureProblem("not signed (no signature attribute)")
+    if not isinstance(kid, str) or not kid:
+        raise SignatureProblem("no signaturekid names the signing key")
+    key = keys.get(kid)
+    if key is None:
+        raise SignatureProblem(f"signed with an unknown key {kid!r}")
+    try:
+        key.public_key.verify(_unb64url(signature), signing_input(document))
+    except (InvalidSignature, ValueError) as exc:
+        raise SignatureProblem(
+            f"the signature does not match (key {kid} of {key.service})"
+        ) from exc
+    return key.service

@@ -114,6 +114,12 @@ def create_service_app(
             "policy_revision": runtime.authorizer.revision,
         }
 
+    @app.get("/.well-known/event-keys.json", tags=["operations"])
+    async def event_keys(request: Request) -> dict[str, Any]:
+        """The public half of the key this service signs its events with (JWK, `service` added),
+        so that anyone holding an event can check who emitted it."""
+        return {"keys": [get_runtime(request).signing_key.public().jwk()]}
+
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from libs.common.consumer import Delivery, consume
 from libs.common.runtime import ServiceRuntime
+from libs.common.signing import EventPublicKey
 from services.audit import service
+from services.audit.provenance import Incoming
 from services.audit.settings import AuditSettings
 
 
-async def record_everything(runtime: ServiceRuntime, settings: AuditSettings) -> None:
+async def record_everything(
+    runtime: ServiceRuntime, settings: AuditSettings, keys: dict[str, EventPublicKey]
+) -> None:
     async def handle(batch: list[Delivery]) -> None:
         # Acknowledged by `consume` only after this commit: a crash means redelivery,
         # and redeliveries are recognised by event id.
-        await service.append(runtime=runtime, events=[d.event for d in batch])
+        # The subject and raw bytes go along: who may publish on the subject is part of the
+        # proof of origin, and a refused event's finding keeps its bytes.
+        incoming = [Incoming(d.event, d.message.subject, d.message.data) for d in batch]
+        await service.append(runtime=runtime, incoming=incoming, keys=keys)
 
     await consume(
         runtime.js,

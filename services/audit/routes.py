@@ -5,13 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
+from libs.common.signing import EventPublicKey
 from libs.common.web import CurrentPrincipal, Runtime
-from services.audit import service
-from services.audit.schemas import AuditPage, VerifyRead
+from services.audit import checkpoints, provenance, service
+from services.audit.schemas import AuditPage, CheckpointRead, FindingPage, VerifyRead
+from services.audit.settings import AuditSettings
 
 router = APIRouter(tags=["audit"])
+
+
+def event_keys(request: Request) -> dict[str, EventPublicKey]:
+    keys: dict[str, EventPublicKey] = request.app.state.event_keys
+    return keys
 
 
 @router.get("/v1/audit/events")
@@ -47,7 +54,34 @@ async def list_events(
 async def verify(
     principal: CurrentPrincipal,
     runtime: Runtime,
+    request: Request,
     anchor: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None,
 ) -> VerifyRead:
-    """Recompute the chain; with `anchor` (a head noted earlier) also prove it is still in it."""
-    return await service.verify(runtime=runtime, principal=principal, anchor=anchor)
+    """Recompute the chain and every record's signature, hold it against the latest signed
+    checkpoint; with `anchor` (a head noted earlier) also prove it is still in it."""
+    return await service.verify(
+        runtime=runtime, principal=principal, keys=event_keys(request), anchor=anchor
+    )
+
+
+@router.get("/v1/audit/findings")
+async def list_findings(
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    since: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    cursor: Annotated[str | None, Query(max_length=32)] = None,
+) -> FindingPage:
+    """Events refused because they did not prove who emitted them, newest first."""
+    return await provenance.list_findings(
+        runtime=runtime, principal=principal, since=since, limit=limit, cursor=cursor
+    )
+
+
+@router.post("/v1/audit/checkpoints", status_code=201)
+async def checkpoint(
+    principal: CurrentPrincipal, runtime: Runtime, request: Request
+) -> CheckpointRead:
+    """Sign the current chain head now and publish it (stream and file)."""
+    settings: AuditSettings = request.app.state.audit_settings
+    return await checkpoints.checkpoint_now(runtime=runtime, settings=settings, principal=principal)

@@ -24,6 +24,8 @@ class AuditEventRead(BaseModel):
     type: str
     time: datetime
     source: str
+    # The service whose signature proved it emitted this event.
+    emitter: str | None = None
     actor: ActorRead
     subject: SubjectRead
     acting_session_id: str | None
@@ -49,3 +51,38 @@ class VerifyRead(BaseModel):
     broken_id: str | None = None
     problem: str | None = None
     anchor_seq: int | None = None
+    # Every record's signature and emitter were checked; the signed checkpoint (the latest in
+    # the AUDIT_CHECKPOINTS stream) the chain was held against, by its seq.
+    signatures_checked: bool = False
+    checkpoint_seq: int | None = None
+
+
+class FindingRead(BaseModel):
+    """An event refused because it did not prove its emitter; what it claimed, and why."""
+
+    id: str
+    seq: int
+    recorded_at: datetime
+    reason: str
+    event_id: str | None
+    event_type: str | None
+    source: str | None
+    nats_subject: str | None
+    signature_kid: str | None
+    payload_sha256: str
+    payload: str
+
+
+class FindingPage(BaseModel):
+    items: list[FindingRead]
+    next_cursor: str | None
+
+
+class CheckpointRead(BaseModel):
+    """A signed checkpoint: `document` is exactly what was published (verify it with audit's
+    event key: docs/audit.md)."""
+
+    seq: int
+    head: str
+    time: str
+    document: dict[str, Any]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from pydantic import Field
+
 from libs.common.settings import ServiceSettings
 
 
@@ -13,3 +17,8 @@ class AuditSettings(ServiceSettings):
     # How long JetStream waits for an ack before redelivering: after a crash, the batch that
     # was in flight is recorded this much later. A batch commits in milliseconds.
     consume_ack_wait_seconds: float = 10.0
+    # Audit signs its chain head this often (when it moved) and publishes it to the
+    # AUDIT_CHECKPOINTS stream and `checkpoint_file`; 0 turns periodic checkpoints off.
+    checkpoint_interval_seconds: float = Field(default=60.0, ge=0)
+    # Default: <data_dir>/audit-checkpoints.jsonl. Ship it somewhere audit's writers cannot write.
+    checkpoint_file: Path | None = None

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from libs.common.bus import EVENTS_STREAM
 from libs.common.events import EventContext, build_event, encode, nats_subject
+from libs.common.signing import load_signing_key, signing_key_path
 from onbehalf.postgres import PostgresServer
 from onbehalf.stack import SERVICES, Stack, start_stack, wait_healthy
 from services.audit.service import CHAIN_LOCK_KEY, ChainReport, verify_engine
@@ -28,7 +29,10 @@ T = TypeVar("T")
 Backend = Literal["sqlite", "postgres"]
 
 ADMIN_EMAIL = "admin@faults.test"
-SYNTHETIC_TYPE = "catalog.faults.synthetic"
+# Synthetic events are catalog's: signed with its key and published on its subject, as its
+# relay would, so that audit records them as genuine (an unsigned event is a finding).
+SYNTHETIC_EMITTER = "catalog"
+SYNTHETIC_TYPE = f"{SYNTHETIC_EMITTER}.faults.synthetic"
 # Short, so that a batch in flight when audit is killed comes back within the test.
 FAULT_ENV = {"ONBEHALF_CONSUME_ACK_WAIT_SECONDS": "2"}
 
@@ -187,10 +191,13 @@ class FaultStack:
     def publish_synthetic(self, count: int) -> list[str]:
         """Publish `count` events straight to JetStream (as a relay would) and return their ids:
         a backlog far faster than HTTP changes can make one."""
+        key = load_signing_key(
+            signing_key_path(self.stack.secrets_dir, SYNTHETIC_EMITTER), service=SYNTHETIC_EMITTER
+        )
 
         async def publish() -> list[str]:
             # The bus lets a service publish only its own events: these pose as catalog's.
-            nc = await self.stack.connect_bus("catalog")
+            nc = await self.stack.connect_bus(SYNTHETIC_EMITTER)
             try:
                 js = nc.jetstream()
                 context = EventContext(
@@ -204,10 +211,11 @@ class FaultStack:
                 ids, futures = [], []
                 for n in range(count):
                     event = build_event(
-                        source="/onbehalf/catalog",
+                        source=f"/onbehalf/{SYNTHETIC_EMITTER}",
                         type=SYNTHETIC_TYPE,
                         data={"n": n},
                         context=context,
+                        signing_key=key,
                     )
                     ids.append(event.get_id())
                     futures.append(
