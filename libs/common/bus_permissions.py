@@ -50,7 +50,10 @@ def _durable(stream: str, durable: str) -> list[str]:
 
 
 def _reads_stream(stream: str) -> list[str]:
-    """Read a whole stream through ephemeral consumers and direct gets (no admin rights)."""
+    """Read a whole stream through ephemeral consumers and direct gets (no admin rights).
+
+    No CONSUMER.DELETE: consumer names are not secret, and a reader who could delete one could
+    delete audit's durable. Ephemeral consumers go away by themselves when left inactive."""
     api = "$JS.API"
     return [
         f"{api}.STREAM.INFO.{stream}",
@@ -58,7 +61,6 @@ def _reads_stream(stream: str) -> list[str]:
         f"{api}.CONSUMER.CREATE.{stream}.>",
         f"{api}.CONSUMER.INFO.{stream}.>",
         f"{api}.CONSUMER.MSG.NEXT.{stream}.>",
-        f"{api}.CONSUMER.DELETE.{stream}.>",
         f"{api}.STREAM.MSG.GET.{stream}",
         f"{api}.DIRECT.GET.{stream}.>",
         f"$JS.ACK.{stream}.>",
