@@ -247,7 +247,10 @@ class ChainChecker:
         if checkpoint is None or self.checkpoint_reached or record.seq < checkpoint.seq:
             return None
         if record.seq > checkpoint.seq:
-            return f"no record at seq {checkpoint.seq}, which the signed checkpoint names"
+            return (
+                f"no record at seq {checkpoint.seq}, which the signed checkpoint of "
+                f"{checkpoint.time} names (the records there were removed or rewritten)"
+            )
         if record.hash != checkpoint.head:
             return (
                 f"hash differs from the signed checkpoint of {checkpoint.time} "

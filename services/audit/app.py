@@ -44,7 +44,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             )
             if settings.checkpoint_interval_seconds > 0:
                 runtime.spawn(
-                    checkpoints.checkpoint_periodically(runtime, settings), name="checkpoints"
+                    checkpoints.checkpoint_periodically(runtime, settings, keys), name="checkpoints"
                 )
             app.state.runtime = runtime
             app.state.event_keys = keys

@@ -61,10 +61,36 @@ def _append_line(path: Path, line: str) -> None:
         os.fsync(handle.fileno())
 
 
+class ChainDiverged(Conflict):
+    """The chain no longer holds the last published checkpoint: signing its head now would
+    vouch for a rewritten or truncated log."""
+
+
+async def check_extends(
+    runtime: ServiceRuntime, keys: dict[str, EventPublicKey], head: tuple[int, str]
+) -> None:
+    """ChainDiverged unless the record at the last published checkpoint's seq still has its
+    hash (one indexed read): a new checkpoint only ever extends the previous one."""
+    previous = await latest_published(runtime, keys)
+    if previous is None:
+        return
+    async with runtime.reading() as session:
+        at = await session.scalar(select(AuditRecord.hash).where(AuditRecord.seq == previous.seq))
+    if head[0] < previous.seq or at != previous.head:
+        raise ChainDiverged(
+            f"the chain no longer holds the checkpoint of {previous.time} (seq {previous.seq}): "
+            "it was rewritten or truncated; not signing its head"
+        )
+
+
 async def publish_checkpoint(
-    runtime: ServiceRuntime, settings: AuditSettings, head: tuple[int, str]
+    runtime: ServiceRuntime,
+    settings: AuditSettings,
+    keys: dict[str, EventPublicKey],
+    head: tuple[int, str],
 ) -> Checkpoint:
     """Sign (seq, head, now) with audit's key; append it to the file, then to the stream."""
+    await check_extends(runtime, keys, head)
     seq, digest = head
     checkpoint = make_checkpoint(
         seq=seq, head=digest, time=datetime.now(UTC), key=runtime.signing_key
@@ -94,14 +120,18 @@ async def latest_published(
 
 
 async def checkpoint_now(
-    *, runtime: ServiceRuntime, settings: AuditSettings, principal: Principal
+    *,
+    runtime: ServiceRuntime,
+    settings: AuditSettings,
+    keys: dict[str, EventPublicKey],
+    principal: Principal,
 ) -> CheckpointRead:
     """On demand: a reviewer has the current head signed and published now."""
     runtime.authorizer.authorize(principal, "checkpoint", AuditLog())
     head = await chain_head(runtime)
     if head is None:
         raise Conflict("the audit chain is empty: there is no head to checkpoint")
-    checkpoint = await publish_checkpoint(runtime, settings, head)
+    checkpoint = await publish_checkpoint(runtime, settings, keys, head)
     # Who asked is itself audited (the checkpoint is not a change to the chain, the request is).
     async with runtime.unit_of_work() as uow:
         uow.publish(REQUESTED_TYPE, {"seq": checkpoint.seq, "head": checkpoint.head}, principal)
@@ -110,7 +140,9 @@ async def checkpoint_now(
     )
 
 
-async def checkpoint_periodically(runtime: ServiceRuntime, settings: AuditSettings) -> None:
+async def checkpoint_periodically(
+    runtime: ServiceRuntime, settings: AuditSettings, keys: dict[str, EventPublicKey]
+) -> None:
     """Every `checkpoint_interval_seconds`, a checkpoint if the head moved since the last one."""
     last: tuple[int, str] | None = None
     while True:
@@ -118,10 +150,14 @@ async def checkpoint_periodically(runtime: ServiceRuntime, settings: AuditSettin
         try:
             head = await chain_head(runtime)
             if head is not None and head != last:
-                await publish_checkpoint(runtime, settings, head)
+                await publish_checkpoint(runtime, settings, keys, head)
                 last = head
         except asyncio.CancelledError:
             raise
+        except ChainDiverged as exc:
+            # Loud and repeated: a reviewer must look (docs/audit.md, "Checkpoints").
+            CHECKPOINT_FAILURES.inc()
+            log.error("checkpoint_refused_chain_diverged", problem=exc.detail)
         except Exception as exc:  # NATS or the database away: the next period tries again
             CHECKPOINT_FAILURES.inc()
             log.warning("checkpoint_failed", error=repr(exc))

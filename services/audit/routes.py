@@ -84,4 +84,6 @@ async def checkpoint(
 ) -> CheckpointRead:
     """Sign the current chain head now and publish it (stream and file)."""
     settings: AuditSettings = request.app.state.audit_settings
-    return await checkpoints.checkpoint_now(runtime=runtime, settings=settings, principal=principal)
+    return await checkpoints.checkpoint_now(
+        runtime=runtime, settings=settings, keys=event_keys(request), principal=principal
+    )
