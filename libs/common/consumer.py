@@ -1,4 +1,4 @@
-"""Durable JetStream consumption: fetch a batch, hand it over, acknowledge only after it is handled."""
+"""Durable JetStream consumption: handle, then acknowledge; set aside what can never be handled."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import structlog
 from cloudevents.core.v1.event import CloudEvent
@@ -14,9 +15,11 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
+from pydantic import BaseModel, ValidationError
 
 from libs.common.bus import EVENTS_STREAM
-from libs.common.events import decode
+from libs.common.deadletter import EXHAUSTED, POISON, UNDECODABLE, dead_letter, header_text
+from libs.common.events import EventContext, context_of_event, decode
 
 log = structlog.get_logger("consumer")
 
@@ -28,6 +31,48 @@ HANDLER_FAILURES = Counter(
 # about two seconds, long enough for a reconnect to settle, short enough to notice a consumer
 # that no longer exists (e.g. NATS came back with a fresh store).
 _RESUBSCRIBE_AFTER_FAILURES = 8
+# Deliveries of a message whose handling keeps failing (not as poison) before it is given up
+# on; with the doubling delay below, five deliveries span about 15 seconds.
+DEFAULT_MAX_DELIVERIES = 5
+_MAX_RETRY_DELAY_SECONDS = 30.0
+
+M = TypeVar("M", bound=BaseModel)
+
+# What every id our services issue looks like (a UUID). An id read from an event that is not
+# one is malformed: it can match nothing, and as a KV key (a space, `*`, `>`) it is invalid.
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class PoisonMessage(Exception):
+    """A message its handler can never handle (malformed data, an impossible value): it goes to
+    the dead letters at once instead of being retried. Anything else a handler raises is taken
+    as passing (a database away) and retried."""
+
+
+def event_data(event: CloudEvent, model: type[M]) -> M:
+    """The event's data as `model`, or PoisonMessage saying what is wrong with it."""
+    try:
+        return model.model_validate(event.get_data())
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'data'}: {error['msg']}"
+            for error in exc.errors(include_input=False)[:5]
+        )
+        raise PoisonMessage(f"{event.get_type()} data is not usable: {problems}") from None
+
+
+def checked_context(event: CloudEvent, *, policy_revision: str) -> EventContext:
+    """The actor and subject of `event`, for the events a handler publishes because of it;
+    PoisonMessage if they are not ids (they would poison every consumer of those events too)."""
+    context = context_of_event(event, policy_revision=policy_revision)
+    for name in ("actor_id", "actor_org_id", "subject_org_id", "subject_user_id"):
+        value = getattr(context, name)
+        if value is not None and not (isinstance(value, str) and 0 < len(value) <= 36):
+            raise PoisonMessage(f"the event's {name} is not an id")
+    session = context.acting_session_id
+    if session is not None and not (isinstance(session, str) and 0 < len(session) <= 36):
+        raise PoisonMessage("the event's acting_session_id is not an id")
+    return context
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +117,21 @@ async def _subscribe(
 async def consume(
     js: JetStreamContext,
     *,
+    service: str,
     durable: str,
     subject: str,
     handle: BatchHandler,
     batch: int = 256,
     ack_wait_seconds: float = 30.0,
+    max_deliveries: int = DEFAULT_MAX_DELIVERIES,
 ) -> None:
-    """Run forever: a batch is acknowledged after `handle` returns, redelivered if it raises.
+    """Run forever: a batch is acknowledged after `handle` returns.
+
+    When `handle` raises, the batch is handled again message by message, so one bad message
+    costs the others nothing. A message that is not a CloudEvent, or for which `handle` raises
+    PoisonMessage, is copied to `deadletter.<service>.<durable>` and terminated at once; one for
+    which it raises anything else is redelivered with a growing delay, and given up on the same
+    way on its `max_deliveries`-th delivery.
 
     Nothing here ends the task but cancellation: NATS being away, the consumer missing, a
     failing handler or a failing ack all lead to a retry. A crash between the handler's
@@ -87,6 +140,15 @@ async def consume(
     """
     config = durable_config(
         durable=durable, subject=subject, batch=batch, ack_wait=ack_wait_seconds
+    )
+    consumer = _Consumer(
+        js=js,
+        service=service,
+        durable=durable,
+        handle=handle,
+        batch=batch,
+        ack_wait=ack_wait_seconds,
+        max_deliveries=max(1, max_deliveries),
     )
     while True:
         try:
@@ -98,7 +160,7 @@ async def consume(
             await asyncio.sleep(0.5)  # back-off before trying again
             continue
         try:
-            await _pump(subscription, durable=durable, batch=batch, handle=handle)
+            await _pump(subscription, consumer)
         finally:
             # Without this, a drain at shutdown waits on status messages that no fetch will
             # ever read from this subscription's queue (and the process hangs on SIGTERM).
@@ -120,18 +182,12 @@ async def _next_batch(subscription: JetStreamContext.PullSubscription, batch: in
     return messages
 
 
-async def _pump(
-    subscription: JetStreamContext.PullSubscription,
-    *,
-    durable: str,
-    batch: int,
-    handle: BatchHandler,
-) -> None:
+async def _pump(subscription: JetStreamContext.PullSubscription, consumer: _Consumer) -> None:
     """Fetch and handle until the subscription looks broken; then return to rebuild it."""
     failures = 0
     while True:
         try:
-            messages = await _next_batch(subscription, batch)
+            messages = await _next_batch(subscription, consumer.batch)
         except (TimeoutError, NatsTimeoutError):
             failures = 0  # an empty stream answers like this: the consumer is fine
             continue
@@ -139,38 +195,151 @@ async def _pump(
             raise
         except Exception as exc:  # NATS away: the client reconnects; try again shortly
             failures += 1
-            log.warning("fetch_failed", durable=durable, error=repr(exc), failures=failures)
+            log.warning(
+                "fetch_failed", durable=consumer.durable, error=repr(exc), failures=failures
+            )
             if failures >= _RESUBSCRIBE_AFTER_FAILURES:
                 return
             await asyncio.sleep(0.25)  # back-off before the next fetch
             continue
         failures = 0
+        await consumer.take(messages)
+
+
+def retry_delay(num_delivered: int) -> float:
+    """How long a message that failed on its `num_delivered`-th delivery waits before the next:
+    doubling from one second, so a short outage is ridden out in a few quiet retries."""
+    return min(2.0 ** max(num_delivered - 1, 0), _MAX_RETRY_DELAY_SECONDS)
+
+
+@dataclass(slots=True)
+class _Consumer:
+    """One durable's handling of what it fetched: handle, acknowledge, retry or give up."""
+
+    js: JetStreamContext
+    service: str
+    durable: str
+    handle: BatchHandler
+    batch: int
+    ack_wait: float
+    max_deliveries: int
+
+    async def take(self, messages: list[Msg]) -> None:
         deliveries = []
         for message in messages:
             try:
                 deliveries.append(Delivery(decode(message.data), message))
             except Exception as exc:
-                # A message that is not a CloudEvent will never become one: drop it loudly.
-                log.error("undecodable_event", durable=durable, error=repr(exc))
-                with contextlib.suppress(Exception):
-                    await message.term()
+                # Not a CloudEvent (or one with invalid attributes): it will never become one.
+                await self._give_up(message, UNDECODABLE, exc)
         if not deliveries:
-            continue
+            return
         try:
-            await handle(deliveries)
+            await self.handle(deliveries)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            HANDLER_FAILURES.labels(durable).inc()
-            log.exception("handler_failed", durable=durable, error=repr(exc))
-            for delivery in deliveries:
-                with contextlib.suppress(Exception):
-                    await delivery.message.nak(delay=1.0)
-            continue
+            HANDLER_FAILURES.labels(self.durable).inc()
+            if len(deliveries) == 1:
+                await self._failed(deliveries[0], exc)
+            else:
+                # One bad message fails the whole batch's transaction: find it, so the good
+                # ones are handled now and only the bad one is retried or given up on.
+                log.warning(
+                    "batch_failed_isolating",
+                    durable=self.durable,
+                    size=len(deliveries),
+                    error=header_text(repr(exc), limit=300),
+                )
+                await self._one_by_one(deliveries)
+            return
+        await self._ack(deliveries)
+
+    async def _one_by_one(self, deliveries: list[Delivery]) -> None:
+        loop = asyncio.get_running_loop()
+        since_progress = loop.time()
+        for index, delivery in enumerate(deliveries):
+            if loop.time() - since_progress > self.ack_wait / 2:
+                # Slow going (e.g. every message waits on a database time-out): tell JetStream
+                # we still hold the rest, so they are not redelivered meanwhile.
+                for waiting in deliveries[index:]:
+                    with contextlib.suppress(Exception):
+                        await waiting.message.in_progress()
+                since_progress = loop.time()
+            try:
+                await self.handle([delivery])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._failed(delivery, exc)
+                continue
+            await self._ack([delivery])
+
+    async def _failed(self, delivery: Delivery, exc: Exception) -> None:
+        message = delivery.message
+        if isinstance(exc, PoisonMessage):
+            await self._give_up(message, POISON, exc)
+            return
+        delivered = message.metadata.num_delivered
+        if delivered >= self.max_deliveries:
+            await self._give_up(message, EXHAUSTED, exc)
+            return
+        log.warning(
+            "handler_failed_will_retry",
+            durable=self.durable,
+            event_id=delivery.event.get_id(),
+            deliveries=delivered,
+            error=header_text(repr(exc), limit=300),
+            exc_info=exc,
+        )
+        with contextlib.suppress(Exception):
+            await message.nak(delay=retry_delay(delivered))
+
+    async def _give_up(self, message: Msg, reason: str, exc: Exception) -> None:
+        """Copy `message` to the dead letters, then terminate it; if the copy cannot be
+        stored, keep the message (it comes back later) rather than lose it."""
+        error = f"{type(exc).__name__}: {exc}"
+        metadata = message.metadata
+        try:
+            await dead_letter(
+                self.js,
+                message,
+                service=self.service,
+                durable=self.durable,
+                reason=reason,
+                error=error,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as publish_exc:
+            log.error(
+                "dead_letter_failed",
+                durable=self.durable,
+                sequence=metadata.sequence.stream,
+                error=repr(publish_exc),
+            )
+            with contextlib.suppress(Exception):
+                await message.nak(delay=retry_delay(metadata.num_delivered))
+            return
+        log.error(
+            "dead_lettered",
+            durable=self.durable,
+            reason=reason,
+            subject=header_text(message.subject, limit=256),
+            sequence=metadata.sequence.stream,
+            deliveries=metadata.num_delivered,
+            error=header_text(error, limit=300),
+        )
+        with contextlib.suppress(Exception):
+            # If this is lost, the message comes back and is copied again under the same
+            # Nats-Msg-Id: the dead-letter stream keeps one copy.
+            await message.term()
+
+    async def _ack(self, deliveries: list[Delivery]) -> None:
         try:
             for delivery in deliveries:
                 await delivery.message.ack()
         except Exception as exc:
             # Handled and committed, but the ack did not leave: the messages come back after
             # ack_wait and the handler recognises them by event id.
-            log.warning("ack_failed", durable=durable, error=repr(exc))
+            log.warning("ack_failed", durable=self.durable, error=repr(exc))

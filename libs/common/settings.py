@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
     startup_timeout_seconds: float = 30.0
     relay_poll_seconds: float = 0.5
     relay_batch_size: int = 200
+    # Deliveries of an event whose handling keeps failing before a consumer copies it to the
+    # dead-letter stream and moves on (malformed events go there at once).
+    consumer_max_deliveries: int = Field(default=5, ge=1)
     # An acting session ends after this long whatever happens (its token expires then too);
     # revocation entries only matter until then.
     acting_session_max_seconds: int = 8 * 3600

@@ -15,7 +15,8 @@ async def record_everything(
 ) -> None:
     async def handle(batch: list[Delivery]) -> None:
         # Acknowledged by `consume` only after this commit: a crash means redelivery,
-        # and redeliveries are recognised by event id.
+        # and redeliveries are recognised by event id. An event append cannot store raises
+        # PoisonMessage: `consume` retries the batch without it and dead-letters it.
         # The subject and raw bytes go along: who may publish on the subject is part of the
         # proof of origin, and a refused event's finding keeps its bytes.
         incoming = [Incoming(d.event, d.message.subject, d.message.data) for d in batch]
@@ -23,9 +24,11 @@ async def record_everything(
 
     await consume(
         runtime.js,
+        service=settings.service_name,
         durable=settings.consumer_name,
         subject="events.>",
         handle=handle,
         batch=settings.consume_batch,
         ack_wait_seconds=settings.consume_ack_wait_seconds,
+        max_deliveries=settings.consumer_max_deliveries,
     )

@@ -30,6 +30,7 @@ from libs.common.audit_chain import (
 from libs.common.audit_chain import (
     check_chain as check_chain,
 )
+from libs.common.consumer import PoisonMessage
 from libs.common.errors import Invalid
 from libs.common.principals import Principal
 from libs.common.resources import AuditLog
@@ -84,6 +85,33 @@ def record_values(
     }
 
 
+def unstorable(event: CloudEvent) -> str | None:
+    """Why `event` can never be stored as a record (it would fail every attempt), or None."""
+    moment = event.get_time()
+    if moment is not None:
+        if moment.utcoffset() is None:
+            return "time has no time zone"
+        try:
+            moment.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return "time is out of range"
+    values = {"id": event.get_id(), "type": event.get_type(), "source": event.get_source()}
+    values |= {column: event.get_extension(attr) for attr, column in COLUMNS.items()}
+    for column, value in values.items():
+        if value is None and RECORDS.c[column].nullable:
+            continue
+        if not isinstance(value, str) or "\x00" in value:
+            return f"{column} is not a text without NUL characters"
+        length = getattr(RECORDS.c[column].type, "length", None)
+        if length is not None and len(value) > length:
+            return f"{column} is longer than {length} characters"
+    try:
+        canonical_envelope(event).encode()
+    except (TypeError, ValueError) as exc:  # not JSON, or a lone surrogate: cannot be hashed
+        return f"the envelope cannot be written as UTF-8 JSON ({type(exc).__name__})"
+    return None
+
+
 def chain_events(
     events: Iterable[CloudEvent | Genuine], *, head: str, seen: set[str]
 ) -> list[dict[str, Any]]:
@@ -117,6 +145,10 @@ async def append(
     """Append the events not seen before, in order, each chained to the one before it, if
     their signature proves their emitter (`keys`); the others become findings, not records.
     Returns how many were new. One transaction: the consumer acknowledges after it."""
+    for item in incoming:
+        event = item.event
+        if (problem := unstorable(event)) is not None:
+            raise PoisonMessage(f"event {event.get_id()!r:.60} cannot be stored: {problem}")
     genuine, refused = screen(incoming, keys)
     async with runtime.unit_of_work() as uow:
         session = uow.session

@@ -7,12 +7,20 @@ import json
 import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from libs.common.checkout import CHECKOUT_SUBJECT, BadCheckout, parse_checkout
-from libs.common.consumer import Delivery, consume
+from libs.common.consumer import (
+    UUID_PATTERN,
+    Delivery,
+    PoisonMessage,
+    checked_context,
+    consume,
+    event_data,
+)
 from libs.common.errors import DomainError, NotFound, Unauthenticated
-from libs.common.events import EventContext, context_of_event
+from libs.common.events import EventContext
 from libs.common.inbox import first_delivery
 from libs.common.resources import OrderBook
 from libs.common.runtime import ServiceRuntime
@@ -23,6 +31,34 @@ ORDER_PLACED_SUBJECT = "events.orders.order.placed"
 SESSION_ENDED_SUBJECT = "events.identity.acting_session.ended"
 
 log = structlog.get_logger("cart.handlers")
+
+
+class OrderedLine(BaseModel):
+    sku: str = Field(min_length=1, max_length=64)
+    quantity: int = Field(ge=1)
+
+
+class PlacedOrder(BaseModel):
+    """What the checkout safety net reads of `orders.order.placed`."""
+
+    order_id: str = Field(min_length=1, max_length=36)
+    cart_id: str = Field(min_length=1, max_length=36)
+    cart_version: int
+    items: list[OrderedLine] = Field(default_factory=list)
+
+
+class EndedSession(BaseModel):
+    """What lock release reads of `identity.acting_session.ended`."""
+
+    session_id: str = Field(pattern=UUID_PATTERN)
+    reason: str | None = Field(default=None, max_length=200)
+
+
+def _inbox_key(event_id: str) -> str:
+    """An event id as the inbox stores it; one too long for the column would fail every time."""
+    if not 0 < len(event_id) <= 36:
+        raise PoisonMessage("the event id is longer than 36 characters")
+    return event_id
 
 
 async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
@@ -72,16 +108,20 @@ async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
         async with runtime.unit_of_work() as uow:
             for delivery in batch:
                 event = delivery.event
-                data = event.get_data()
-                if not isinstance(data, dict):
+                order = event_data(event, PlacedOrder)
+                context = checked_context(event, policy_revision=runtime.authorizer.revision)
+                if not await first_delivery(uow.session, InboxEntry, order.order_id):
                     continue
-                key = str(data.get("order_id") or event.get_id())
-                if not await first_delivery(uow.session, InboxEntry, key):
-                    continue
-                context = context_of_event(event, policy_revision=runtime.authorizer.revision)
-                await service.check_out(uow=uow, context=context, order=data)
+                await service.check_out(uow=uow, context=context, order=order.model_dump())
 
-    await consume(runtime.js, durable="cart-checkout", subject=ORDER_PLACED_SUBJECT, handle=handle)
+    await consume(
+        runtime.js,
+        service="cart",
+        durable="cart-checkout",
+        subject=ORDER_PLACED_SUBJECT,
+        handle=handle,
+        max_deliveries=runtime.settings.consumer_max_deliveries,
+    )
 
 
 async def release_locks_of_ended_sessions(runtime: ServiceRuntime) -> None:
@@ -92,18 +132,22 @@ async def release_locks_of_ended_sessions(runtime: ServiceRuntime) -> None:
         async with runtime.unit_of_work() as uow:
             for delivery in batch:
                 event = delivery.event
-                if not await first_delivery(uow.session, InboxEntry, event.get_id()):
+                ended = event_data(event, EndedSession)
+                context = checked_context(event, policy_revision=runtime.authorizer.revision)
+                if not await first_delivery(uow.session, InboxEntry, _inbox_key(event.get_id())):
                     continue
-                data = event.get_data()
-                if isinstance(data, dict) and isinstance(data.get("session_id"), str):
-                    context = context_of_event(event, policy_revision=runtime.authorizer.revision)
-                    await locking.release_locks_of_ended_session(
-                        uow=uow,
-                        context=context,
-                        session_id=data["session_id"],
-                        end_reason=data.get("reason"),
-                    )
+                await locking.release_locks_of_ended_session(
+                    uow=uow,
+                    context=context,
+                    session_id=ended.session_id,
+                    end_reason=ended.reason,
+                )
 
     await consume(
-        runtime.js, durable="cart-lock-release", subject=SESSION_ENDED_SUBJECT, handle=handle
+        runtime.js,
+        service="cart",
+        durable="cart-lock-release",
+        subject=SESSION_ENDED_SUBJECT,
+        handle=handle,
+        max_deliveries=runtime.settings.consumer_max_deliveries,
     )

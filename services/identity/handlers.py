@@ -7,15 +7,23 @@ import asyncio
 import structlog
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
+from pydantic import BaseModel, Field
 
 from libs.common.activity import ACTIVITY_SUBJECT
-from libs.common.consumer import Delivery, consume
+from libs.common.consumer import UUID_PATTERN, Delivery, consume, event_data
 from libs.common.revocation import publish_revocation, revocation_bucket, set_user_revoked
 from libs.common.runtime import ServiceRuntime
 from services.identity import service
 from services.identity.events import ACTING_SESSION_ENDED, USER_UPDATED
 
 log = structlog.get_logger("identity.handlers")
+
+
+class EndedSession(BaseModel):
+    """What the revocation projector reads of `identity.acting_session.ended`; the id becomes
+    a revocation-bucket key."""
+
+    session_id: str = Field(pattern=UUID_PATTERN)
 
 
 async def _bucket(runtime: ServiceRuntime) -> KeyValue:
@@ -34,16 +42,19 @@ async def project_revocations(runtime: ServiceRuntime) -> None:
     kv = await _bucket(runtime)
 
     async def handle(batch: list[Delivery]) -> None:
-        for delivery in batch:
-            data = delivery.event.get_data()
-            if isinstance(data, dict) and isinstance(data.get("session_id"), str):
-                await publish_revocation(kv, data["session_id"])
+        # All read before any is written: a malformed one raises PoisonMessage, and `consume`
+        # dead-letters it and handles the others one by one.
+        ended = [event_data(delivery.event, EndedSession) for delivery in batch]
+        for session in ended:
+            await publish_revocation(kv, session.session_id)
 
     await consume(
         runtime.js,
+        service="identity",
         durable="identity-revocations",
         subject=f"events.{ACTING_SESSION_ENDED}",
         handle=handle,
+        max_deliveries=runtime.settings.consumer_max_deliveries,
     )
 
 
@@ -60,9 +71,11 @@ async def project_user_revocations(runtime: ServiceRuntime) -> None:
 
     await consume(
         runtime.js,
+        service="identity",
         durable="identity-user-revocations",
         subject=f"events.{USER_UPDATED}",
         handle=handle,
+        max_deliveries=runtime.settings.consumer_max_deliveries,
     )
 
 
