@@ -8,10 +8,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from libs.common.bus_permissions import USERS
+from libs.common.bus_permissions import PROVISIONER, USERS
 from libs.common.settings import ServiceSettings
 from libs.common.signing import write_event_keys
-from onbehalf.nats_setup import init_bus_secrets, provision
+from onbehalf.nats_setup import NATS_SECRETS_DIR, BusSecrets, init_bus_secrets, provision
 from onbehalf.stack import SERVICES
 
 nats_app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
@@ -38,11 +38,14 @@ def provision_command(
     nats_url: str = typer.Option(
         "nats://127.0.0.1:4222", "--nats-url", envvar="NATS_URL", help="NATS with JetStream"
     ),
+    nats_creds: Path | None = typer.Option(
+        None, "--nats-creds", help="The provisioner's nkey seed (default: from the data dir)"
+    ),
     data_dir: Path = typer.Option(Path("data"), "--data-dir", help="Where `init` put the secrets"),
     replicas: int = typer.Option(1, "--replicas", min=1, help="Stream replicas (3 on a cluster)"),
 ) -> None:
     """Create the streams and the revocation bucket as the provisioner (the only user allowed)."""
-    bus = init_bus_secrets(data_dir / "secrets")
+    seed = nats_creds or BusSecrets(data_dir / "secrets" / NATS_SECRETS_DIR).seed_file(PROVISIONER)
     ttl = float(ServiceSettings().acting_session_max_seconds)
-    asyncio.run(provision(nats_url, bus, revocation_ttl_seconds=ttl, replicas=replicas))
+    asyncio.run(provision(nats_url, seed, revocation_ttl_seconds=ttl, replicas=replicas))
     console.print(f"provisioned on {nats_url}")

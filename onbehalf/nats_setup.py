@@ -129,10 +129,11 @@ def stream_configs(*, replicas: int = 1) -> list[StreamConfig]:
 
 
 async def provision(
-    url: str, secrets: BusSecrets, *, revocation_ttl_seconds: float, replicas: int = 1
+    url: str, seed_file: Path, *, revocation_ttl_seconds: float, replicas: int = 1
 ) -> None:
-    """Create every stream and the revocation bucket, as the one user allowed to."""
-    nc = await connect_as(url, secrets, PROVISIONER)
+    """Create every stream and the revocation bucket, as the one user allowed to (`seed_file`
+    is the provisioner's nkey seed)."""
+    nc = await connect(url, name=PROVISIONER, timeout=10.0, seed_file=seed_file)
     try:
         js = nc.jetstream()
         for config in stream_configs(replicas=replicas):
@@ -154,4 +155,8 @@ async def provision(
 
 
 def provision_sync(url: str, secrets: BusSecrets, *, revocation_ttl_seconds: float) -> None:
-    asyncio.run(provision(url, secrets, revocation_ttl_seconds=revocation_ttl_seconds))
+    asyncio.run(
+        provision(
+            url, secrets.seed_file(PROVISIONER), revocation_ttl_seconds=revocation_ttl_seconds
+        )
+    )
