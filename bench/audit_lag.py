@@ -24,19 +24,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import nats
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from libs.common.events import EventContext, build_event, encode, nats_subject
+from libs.common.signing import load_signing_key, signing_key_path
 from onbehalf.postgres import PostgresServer, start_postgres
 from onbehalf.stack import SERVICES, Stack, start_service, start_stack, wait_healthy
 from tests.support import Api, World, build_world, ok
 
 ADMIN = "admin@bench.test"
-BACKLOG_TYPE = "bench.backlog"
+# The bus lets a service publish only its own events, signed: the backlog poses as catalog's.
+BACKLOG_EMITTER = "catalog"
+BACKLOG_TYPE = "catalog.bench.backlog"
 
 
 def _poll(
@@ -126,8 +128,11 @@ async def _lag(
     return [seen_at[order_id] - at for order_id, at in placed_at.items()], rate
 
 
-async def _publish_backlog(nats_url: str, count: int) -> None:
-    nc = await nats.connect(nats_url)
+async def _publish_backlog(stack: Stack, count: int) -> None:
+    key = load_signing_key(
+        signing_key_path(stack.secrets_dir, BACKLOG_EMITTER), service=BACKLOG_EMITTER
+    )
+    nc = await stack.connect_bus(BACKLOG_EMITTER)
     try:
         js = nc.jetstream()
         context = EventContext(
@@ -141,7 +146,11 @@ async def _publish_backlog(nats_url: str, count: int) -> None:
         futures = []
         for n in range(count):
             event = build_event(
-                source="/onbehalf/bench", type=BACKLOG_TYPE, data={"n": n}, context=context
+                source=f"/onbehalf/{BACKLOG_EMITTER}",
+                type=BACKLOG_TYPE,
+                data={"n": n},
+                context=context,
+                signing_key=key,
             )
             futures.append(
                 await js.publish_async(
@@ -168,7 +177,7 @@ def _ingest(stack: Stack, audit_db: str, backlog: int) -> dict[str, float]:
     stack.services["audit"].stop()
     before = asyncio.run(_count(audit_db))
     began = time.perf_counter()
-    asyncio.run(_publish_backlog(stack.nats_url, backlog))
+    asyncio.run(_publish_backlog(stack, backlog))
     published = time.perf_counter() - began
 
     began = time.perf_counter()
