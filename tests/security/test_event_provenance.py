@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from libs.common.signing import (
     public_keys_path,
     signing_key_path,
 )
-from onbehalf.stack import SERVICES, Stack
+from onbehalf.stack import SERVICES, Stack, free_port, start_service
 from tests.security.bus import bus_client
 from tests.support import Api, World, ok, wait_until
 
@@ -208,3 +209,19 @@ def test_each_service_publishes_its_event_key(stack: Stack) -> None:
             assert jwk["service"] == service and jwk["crv"] == "Ed25519"
             assert published[jwk["kid"]].jwk() == jwk
             assert "d" not in jwk  # the public half only
+
+
+def test_a_service_without_a_signing_key_refuses_to_start(tmp_path: Path) -> None:
+    service = start_service(
+        "catalog",
+        port=free_port(),
+        env={"ONBEHALF_DATA_DIR": str(tmp_path / "db"), "NATS_URL": "nats://127.0.0.1:1"},
+        log_dir=tmp_path / "logs",
+    )
+    try:
+        code = service.process.wait(timeout=60)
+    finally:
+        service.stop()
+    assert code != 0
+    log = service.log_path.read_text()
+    assert "MissingSigningKey" in log and "ONBEHALF_EVENT_SIGNING_KEY_FILE" in log, log[-2000:]
