@@ -207,7 +207,7 @@ async def test_an_order_placed_while_acting_empties_the_cart_under_the_acting_st
 
 async def test_orders_sends_no_actor_in_the_checkout_body(shop: Shop) -> None:
     """What orders puts on the bus: the order and the caller's bearer token, no actor."""
-    nc = await bus_client(shop.world.admin.stack, "audit")
+    nc = await bus_client(shop.world.admin.stack, "cart")
     try:
         sub = await nc.subscribe(CHECKOUT_SUBJECT)
         await nc.flush()
