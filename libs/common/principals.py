@@ -18,6 +18,11 @@ class StaffUser:
     permissions: list[str] = field(default_factory=list)
     active: bool = True
     kind: str = "staff"
+    # From the login token: its login session (logout ends it), the rights generation it was
+    # issued at (a later change of rights makes it stale) and its expiry.
+    login_session_id: str | None = None
+    generation: int = 0
+    expires_at: datetime | None = None
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -37,6 +42,11 @@ class CustomerUser:
     roles: list[str] = field(default_factory=list)
     active: bool = True
     kind: str = "customer"
+    login_session_id: str | None = None
+    generation: int = 0
+    # The organisation's generation: it changes with the organisation's status.
+    org_generation: int = 0
+    expires_at: datetime | None = None
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -58,6 +68,11 @@ class ActingSession:
     # supervisor taking over a cart lock) without a call to identity.
     actor_roles: list[str] = field(default_factory=list)
     kind: str = "acting"
+    # The staff member's login session this one was started from (it never outlives it), and
+    # the generations of the actor's rights and of the customer organisation at the start.
+    login_session_id: str | None = None
+    actor_generation: int = 0
+    org_generation: int = 0
 
     def actor_has_role(self, role: str) -> bool:
         return role in self.actor_roles

@@ -1,13 +1,15 @@
-"""Revoked acting sessions, shared through a JetStream KV bucket and held in memory by every service."""
+"""Revoked sessions and current rights, shared through a JetStream KV bucket and held in memory."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from dataclasses import dataclass
 
 import structlog
 from nats.js import JetStreamContext
-from nats.js.errors import BucketNotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 log = structlog.get_logger("revocation")
@@ -27,16 +29,56 @@ async def revocation_bucket(js: JetStreamContext, *, ttl_seconds: float) -> KeyV
 
 
 def user_key(user_id: str) -> str:
-    """The bucket key of a deactivated user (acting sessions are keyed by their bare id)."""
+    """The bucket key of a user's standing (acting sessions are keyed by their bare id)."""
     return f"user.{user_id}"
 
 
+def org_key(org_id: str) -> str:
+    """The bucket key of an organisation's standing."""
+    return f"org.{org_id}"
+
+
+def login_key(login_session_id: str) -> str:
+    """The bucket key of an ended login session (a logout)."""
+    return f"login.{login_session_id}"
+
+
+_STANDING_PREFIXES = ("user.", "org.")
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A user's or organisation's rights generation and whether it is active: tokens that carry
+    a lower generation were issued before a change of rights and are refused."""
+
+    generation: int
+    active: bool = True
+
+    def encode(self) -> bytes:
+        return json.dumps({"generation": self.generation, "active": self.active}).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Standing:
+        if raw == b"deactivated":  # written before generations existed
+            return cls(generation=0, active=False)
+        try:
+            data = json.loads(raw)
+            generation, active = data["generation"], data["active"]
+        except (ValueError, TypeError, KeyError):
+            # Unreadable: refuse every token of that user or organisation rather than none.
+            return cls(generation=2**62, active=False)
+        if not isinstance(generation, int) or not isinstance(active, bool):
+            return cls(generation=2**62, active=False)
+        return cls(generation=generation, active=active)
+
+
 class RevocationSet:
-    """The ended acting sessions and deactivated users this process knows of; checked on every
-    request, no I/O."""
+    """What this process knows of ended sessions and of users' and organisations' standing;
+    checked on every request, no I/O."""
 
     def __init__(self) -> None:
         self._revoked: set[str] = set()
+        self._standing: dict[str, Standing] = {}
         self.ready = asyncio.Event()
 
     def __contains__(self, session_id: object) -> bool:
@@ -47,9 +89,20 @@ class RevocationSet:
 
     def discard(self, key: str) -> None:
         self._revoked.discard(key)
+        self._standing.pop(key, None)
+
+    def apply(self, key: str, value: bytes) -> None:
+        """A bucket entry: a standing for `user.`/`org.` keys, an ended session otherwise."""
+        if key.startswith(_STANDING_PREFIXES):
+            self._standing[key] = Standing.decode(value)
+        else:
+            self._revoked.add(key)
+
+    def standing(self, key: str) -> Standing | None:
+        return self._standing.get(key)
 
     def __len__(self) -> int:
-        return len(self._revoked)
+        return len(self._revoked) + len(self._standing)
 
 
 class RevocationWatcher:
@@ -96,8 +149,8 @@ class RevocationWatcher:
             if entry is None:  # the initial replay is done
                 self._revoked.ready.set()
             elif entry.operation in (None, "PUT") and entry.key:
-                self._revoked.add(entry.key)
-            elif entry.key:  # DEL or PURGE: a reactivated user
+                self._revoked.apply(entry.key, entry.value or b"")
+            elif entry.key:  # DEL or PURGE (an entry written before generations existed)
                 self._revoked.discard(entry.key)
 
 
@@ -105,10 +158,31 @@ async def publish_revocation(kv: KeyValue, session_id: str) -> None:
     await kv.put(session_id, b"ended")
 
 
-async def set_user_revoked(kv: KeyValue, user_id: str, *, revoked: bool) -> None:
-    """A deactivated user's tokens are refused everywhere; reactivation lifts that."""
-    if revoked:
-        await kv.put(user_key(user_id), b"deactivated")
-    else:
-        # A delete marker: watchers see DEL and forget the key (none there is fine too).
-        await kv.delete(user_key(user_id))
+def _written_generation(raw: bytes | None) -> int:
+    """The generation an entry holds; -1 for one identity may overwrite (legacy or unreadable)."""
+    try:
+        generation = json.loads(raw or b"")["generation"]
+    except (ValueError, TypeError, KeyError):
+        return -1
+    return generation if isinstance(generation, int) else -1
+
+
+async def raise_standing(kv: KeyValue, key: str, standing: Standing) -> None:
+    """Write `standing` unless the bucket already holds the same or a newer generation:
+    compare-and-set, so a redelivered or late event never lowers a generation."""
+    while True:
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            try:
+                await kv.create(key, standing.encode())
+                return
+            except KeyWrongLastSequenceError:
+                continue  # someone wrote it meanwhile: compare again
+        if _written_generation(entry.value) >= standing.generation:
+            return
+        try:
+            await kv.update(key, standing.encode(), last=entry.revision)
+            return
+        except KeyWrongLastSequenceError:
+            continue

@@ -14,7 +14,7 @@ import structlog
 
 from libs.common.errors import Unauthenticated
 from libs.common.principals import ActingSession, CustomerUser, Principal, StaffUser
-from libs.common.revocation import RevocationSet, user_key
+from libs.common.revocation import RevocationSet, login_key, org_key, user_key
 
 log = structlog.get_logger("tokens")
 
@@ -39,6 +39,9 @@ def claims_of(principal: Principal) -> dict[str, Any]:
                 "org_id": principal.actor_org_id,
                 "roles": list(principal.actor_roles),
             },
+            **_session_claims(
+                principal.login_session_id, principal.actor_generation, principal.org_generation
+            ),
         }
     claims: dict[str, Any] = {
         "sub": principal.id,
@@ -50,7 +53,40 @@ def claims_of(principal: Principal) -> dict[str, Any]:
     }
     if isinstance(principal, StaffUser):
         claims["permissions"] = list(principal.permissions)
+        claims.update(_session_claims(principal.login_session_id, principal.generation, None))
+    else:
+        claims.update(
+            _session_claims(
+                principal.login_session_id, principal.generation, principal.org_generation
+            )
+        )
     return claims
+
+
+def _session_claims(lsid: str | None, ugen: int, ogen: int | None) -> dict[str, Any]:
+    """`lsid`: the login session (logout ends it); `ugen`: the generation of the user's rights
+    (of the actor's, in an acting token); `ogen`: the customer organisation's. A verifier
+    refuses a token whose generation is below the one in the revocation bucket."""
+    claims: dict[str, Any] = {"ugen": ugen}
+    if lsid is not None:
+        claims["lsid"] = lsid
+    if ogen is not None:
+        claims["ogen"] = ogen
+    return claims
+
+
+def _generation(claims: dict[str, Any], name: str) -> int:
+    value = claims.get(name, 0)  # tokens issued before generations existed carry none
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{name} is not an integer")
+    return value
+
+
+def _lsid(claims: dict[str, Any]) -> str | None:
+    value = claims.get("lsid")
+    if value is not None and not isinstance(value, str):
+        raise ValueError("lsid is not a string")
+    return value
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
@@ -68,6 +104,9 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
                 mode=claims["mode"],
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
                 actor_roles=list(act.get("roles", [])),
+                login_session_id=_lsid(claims),
+                actor_generation=_generation(claims, "ugen"),
+                org_generation=_generation(claims, "ogen"),
             )
         if kind == "staff":
             return StaffUser(
@@ -77,6 +116,9 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
                 email=claims.get("email", ""),
                 roles=list(claims.get("roles", [])),
                 permissions=list(claims.get("permissions", [])),
+                login_session_id=_lsid(claims),
+                generation=_generation(claims, "ugen"),
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
             )
         if kind == "customer":
             return CustomerUser(
@@ -85,6 +127,10 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
                 name=claims["name"],
                 email=claims.get("email", ""),
                 roles=list(claims.get("roles", [])),
+                login_session_id=_lsid(claims),
+                generation=_generation(claims, "ugen"),
+                org_generation=_generation(claims, "ogen"),
+                expires_at=datetime.fromtimestamp(claims["exp"], UTC),
             )
     except (KeyError, TypeError, ValueError) as exc:
         raise Unauthenticated("token claims are incomplete") from exc
@@ -143,12 +189,38 @@ class TokenVerifier:
             self._cache[token] = (principal, exp)
             if len(self._cache) > self.CACHE_SIZE:
                 self._cache.popitem(last=False)
-        if isinstance(principal, ActingSession):
-            if principal.id in self.revoked:
-                raise Unauthenticated("the acting session has ended")
-        elif user_key(principal.id) in self.revoked:
-            raise Unauthenticated("this user is deactivated")
+        self._check_current(principal)
         return principal
+
+    def _check_current(self, principal: Principal) -> None:
+        """Refuse an ended session, and rights that changed since the token was issued: a few
+        look-ups in the in-memory revocation set, no I/O."""
+        revoked = self.revoked
+        if isinstance(principal, ActingSession):
+            if principal.id in revoked:
+                raise Unauthenticated("the acting session has ended")
+            user, generation = principal.actor_id, principal.actor_generation
+            org: str | None = principal.subject_org_id
+            org_generation = principal.org_generation
+        else:
+            user, generation = principal.id, principal.generation
+            org = principal.org_id if isinstance(principal, CustomerUser) else None
+            org_generation = principal.org_generation if isinstance(principal, CustomerUser) else 0
+        if principal.login_session_id and login_key(principal.login_session_id) in revoked:
+            raise Unauthenticated("the login session has ended: sign in again")
+        standing = revoked.standing(user_key(user))
+        if standing is not None:
+            if not standing.active:
+                raise Unauthenticated("this user is deactivated")
+            if generation < standing.generation:
+                raise Unauthenticated("this user's rights have changed: sign in again")
+        if org is not None:
+            standing = revoked.standing(org_key(org))
+            if standing is not None:
+                if not standing.active:
+                    raise Unauthenticated("this organisation is not active")
+                if org_generation < standing.generation:
+                    raise Unauthenticated("this organisation has changed: sign in again")
 
     def _verify_signature(self, token: str) -> tuple[Principal, float]:
         try:

@@ -41,7 +41,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
                 passwords=PasswordPool(settings.password_hash_workers),
             )
             runtime.spawn(handlers.project_revocations(runtime), name="revocations")
-            runtime.spawn(handlers.project_user_revocations(runtime), name="user-revocations")
+            runtime.spawn(handlers.project_standing(runtime), name="standing")
             runtime.spawn(handlers.record_activity(runtime), name="activity")
             runtime.spawn(handlers.end_timed_out_sessions(identity), name="session-sweeper")
             app.state.runtime = runtime

@@ -11,10 +11,24 @@ from pydantic import BaseModel, Field
 
 from libs.common.activity import ACTIVITY_SUBJECT
 from libs.common.consumer import UUID_PATTERN, Delivery, consume, event_data
-from libs.common.revocation import publish_revocation, revocation_bucket, set_user_revoked
+from libs.common.revocation import (
+    Standing,
+    login_key,
+    org_key,
+    publish_revocation,
+    raise_standing,
+    revocation_bucket,
+    user_key,
+)
 from libs.common.runtime import ServiceRuntime
 from services.identity import service
-from services.identity.events import ACTING_SESSION_ENDED, USER_UPDATED
+from services.identity.events import (
+    ACTING_SESSION_ENDED,
+    LOGIN_SESSION_ENDED,
+    ORG_UPDATED,
+    PASSWORD_CHANGED,
+    USER_UPDATED,
+)
 
 log = structlog.get_logger("identity.handlers")
 
@@ -58,22 +72,51 @@ async def project_revocations(runtime: ServiceRuntime) -> None:
     )
 
 
-async def project_user_revocations(runtime: ServiceRuntime) -> None:
-    """A deactivated user's login tokens stop working everywhere, not only at their expiry."""
+def _standing_entry(event_type: str, data: object) -> tuple[str, Standing] | None:
+    """The bucket entry an event about rights calls for, if any. Generation 0 needs none:
+    no token of an older generation exists."""
+    if not isinstance(data, dict):
+        return None
+    generation = data.get("generation")
+    if not isinstance(generation, int) or generation <= 0:
+        return None
+    if event_type == USER_UPDATED and isinstance(data.get("user"), dict):
+        user = data["user"]
+        if isinstance(user.get("id"), str):
+            return user_key(user["id"]), Standing(generation, bool(user.get("active", True)))
+    if event_type == PASSWORD_CHANGED and isinstance(data.get("user_id"), str):
+        active = bool(data.get("active", True))
+        return user_key(data["user_id"]), Standing(generation, active)
+    if event_type == ORG_UPDATED and isinstance(data.get("org"), dict):
+        org = data["org"]
+        if isinstance(org.get("id"), str):
+            return org_key(org["id"]), Standing(generation, org.get("status") == "active")
+    return None
+
+
+async def project_standing(runtime: ServiceRuntime) -> None:
+    """Changed rights and ended login sessions go into the revocation bucket, so that every
+    service refuses older tokens within a second, not at their expiry. Through the stream,
+    like project_revocations: a change made while NATS was down still takes effect."""
     kv = await _bucket(runtime)
 
     async def handle(batch: list[Delivery]) -> None:
         for delivery in batch:
+            event_type = delivery.event.get_type()
             data = delivery.event.get_data()
-            user = data.get("user") if isinstance(data, dict) else None
-            if isinstance(user, dict) and isinstance(user.get("id"), str):
-                await set_user_revoked(kv, user["id"], revoked=not user.get("active", True))
+            if event_type == LOGIN_SESSION_ENDED:
+                if isinstance(data, dict) and isinstance(data.get("login_session_id"), str):
+                    await publish_revocation(kv, login_key(data["login_session_id"]))
+                continue
+            entry = _standing_entry(event_type, data)
+            if entry is not None:
+                await raise_standing(kv, *entry)
 
     await consume(
         runtime.js,
         service="identity",
-        durable="identity-user-revocations",
-        subject=f"events.{USER_UPDATED}",
+        durable="identity-standing",
+        subject="events.identity.>",
         handle=handle,
         max_deliveries=runtime.settings.consumer_max_deliveries,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.common.db import UtcDateTime
@@ -25,6 +25,8 @@ class Organization(Base):
     status: Mapped[str] = mapped_column(String(16), default="active")
     allow_assistance: Mapped[bool] = mapped_column(Boolean, default=True)
     is_seller: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Raised on every change of status: customer tokens issued before it are refused.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -41,6 +43,9 @@ class User(Base):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     permissions: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Raised on every change of roles, permissions, active flag or password: tokens issued
+    # before it are refused everywhere.
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -66,6 +71,8 @@ class ActingSessionRecord(Base):
     subject_org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     subject_name: Mapped[str] = mapped_column(String(200))
     mode: Mapped[str] = mapped_column(String(8))
+    # The staff member's login session: a logout ends every acting session started from it.
+    login_session_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     actor_roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     policy_revision: Mapped[str] = mapped_column(String(32))
     started_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

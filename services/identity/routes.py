@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from libs.common.web import CurrentPrincipal
-from services.identity import login, service
+from services.identity import login, login_sessions, service
 from services.identity.schemas import (
     ActingContextRead,
     ActingCreate,
@@ -51,6 +51,13 @@ async def token(body: TokenRequest, request: Request, identity: Ident) -> TokenR
     return await login.login(
         identity=identity, email=body.email, password=body.password, address=address
     )
+
+
+@router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"])
+async def logout(principal: CurrentPrincipal, identity: Ident) -> Response:
+    """End this login session and every acting session started from it, in every service."""
+    await login_sessions.logout(identity=identity, principal=principal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/v1/me", tags=["self"])
@@ -123,10 +130,24 @@ async def set_consent(
     )
 
 
-@router.put("/v1/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["self"])
+@router.post("/v1/me/password", tags=["self"])
 async def change_password(
     body: PasswordChange, principal: CurrentPrincipal, identity: Ident
+) -> TokenRead:
+    """Every other session of the user ends; the answer is this session's new token."""
+    return await service.change_password(
+        identity=identity,
+        principal=principal,
+        current_password=body.current_password,
+        new_password=body.new_password,
+    )
+
+
+@router.put("/v1/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["self"])
+async def replace_password(
+    body: PasswordChange, principal: CurrentPrincipal, identity: Ident
 ) -> Response:
+    """The earlier form: every session ends, the caller's too (no new token is returned)."""
     await service.change_password(
         identity=identity,
         principal=principal,

@@ -85,6 +85,7 @@ def _staff(user: User) -> StaffUser:
         roles=list(user.roles),
         permissions=list(user.permissions),
         active=user.active,
+        generation=user.generation,
     )
 
 
@@ -96,11 +97,21 @@ def _customer(user: User) -> CustomerUser:
         email=user.email,
         roles=list(user.roles),
         active=user.active,
+        generation=user.generation,
     )
 
 
 def _principal_of(user: User) -> Principal:
     return _staff(user) if user.kind == "staff" else _customer(user)
+
+
+def _login_principal(user: User, org: Organization, *, login_session_id: str) -> Principal:
+    """What a login token says: the user's rights now, their generations, a new login session."""
+    principal = _principal_of(user)
+    if isinstance(principal, CustomerUser):
+        principal.org_generation = org.generation
+    principal.login_session_id = login_session_id
+    return principal
 
 
 def _org_read(org: Organization) -> OrgRead:
@@ -209,7 +220,8 @@ async def bootstrap(*, runtime: ServiceRuntime, settings: IdentitySettings) -> N
 async def issue_login_token(*, identity: Identity, user: User, org: Organization) -> TokenRead:
     """The access token of a user whose password login.py has just checked."""
     lifetime = identity.settings.access_token_seconds
-    token = identity.signer.sign(claims_of(_principal_of(user)), expires_at=time.time() + lifetime)
+    principal = _login_principal(user, org, login_session_id=str(uuid4()))
+    token = identity.signer.sign(claims_of(principal), expires_at=time.time() + lifetime)
     return TokenRead(access_token=token, expires_in=lifetime)
 
 
@@ -319,7 +331,9 @@ async def list_customers(
 # ---------------------------------------------------------------- acting sessions
 
 
-def _acting_principal(record: ActingSessionRecord) -> ActingSession:
+def _acting_principal(
+    record: ActingSessionRecord, *, actor_generation: int = 0, org_generation: int = 0
+) -> ActingSession:
     return ActingSession(
         id=record.id,
         actor_id=record.actor_id,
@@ -330,6 +344,9 @@ def _acting_principal(record: ActingSessionRecord) -> ActingSession:
         mode=record.mode,
         expires_at=record.expires_at,
         actor_roles=list(record.actor_roles),
+        login_session_id=record.login_session_id,
+        actor_generation=actor_generation,
+        org_generation=org_generation,
     )
 
 
@@ -370,6 +387,29 @@ def _end(
     )
 
 
+async def end_live_sessions(
+    uow: UnitOfWork,
+    *,
+    reason: str,
+    detail: str,
+    actor: Principal,
+    actor_id: str | None = None,
+    login_session_id: str | None = None,
+) -> int:
+    """End every live session of a staff member, or of one login session; their tokens are
+    refused everywhere once the events are projected into the revocation bucket."""
+    await uow.session.flush()
+    query = select(ActingSessionRecord).where(ActingSessionRecord.ended_at.is_(None))
+    if actor_id is not None:
+        query = query.where(ActingSessionRecord.actor_id == actor_id)
+    if login_session_id is not None:
+        query = query.where(ActingSessionRecord.login_session_id == login_session_id)
+    records = (await uow.session.scalars(query)).all()
+    for record in records:
+        _end(uow, record, reason=reason, detail=detail, actor=actor)
+    return len(records)
+
+
 async def _decide_start(
     uow: UnitOfWork, *, caller: Principal, org: Organization, mode: Mode
 ) -> Decision:
@@ -395,9 +435,16 @@ def _open(
     org: Organization,
     mode: Mode,
     decision: Decision,
+    login_session_id: str | None,
+    not_after: datetime | None,
     switched_from: str | None = None,
 ) -> ActingSessionRecord:
+    """`not_after`: the login session's expiry, or the first session's of a chain of switches;
+    an acting session never outlives either."""
     started = _now()
+    expires_at = started + timedelta(seconds=identity.settings.acting_session_max_seconds)
+    if not_after is not None:
+        expires_at = min(expires_at, not_after)
     record = ActingSessionRecord(
         id=str(uuid4()),
         actor_id=staff.id,
@@ -406,11 +453,12 @@ def _open(
         subject_org_id=org.id,
         subject_name=org.name,
         mode=mode,
+        login_session_id=login_session_id,
         actor_roles=list(staff.roles),
         policy_revision=decision.revision,
         started_at=started,
         last_seen_at=started,
-        expires_at=started + timedelta(seconds=identity.settings.acting_session_max_seconds),
+        expires_at=expires_at,
     )
     uow.session.add(record)
     uow.publish(
@@ -430,10 +478,13 @@ def _open(
     return record
 
 
-def _started(identity: Identity, record: ActingSessionRecord) -> ActingStarted:
-    token = identity.signer.sign(
-        claims_of(_acting_principal(record)), expires_at=record.expires_at.timestamp()
+def _started(
+    identity: Identity, record: ActingSessionRecord, *, staff: StaffUser, org: Organization
+) -> ActingStarted:
+    principal = _acting_principal(
+        record, actor_generation=staff.generation, org_generation=org.generation
     )
+    token = identity.signer.sign(claims_of(principal), expires_at=record.expires_at.timestamp())
     return ActingStarted(access_token=token, **_context(record).model_dump())
 
 
@@ -454,11 +505,21 @@ async def start_acting(
         record = None
         if decision.allowed:
             assert isinstance(caller, StaffUser)  # only staff rules grant acting
-            record = _open(uow, identity, staff=caller, org=org, mode=mode, decision=decision)
+            record = _open(
+                uow,
+                identity,
+                staff=caller,
+                org=org,
+                mode=mode,
+                decision=decision,
+                login_session_id=principal.login_session_id,
+                not_after=principal.expires_at,
+            )
     # The denial is committed (and so audited) before the refusal goes out.
     if record is None:
         raise Forbidden(f"not allowed to act as {org.name}", reason=decision.reason)
-    return _started(identity, record)
+    assert isinstance(caller, StaffUser)
+    return _started(identity, record, staff=caller, org=org)
 
 
 async def switch_acting(
@@ -485,11 +546,16 @@ async def switch_acting(
                 org=org,
                 mode=mode,
                 decision=decision,
+                # A chain of switches shares the first session's bounds: switching never
+                # extends a session (nor a stolen acting token's life).
+                login_session_id=current.login_session_id,
+                not_after=current.expires_at,
                 switched_from=current.id,
             )
     if record is None:
         raise Forbidden(f"not allowed to act as {org.name}", reason=decision.reason)
-    return _started(identity, record)
+    assert isinstance(staff, StaffUser)
+    return _started(identity, record, staff=staff, org=org)
 
 
 async def _live_session(session: AsyncSession, principal: ActingSession) -> ActingSessionRecord:
@@ -657,7 +723,9 @@ async def set_consent(
 
 async def change_password(
     *, identity: Identity, principal: Principal, current_password: str, new_password: str
-) -> None:
+) -> TokenRead:
+    """Ends every other session of the user (tokens of the old generation are refused
+    everywhere); the caller gets a token of the new generation for the same login session."""
     new_hash = hash_password(new_password)
     async with identity.runtime.unit_of_work() as uow:
         caller = await _fresh(uow.session, principal)
@@ -672,8 +740,34 @@ async def change_password(
         assert user is not None  # _fresh found it
         if not verify_password(current_password, user.password_hash):
             raise Invalid("the current password is wrong")
+        weak = check_password_policy(
+            new_password, email=user.email, min_length=identity.settings.password_min_length
+        )
+        if weak:
+            raise Invalid(weak, reason="weak_password")
         user.password_hash = new_hash
-        uow.publish(events.PASSWORD_CHANGED, {"user_id": user.id}, caller)
+        user.generation += 1
+        uow.publish(
+            events.PASSWORD_CHANGED,
+            {"user_id": user.id, "generation": user.generation, "active": user.active},
+            caller,
+        )
+        await end_live_sessions(
+            uow,
+            reason="revoked",
+            detail="the staff member's password changed",
+            actor=caller,
+            actor_id=user.id,
+        )
+        org = await uow.session.get(Organization, user.org_id)
+        assert org is not None  # a foreign key
+        renewed = _login_principal(
+            user, org, login_session_id=principal.login_session_id or str(uuid4())
+        )
+    # The login session keeps its expiry: a password change does not lengthen it.
+    expires_at = (principal.expires_at or _now()).timestamp()
+    token = identity.signer.sign(claims_of(renewed), expires_at=expires_at)
+    return TokenRead(access_token=token, expires_in=max(0, int(expires_at - time.time())))
 
 
 # ---------------------------------------------------------------- administration
@@ -722,12 +816,20 @@ async def update_org(
             for field, value in changes.items():
                 if value is None:
                     raise Invalid(f"{field} cannot be null")
+            if "status" in changes and changes["status"] != org.status:
+                # Customer tokens issued before are refused everywhere (handlers.project_standing).
+                org.generation += 1
+            for field, value in changes.items():
                 setattr(org, field, value)
             await uow.session.flush()
             read = _org_read(org)
             uow.publish(
                 events.ORG_UPDATED,
-                {"org": read.model_dump(), "changed": sorted(changes)},
+                {
+                    "org": read.model_dump(),
+                    "changed": sorted(changes),
+                    "generation": org.generation,
+                },
                 caller,
                 subject_org_id=org.id,
             )
@@ -857,23 +959,42 @@ async def update_user(
             changes.get("roles", list(user.roles)),
             changes.get("permissions", list(user.permissions)),
         )
+        rights_changed = "password" in changes
         if "password" in changes:
             user.password_hash = hash_password(changes.pop("password"))
         for field in ("roles", "permissions"):
             if field in changes:
                 changes[field] = sorted(set(changes[field]))
         for field, value in changes.items():
+            if field in ("roles", "permissions", "active") and value != getattr(user, field):
+                rights_changed = True
             setattr(user, field, value)
+        if rights_changed:
+            # Tokens issued before carry the old rights: every service refuses them from now.
+            user.generation += 1
         await session.flush()
         read = _user_read(user)
         uow.publish(
             events.USER_UPDATED,
-            {"user": read.model_dump(), "changed": sorted(body.model_fields_set)},
+            {
+                "user": read.model_dump(),
+                "changed": sorted(body.model_fields_set),
+                "generation": user.generation,
+            },
             caller,
             subject_org_id=None if org.is_seller else org.id,
         )
         if user.kind == "staff":
+            # The policy's reason where it now refuses; the rest carry the old rights.
             await _revoke_no_longer_allowed(uow, caller=caller, actor_id=user.id)
+            if rights_changed:
+                await end_live_sessions(
+                    uow,
+                    reason="revoked",
+                    detail="the staff member's rights changed",
+                    actor=caller,
+                    actor_id=user.id,
+                )
     return read
 
 
