@@ -51,11 +51,12 @@ async def connect(
     credentials: dict[str, Any] = {}
     if seed_file is not None:
         credentials = {"nkeys_seed": str(seed_file), "inbox_prefix": inbox_prefix(name)}
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            return await nats.connect(
+    try:
+        # nats-py retries the first connection itself (max_reconnect_attempts=-1 applies to it
+        # too) and never gives up: the deadline is ours, so a service that cannot reach NATS
+        # exits within its start-up timeout instead of hanging.
+        return await asyncio.wait_for(
+            nats.connect(
                 url,
                 name=name,
                 **credentials,
@@ -66,11 +67,11 @@ async def connect(
                 disconnected_cb=on_disconnect,
                 reconnected_cb=on_reconnect,
                 error_cb=on_error,
-            )
-        except Exception as exc:  # nats raises several unrelated types for "not there yet"
-            if loop.time() > deadline:
-                raise RuntimeError(f"cannot reach NATS at {url}: {exc}") from exc
-            await asyncio.sleep(0.2)
+            ),
+            timeout=timeout,
+        )
+    except TimeoutError as exc:
+        raise RuntimeError(f"cannot reach NATS at {url} within {timeout:g} s") from exc
 
 
 # Messages a consumer could not handle after its attempts: kept with the error for an operator.
