@@ -14,6 +14,7 @@ from rich.console import Console
 from onbehalf.audit_cli import audit_app
 from onbehalf.db_cli import db_app
 from onbehalf.deadletters_cli import deadletters_app
+from onbehalf.keys_cli import keys_app
 from onbehalf.nats_cli import nats_app
 from onbehalf.policy_cli import policy_app
 from onbehalf.stack import DEFAULT_PORTS, SERVICES, StackError, port_is_free, start_stack
@@ -21,6 +22,7 @@ from onbehalf.stack import DEFAULT_PORTS, SERVICES, StackError, port_is_free, st
 app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")
 app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(nats_app, name="nats")
 app.add_typer(db_app, name="db")

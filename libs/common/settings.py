@@ -54,6 +54,9 @@ class ServiceSettings(BaseSettings):
     event_public_keys_file: Path | None = None
     token_issuer: str = "onbehalf-identity"
     token_audience: str = "onbehalf"
+    # A token naming an unknown key makes a service fetch identity's key set again, at most
+    # once per this many seconds (garbage key ids cannot make it hammer identity).
+    jwks_refetch_min_seconds: float = 30.0
 
     @property
     def sqlalchemy_url(self) -> str:

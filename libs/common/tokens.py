@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import jwt
 import structlog
+from prometheus_client import Counter
 
 from libs.common.errors import Unauthenticated
 from libs.common.principals import ActingSession, CustomerUser, Principal, StaffUser
@@ -137,6 +139,13 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     raise Unauthenticated(f"unknown principal kind {kind!r}")
 
 
+JWKS_FETCHES = Counter("onbehalf_jwks_fetches_total", "Fetches of identity's key set")
+
+
+class UnknownKey(Unauthenticated):
+    """The token names a key this verifier does not hold (yet)."""
+
+
 class TokenVerifier:
     """Verifies tokens against identity's published keys; no call to identity per request."""
 
@@ -147,6 +156,11 @@ class TokenVerifier:
         self.audience = audience
         self.revoked = revoked
         self._keys: dict[str, jwt.PyJWK] = {}
+        # Set by the runtime of services that fetch identity's keys: where to refetch them.
+        self.identity_url: str | None = None
+        self.refetch_min_seconds = 30.0
+        self._last_refetch = -math.inf
+        self._refetch_lock = asyncio.Lock()
         # token -> (principal, exp): the signature is checked once; expiry and
         # revocation are still checked on every request.
         self._cache: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
@@ -170,12 +184,41 @@ class TokenVerifier:
                     response = await client.get(url)
                     response.raise_for_status()
                     self.set_jwks(response.json())
+                    JWKS_FETCHES.inc()
                     log.info("jwks_loaded", url=url, keys=len(self._keys))
                     return
                 except (httpx.HTTPError, ValueError) as exc:
                     if loop.time() > deadline:
                         raise RuntimeError(f"cannot fetch the key set from {url}: {exc}") from exc
                     await asyncio.sleep(0.2)
+
+    async def verify_async(self, token: str) -> Principal:
+        """`verify`, fetching identity's key set again once when the token's key is unknown."""
+        try:
+            return self.verify(token)
+        except UnknownKey:
+            if not await self._refetch():
+                raise
+            return self.verify(token)
+
+    async def _refetch(self) -> bool:
+        """True if the key set was fetched since the caller's attempt; at most one fetch per
+        `refetch_min_seconds`, whatever the tokens say."""
+        if self.identity_url is None:
+            return False
+        asked = time.monotonic()
+        async with self._refetch_lock:
+            if self._last_refetch >= asked:
+                return True  # fetched while this caller waited
+            if asked - self._last_refetch < self.refetch_min_seconds:
+                return False
+            self._last_refetch = time.monotonic()
+            try:
+                await self.fetch_jwks(self.identity_url, timeout=0)
+            except RuntimeError as exc:
+                log.warning("jwks_refetch_failed", error=str(exc))
+                return False
+            return True
 
     def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
@@ -229,7 +272,7 @@ class TokenVerifier:
             raise Unauthenticated("malformed bearer token") from exc
         key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
-            raise Unauthenticated("token signed with an unknown key")
+            raise UnknownKey("token signed with an unknown key")
         try:
             claims = jwt.decode(
                 token,
@@ -237,7 +280,7 @@ class TokenVerifier:
                 algorithms=[ALGORITHM],
                 audience=self.audience,
                 issuer=self.issuer,
-                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+                options={"require": ["exp", "iat", "nbf", "jti", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError as exc:
             raise Unauthenticated("token has expired") from exc

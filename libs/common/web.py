@@ -38,7 +38,7 @@ async def get_principal(
     if credentials is None:
         raise Unauthenticated("missing bearer token in the Authorization header")
     runtime = get_runtime(request)
-    principal = runtime.verifier.verify(credentials.credentials)
+    principal = await runtime.verifier.verify_async(credentials.credentials)
     if isinstance(principal, ActingSession):
         await runtime.activity.touch(principal.id)
     return principal

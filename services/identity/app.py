@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from libs.common.runtime import start_runtime
 from libs.common.web import create_service_app
 from services.identity import handlers, service
-from services.identity.keys import load_or_create_signer
+from services.identity.keys import key_refresher, load_or_create_kek, load_signer, protect_file
 from services.identity.models import Base, OutboxMessage
 from services.identity.passwords import PasswordPool
 from services.identity.routes import router
@@ -22,6 +22,9 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.database_url is None:
+            protect_file(settings.data_dir / f"{settings.service_name}.db")
+        kek = load_or_create_kek(settings.signing_kek_file or settings.data_dir / "signing-kek")
         async with start_runtime(
             settings=settings,
             metadata=Base.metadata,
@@ -29,8 +32,12 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             fetch_jwks=False,  # identity verifies with its own keys
         ) as runtime:
             async with runtime.unit_of_work() as uow:
-                signer = await load_or_create_signer(
-                    uow.session, issuer=settings.token_issuer, audience=settings.token_audience
+                signer = await load_signer(
+                    uow.session,
+                    kek=kek,
+                    issuer=settings.token_issuer,
+                    audience=settings.token_audience,
+                    token_lifetime_seconds=settings.longest_token_seconds,
                 )
             runtime.verifier.set_jwks(signer.jwks())
             await service.bootstrap(runtime=runtime, settings=settings)
@@ -43,6 +50,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             runtime.spawn(handlers.project_revocations(runtime), name="revocations")
             runtime.spawn(handlers.project_standing(runtime), name="standing")
             runtime.spawn(handlers.record_activity(runtime), name="activity")
+            runtime.spawn(key_refresher(runtime, signer, settings), name="signing-keys")
             runtime.spawn(handlers.end_timed_out_sessions(identity), name="session-sweeper")
             app.state.runtime = runtime
             app.state.identity = identity

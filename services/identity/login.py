@@ -1,4 +1,7 @@
-"""Login that resists guessing: throttling per account and address, fair and bounded hashing."""
+"""Login that resists guessing: throttling per account and address, fair and bounded hashing.
+
+Guesses from many addresses at once against one account may overshoot its limit by about
+the number of those addresses (each is checked before its hash); one address cannot."""
 
 from __future__ import annotations
 
@@ -59,48 +62,49 @@ async def _retry_after(
     return max(1, math.ceil(left))
 
 
-async def _reserve(identity: Identity, *, account: str, address: str) -> str:
-    """Refuse (429, audited) when the account or the address is throttled; otherwise record
-    this attempt as a failure before any hashing, so that concurrent guesses count at once."""
+async def _throttled(identity: Identity, *, account: str, address: str) -> None:
+    """Refuse (429, audited) when the account or the client address failed too often. A read:
+    a legitimate login writes nothing, so it never queues behind a flood's writes."""
     settings = identity.settings
     window = settings.login_window_seconds
-    now = datetime.now(UTC)
-    since = now - timedelta(seconds=window)
-    async with identity.runtime.unit_of_work() as uow:
-        session = uow.session
-        for scope, match, limit in (
+    since = datetime.now(UTC) - timedelta(seconds=window)
+    found: tuple[str, int] | None = None
+    async with identity.runtime.reading() as session:
+        for name, match, limit in (
             ("account", LoginFailure.account == account, settings.login_max_failures_per_account),
             ("address", LoginFailure.address == address, settings.login_max_failures_per_address),
         ):
             wait = await _retry_after(session, match, since=since, limit=limit, window=window)
             if wait is not None:
-                user = await session.scalar(select(User).where(User.email == account))
-                uow.publish(
-                    events.LOGIN_THROTTLED,
-                    {"email": account, "address": address, "scope": scope, "retry_after": wait},
-                    _context(uow, user),
-                )
-                refusal = TooManyRequests(
-                    f"too many failed logins for this {scope}; try again in {wait} s",
-                    reason="login_throttled",
-                    retry_after=wait,
-                )
+                found = (name, wait)
                 break
-        else:
-            attempt = LoginFailure(id=str(uuid4()), account=account, address=address, at=now)
-            session.add(attempt)
-            return attempt.id
-    raise refusal
+    if found is None:
+        return
+    scope, wait = found
+    async with identity.runtime.unit_of_work() as uow:
+        user = await uow.session.scalar(select(User).where(User.email == account))
+        uow.publish(
+            events.LOGIN_THROTTLED,
+            {"email": account, "address": address, "scope": scope, "retry_after": wait},
+            _context(uow, user),
+        )
+    raise TooManyRequests(
+        f"too many failed logins for this {scope}; try again in {wait} s",
+        reason="login_throttled",
+        retry_after=wait,
+    )
 
 
 async def _failed(
     identity: Identity, *, account: str, address: str, user: User | None, why: str
 ) -> None:
-    """The reserved attempt stays counted; the failure is audited."""
-    since = datetime.now(UTC) - timedelta(seconds=identity.settings.login_window_seconds)
+    """Count the failure and audit it."""
+    now = datetime.now(UTC)
+    since = now - timedelta(seconds=identity.settings.login_window_seconds)
     async with identity.runtime.unit_of_work() as uow:
         # Old failures no longer count for anything.
         await uow.session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
+        uow.session.add(LoginFailure(id=str(uuid4()), account=account, address=address, at=now))
         uow.publish(
             events.LOGIN_FAILED,
             {"email": account, "address": address, "reason": why},
@@ -111,13 +115,19 @@ async def _failed(
 async def _succeeded(identity: Identity, *, account: str) -> None:
     """The owner proved the password: their account's earlier failures are forgiven (the
     address's are not)."""
+    async with identity.runtime.reading() as session:
+        earlier = await session.scalar(
+            select(LoginFailure.id).where(LoginFailure.account == account).limit(1)
+        )
+    if earlier is None:
+        return
     async with identity.runtime.unit_of_work() as uow:
         await uow.session.execute(delete(LoginFailure).where(LoginFailure.account == account))
 
 
 async def login(*, identity: Identity, email: str, password: str, address: str) -> TokenRead:
     account = email.strip().lower()
-    await _reserve(identity, account=account, address=address)
+    await _throttled(identity, account=account, address=address)
     async with identity.runtime.reading() as session:
         user = await session.scalar(select(User).where(User.email == account))
         org = await session.get(Organization, user.org_id) if user else None
@@ -128,7 +138,15 @@ async def login(*, identity: Identity, email: str, password: str, address: str) 
         correct = False
     else:
         async with identity.login_gate.turn(address):
+            # Guesses from one address run one at a time: asked again, the count is exact.
+            await _throttled(identity, account=account, address=address)
             correct = await pool.verify(password, user.password_hash)
+            if not correct:
+                # Counted before the address's next guess is let through.
+                await _failed(
+                    identity, account=account, address=address, user=user, why="wrong_password"
+                )
+                raise Unauthenticated(WRONG)
     if not correct:
         await _failed(identity, account=account, address=address, user=user, why="wrong_password")
         raise Unauthenticated(WRONG)

@@ -6,8 +6,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
+from libs.common.tokens import ALGORITHM
 from libs.common.web import CurrentPrincipal
-from services.identity import login, login_sessions, service
+from services.identity import keys, login, login_sessions, service
 from services.identity.schemas import (
     ActingContextRead,
     ActingCreate,
@@ -42,6 +43,31 @@ router = APIRouter()
 @router.get("/.well-known/jwks.json", tags=["tokens"])
 async def jwks(identity: Ident) -> dict[str, Any]:
     return identity.signer.jwks()
+
+
+@router.get("/.well-known/openid-configuration", tags=["tokens"])
+async def discovery(request: Request, identity: Ident) -> dict[str, Any]:
+    """OpenID-style discovery: where the keys and the token endpoint are, which algorithm."""
+    base = str(request.base_url).rstrip("/")
+    return {
+        "issuer": identity.settings.token_issuer,
+        "jwks_uri": f"{base}/.well-known/jwks.json",
+        "token_endpoint": f"{base}/v1/auth/token",
+        "id_token_signing_alg_values_supported": [ALGORITHM],
+        "token_endpoint_auth_signing_alg_values_supported": [ALGORITHM],
+        "grant_types_supported": ["password", "urn:ietf:params:oauth:grant-type:token-exchange"],
+    }
+
+
+@router.post("/v1/keys/rotate", tags=["tokens"])
+async def rotate_keys(principal: CurrentPrincipal, identity: Ident) -> dict[str, Any]:
+    """Platform admins: sign with a new key now; the old one is published until its tokens end."""
+    return await keys.rotate_now(
+        runtime=identity.runtime,
+        signer=identity.signer,
+        settings=identity.settings,
+        principal=principal,
+    )
 
 
 @router.post("/v1/auth/token", tags=["tokens"])

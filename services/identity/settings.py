@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from libs.common.settings import ServiceSettings
 
 
@@ -28,3 +30,16 @@ class IdentitySettings(ServiceSettings):
     # Threads that compute scrypt; more would only make a login flood eat more CPU.
     password_hash_workers: int = 2
     password_min_length: int = 12
+    # The key-encryption key of the signing keys (a mounted Secret); by default a 0600 file
+    # made in the data folder at the first start.
+    signing_kek_file: Path | None = None
+    # A new signing key this often (tokens signed with the old one stay valid until they
+    # expire); `onbehalf keys rotate` rotates at once.
+    signing_key_rotation_days: float = 30.0
+    # How often identity looks for a key another replica made, or a rotation that is due.
+    signing_key_check_seconds: float = 30.0
+
+    @property
+    def longest_token_seconds(self) -> int:
+        """How long a token may live: a retired key is published this long after retiring."""
+        return max(self.access_token_seconds, self.acting_session_max_seconds)
