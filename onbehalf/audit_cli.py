@@ -39,6 +39,7 @@ from libs.common.signing import (
 from onbehalf.nats_setup import (
     DATA_DIR_OPTION,
     NATS_CREDS_OPTION,
+    nats_url_for,
     operator_credentials,
     operator_seed,
 )
@@ -362,8 +363,11 @@ async def _tail(
 
 @audit_app.command()
 def tail(
-    nats_url: str = typer.Option(
-        "nats://127.0.0.1:4222", "--nats-url", envvar="NATS_URL", help="NATS with JetStream"
+    nats_url: str | None = typer.Option(
+        None,
+        "--nats-url",
+        envvar="NATS_URL",
+        help="NATS with JetStream (default: the one `make run` started for --data-dir)",
     ),
     event_type: str = typer.Option(
         ">", "--type", help="Event types to follow; NATS wildcards, e.g. 'orders.>'"
@@ -383,7 +387,7 @@ def tail(
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             _tail(
-                nats_url=nats_url,
+                nats_url=nats_url_for(nats_url, data_dir),
                 seed_file=operator_seed(nats_creds, data_dir),
                 subject=subject,
                 limit=limit,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -16,14 +17,16 @@ from onbehalf.db_cli import db_app
 from onbehalf.deadletters_cli import deadletters_app
 from onbehalf.keys_cli import keys_app
 from onbehalf.nats_cli import nats_app
+from onbehalf.nats_setup import NATS_URL_FILE, stable_nats_port
 from onbehalf.policy_cli import policy_app
 from onbehalf.stack import DEFAULT_PORTS, SERVICES, StackError, port_is_free, start_stack
+from onbehalf.supervise import Supervisor
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
 app.add_typer(policy_app, name="policy")
 app.add_typer(audit_app, name="audit")
-app.add_typer(keys_app, name="keys")
 app.add_typer(deadletters_app, name="deadletters")
+app.add_typer(keys_app, name="keys")
 app.add_typer(nats_app, name="nats")
 app.add_typer(db_app, name="db")
 console = Console()
@@ -34,13 +37,24 @@ def run(
     data_dir: Path = typer.Option(Path("data"), help="Databases, NATS storage and logs"),
     demo: bool = typer.Option(True, help="Load demo data on first start"),
 ) -> None:
-    """Start NATS, the five services on SQLite and demo data; Ctrl-C stops everything."""
+    """Start NATS, the five services on SQLite and demo data; keep them running (a process that
+    dies is restarted); Ctrl-C stops everything."""
     from onbehalf.demo import DEMO_PASSWORD, load_demo_data
 
-    busy = [f"{name}:{port}" for name, port in DEFAULT_PORTS.items() if not port_is_free(port)]
+    ports = {name: _setting_port(name, port) for name, port in DEFAULT_PORTS.items()}
+    busy = [f"{name}:{port}" for name, port in ports.items() if not port_is_free(port)]
     if busy:
         console.print(f"[red]ports in use: {', '.join(busy)} — is onbehalf already running?[/]")
+        console.print(
+            "(set ONBEHALF_<SERVICE>_PORT, e.g. ONBEHALF_IDENTITY_PORT=9001, to move one)"
+        )
         raise typer.Exit(1)
+    loading, loaded = data_dir / ".demo-loading", data_dir / ".demo-loaded"
+    if loading.exists() and not loaded.exists():
+        # The first start stopped half-way through the demo data: nothing else happened in
+        # this folder yet, so start clean rather than trip over half of the demo.
+        console.print(f"[yellow]the first start in {data_dir} was interrupted; starting clean[/]")
+        shutil.rmtree(data_dir)
     admin_email = os.environ.get("ONBEHALF_ADMIN_EMAIL", "admin@seller.example")
     secret_file = data_dir / "admin-password"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -61,12 +75,18 @@ def run(
             admin_email=admin_email,
             admin_password=admin_password,
             nats_url=os.environ.get("NATS_URL"),
-            ports=DEFAULT_PORTS,
+            nats_port=None if os.environ.get("NATS_URL") else stable_nats_port(data_dir),
+            ports=ports,
             extra_env={"ONBEHALF_LOG_LEVEL": os.environ.get("ONBEHALF_LOG_LEVEL", "info")},
         )
     except StackError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        console.print("interrupted; everything started so far is stopped.")
+        raise typer.Exit(130) from None
+    # Every CLI command finds this system's NATS here (`onbehalf audit tail`, `deadletters`...).
+    (data_dir / NATS_URL_FILE).write_text(stack.nats_url + "\n")
 
     stopping = False
 
@@ -77,29 +97,31 @@ def run(
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     try:
-        marker = data_dir / ".demo-loaded"
         urls = {name: stack.url(name) for name in SERVICES}
-        if demo and not marker.exists():
+        if demo and not loaded.exists():
+            loading.touch()
             data = load_demo_data(urls, admin_email=admin_email, admin_password=admin_password)
-            marker.write_text("\n".join(f"{k}={v}" for k, v in data.customers.items()) + "\n")
+            loaded.write_text("\n".join(f"{k}={v}" for k, v in data.customers.items()) + "\n")
+            loading.unlink()
         customers = (
-            dict(line.split("=", 1) for line in marker.read_text().splitlines() if "=" in line)
-            if marker.exists()
+            dict(line.split("=", 1) for line in loaded.read_text().splitlines() if "=" in line)
+            if loaded.exists()
             else {}
         )
         _print_welcome(stack.nats_url, urls, admin_email, admin_password, customers, DEMO_PASSWORD)
+        supervisor = Supervisor(stack, say=lambda line: console.print(f"[yellow]{line}[/]"))
         while not stopping:
-            dead = [n for n, s in stack.services.items() if s.process.poll() is not None]
-            if dead:
-                console.print(
-                    f"[red]stopped unexpectedly: {', '.join(dead)} (see {data_dir}/logs)[/]"
-                )
-                break
-            time.sleep(0.5)
+            supervisor.check()
+            time.sleep(0.5)  # the supervision period
     finally:
         console.print("stopping…")
         stack.stop()
         console.print("stopped.")
+
+
+def _setting_port(name: str, default: int) -> int:
+    value = os.environ.get(f"ONBEHALF_{name.upper()}_PORT")
+    return int(value) if value else default
 
 
 def _print_welcome(

@@ -8,18 +8,22 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import nats
 import typer
 
 from libs.common.deadletter import DeadLetter, count_dead_letters, read_dead_letters
+from onbehalf.nats_setup import (
+    DATA_DIR_OPTION,
+    NATS_CREDS_OPTION,
+    nats_url_for,
+    operator_credentials,
+    operator_seed,
+)
 
 deadletters_app = typer.Typer(no_args_is_help=True, help=__doc__)
 
 PAYLOAD_PREVIEW_CHARS = 200
-# Reading dead letters is the read-only operator's job; its replies come on its own inboxes.
-OPERATOR_INBOX_PREFIX = "_INBOX.operator"
 
 
 def letter_json(letter: DeadLetter) -> dict[str, object]:
@@ -54,9 +58,7 @@ def letter_line(letter: DeadLetter) -> str:
 async def _list(
     *, nats_url: str, seed_file: Path | None, subject: str, after: int, limit: int
 ) -> tuple[list[DeadLetter], int]:
-    credentials: dict[str, Any] = {}
-    if seed_file is not None:
-        credentials = {"nkeys_seed": str(seed_file), "inbox_prefix": OPERATOR_INBOX_PREFIX}
+    credentials = operator_credentials(seed_file)
     try:
         nc = await asyncio.wait_for(
             nats.connect(
@@ -80,15 +82,14 @@ async def _list(
 
 @deadletters_app.command("list")
 def list_letters(
-    nats_url: str = typer.Option(
-        "nats://127.0.0.1:4222", "--nats-url", envvar="NATS_URL", help="NATS with JetStream"
-    ),
-    seed_file: Path | None = typer.Option(
+    nats_url: str | None = typer.Option(
         None,
-        "--nats-creds",
-        envvar="ONBEHALF_NATS_SEED_FILE",
-        help="nkey seed file of the operator bus user (none: connect anonymously)",
+        "--nats-url",
+        envvar="NATS_URL",
+        help="NATS with JetStream (default: the one `make run` started for --data-dir)",
     ),
+    seed_file: Path | None = NATS_CREDS_OPTION,
+    data_dir: Path = DATA_DIR_OPTION,
     service: str = typer.Option("*", "--service", help="Only this service's dead letters"),
     durable: str = typer.Option("*", "--durable", help="Only this consumer's dead letters"),
     after: int = typer.Option(0, "--after", min=0, help="Only those after this sequence"),
@@ -100,7 +101,13 @@ def list_letters(
     Page on with `--after <last sequence shown>`."""
     subject = f"deadletter.{service}.{durable}"
     letters, total = asyncio.run(
-        _list(nats_url=nats_url, seed_file=seed_file, subject=subject, after=after, limit=limit)
+        _list(
+            nats_url=nats_url_for(nats_url, data_dir),
+            seed_file=operator_seed(seed_file, data_dir),
+            subject=subject,
+            after=after,
+            limit=limit,
+        )
     )
     for letter in letters:
         sys.stdout.write(

@@ -29,6 +29,10 @@ from libs.common.revocation import REVOCATION_BUCKET
 
 NATS_SECRETS_DIR = "nats"
 SERVER_CONFIG = "nats.conf"
+# In the data folder: the URL of the NATS `make run` started, and the port it chose once.
+NATS_URL_FILE = "nats.url"
+NATS_PORT_FILE = "nats.port"
+DEFAULT_NATS_PORT = 4222
 
 
 def _write_secret(path: Path, data: bytes) -> None:
@@ -74,6 +78,34 @@ def init_bus_secrets(secrets_dir: Path, *, extra_config: str = "") -> BusSecrets
 async def connect_as(url: str, secrets: BusSecrets, user: str, *, timeout: float = 10.0) -> NATS:
     """A client with `user`'s credentials (and its own reply inboxes)."""
     return await connect(url, name=user, timeout=timeout, seed_file=secrets.seed_file(user))
+
+
+def stable_nats_port(data_dir: Path) -> int:
+    """The port NATS listens on for this data folder: chosen once (4222, or a free one when
+    4222 is taken, or ONBEHALF_NATS_PORT) and kept, so a restarted NATS is where clients look."""
+    from onbehalf.stack import free_port, port_is_free
+
+    kept = data_dir / NATS_PORT_FILE
+    if "ONBEHALF_NATS_PORT" in os.environ:
+        port = int(os.environ["ONBEHALF_NATS_PORT"])
+    elif kept.exists():
+        port = int(kept.read_text().strip())
+    else:
+        port = DEFAULT_NATS_PORT if port_is_free(DEFAULT_NATS_PORT) else free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    kept.write_text(f"{port}\n")
+    return port
+
+
+def nats_url_for(explicit: str | None, data_dir: Path) -> str:
+    """The NATS a CLI command talks to: given (option or NATS_URL), else the one `make run`
+    started for `data_dir`, else the default port on this machine."""
+    if explicit:
+        return explicit
+    recorded = data_dir / NATS_URL_FILE
+    if recorded.exists():
+        return recorded.read_text().strip()
+    return f"nats://127.0.0.1:{DEFAULT_NATS_PORT}"
 
 
 def operator_seed(explicit: Path | None, data_dir: Path) -> Path | None:

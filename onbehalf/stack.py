@@ -51,7 +51,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on `port` now. SO_REUSEADDR, as uvicorn and nats-server
+    bind, so connections in TIME_WAIT from a system stopped a moment ago do not count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -337,6 +340,7 @@ def start_stack(
     admin_email: str,
     admin_password: str,
     nats_url: str | None = None,
+    nats_port: int | None = None,
     ports: Mapping[str, int] | None = None,
     database_urls: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
@@ -350,7 +354,9 @@ def start_stack(
     # The users' keys are kept in the data folder; a NATS_URL of your own must run with the
     # nats.conf written beside them (`onbehalf nats init`), or it will refuse every service.
     bus = init_bus_secrets(workdir / "secrets")
-    nats = None if nats_url else start_nats(workdir / "nats", config=bus.server_config)
+    nats = (
+        None if nats_url else start_nats(workdir / "nats", config=bus.server_config, port=nats_port)
+    )
     try:
         provision_sync(
             nats_url or (nats.url if nats else ""),
