@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import weakref
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import Script, ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import Connection, MetaData, event, inspect, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
@@ -186,11 +188,26 @@ def migration_engine(url: str) -> AsyncEngine:
     return engine
 
 
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _alembic_turn() -> asyncio.Lock:
+    # Alembic's `context` and `op` are process-wide proxies: two runs interleaving on one event
+    # loop (each awaiting its database) would send one's operations to the other's connection.
+    loop = asyncio.get_running_loop()
+    turn = _turns.get(loop)
+    if turn is None:
+        turn = _turns[loop] = asyncio.Lock()
+    return turn
+
+
 async def _locked(url: str, service: str, work: Callable[[Connection], T]) -> T:
     """Run `work` in one transaction that holds the service's migration lock."""
     engine = migration_engine(url)
     try:
-        async with engine.begin() as connection:
+        async with _alembic_turn(), engine.begin() as connection:
             if not is_sqlite(url):
                 # Replicas starting together queue here; the lock ends with the transaction,
                 # and PostgreSQL's DDL is transactional, so a failed upgrade changes nothing.
@@ -229,7 +246,11 @@ def _upgrade_sync(connection: Connection, service: str, revision: str) -> Upgrad
     config = alembic_config(service, connection)
     before = _database_heads(connection)
     adopted = not before and _adopt(connection, config, service)
-    command.upgrade(config, revision)
+    try:
+        command.upgrade(config, revision)
+    except CommandError as exc:
+        # E.g. a database at a revision this code does not know: a newer release migrated it.
+        raise MigrationError(f"{service}: {exc}") from exc
     after = _database_heads(connection)
     if is_sqlite(str(connection.engine.url)):
         broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

@@ -299,3 +299,18 @@ async def test_services_migrate_their_databases_at_start_up(stack: Stack) -> Non
         )
         state = await current(url, service)
         assert state.up_to_date, state
+
+
+async def test_a_database_from_a_newer_release_stops_the_start(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'orders.db'}"
+    await upgrade(url, "orders")
+    engine = migration_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("UPDATE alembic_version SET version_num = 'orders_9999'"))
+    finally:
+        await engine.dispose()
+
+    # Old code must not run on a schema it does not know; the message names the revision.
+    with pytest.raises(MigrationError, match="orders_9999"):
+        await upgrade(url, "orders")
