@@ -97,7 +97,23 @@ def script_directory(service: str) -> ScriptDirectory:
 
 def head_revision(service: str) -> str:
     """The one head of the service's history; several heads (a fork) is an error to fix first."""
-    heads = script_directory(service).get_heads()
+    script = script_directory(service)
+    files = [
+        path.name
+        for path in (migrations_dir(service) / "versions").glob("*.py")
+        if path.name != "__init__.py"
+    ]
+    known = {revision.revision: revision for revision in script.walk_revisions()}
+    if len(files) != len(known):
+        # Alembic only warns when two files carry the same id and keeps one of them: two
+        # revisions written in parallel after the same head would silently lose one.
+        named = sorted(Path(r.path).name for r in known.values())
+        raise MigrationError(
+            f"{service}: {len(files)} revision files but {len(known)} revisions; two share an "
+            f"id (files not in the history: {sorted(set(files) - set(named))}); write yours "
+            "again with `onbehalf db revision` so it chains after the other"
+        )
+    heads = script.get_heads()
     if len(heads) != 1:
         raise MigrationError(
             f"{service}: {len(heads)} migration heads {sorted(heads)}; chain the newer revision "
