@@ -257,10 +257,11 @@ async def take_over_lock(
     runtime: ServiceRuntime,
     settings: CartSettings,
     principal: Principal,
-    holder_session_id: str,
+    holder_session_id: str | None,
 ) -> CartLockRead:
     """Take over the lock of the acting session `holder_session_id` (the holder the caller
     saw) where the policy allows it: by role, because it is idle, or because it is one's own.
+    Without `holder_session_id` (contract v1) the current holder is taken over, whoever it is.
 
     Naming the holder makes a take-over a compare-and-set from the caller's point of view:
     of two staff members taking over the same lock at once, exactly one wins and the other
@@ -275,7 +276,7 @@ async def take_over_lock(
         if not is_live(row, revoked=runtime.revoked, now=now) or holds(principal, row):
             # Nothing (left) to take over: the lock is free or already the caller's.
             return await _lock_free_or_own(uow, row=row, principal=principal, now=now)
-        if row.session_id != holder_session_id:
+        if holder_session_id is not None and row.session_id != holder_session_id:
             # Someone else got the lock since the caller looked: they decide again, knowing who.
             raise locked(row)
         runtime.authorizer.authorize(principal, "takeover", resource)

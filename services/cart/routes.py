@@ -118,13 +118,18 @@ async def lock_cart(
 
 @router.post("/v1/cart/lock/takeover")
 async def take_over_lock(
-    body: CartLockTakeover, principal: CurrentPrincipal, runtime: Runtime, settings: Settings
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    settings: Settings,
+    body: CartLockTakeover | None = None,
 ) -> CartLockRead:
+    """Without a body (contract v1) whoever holds the lock now is taken over; with
+    `holder_session_id` only that holder is (409 naming whoever holds it instead)."""
     return await locking.take_over_lock(
         runtime=runtime,
         settings=settings,
         principal=principal,
-        holder_session_id=body.holder_session_id,
+        holder_session_id=body.holder_session_id if body else None,
     )
 
 

@@ -52,7 +52,8 @@ class CartLockRead(BaseModel):
 
 class CartLockTakeover(Strict):
     # The holder the caller saw (GET /v1/cart → lock.session_id): if someone else holds the
-    # lock by now, the take-over is refused with 409 naming them.
+    # lock by now, the take-over is refused with 409 naming them. The body itself is optional
+    # (contract v1 takes over without one); a body that is sent must name the holder.
     holder_session_id: str = Field(min_length=1, max_length=64)
 
 

@@ -181,6 +181,22 @@ def test_a_take_over_of_a_lock_that_changed_hands_is_409(world: World) -> None:
     _assert_locked_by(second.post("cart", "/v1/cart/lock/takeover", **named), first_user["name"])
 
 
+def test_a_take_over_without_a_body_takes_the_current_holders_lock(world: World) -> None:
+    """Contract v1: POST /v1/cart/lock/takeover with no body; the policy still decides."""
+    rep, rep_user, _ = acting_staff(world)
+    supervisor, sup_user, sup_session = acting_staff(world, roles=["csr_supervisor"])
+    ok(rep.post("cart", "/v1/cart/lock"))
+    own = ok(rep.post("cart", "/v1/cart/lock/takeover"))  # one's own lock: nothing to take
+    assert own["holder"]["id"] == rep_user["id"]
+    taken = ok(supervisor.post("cart", "/v1/cart/lock/takeover"))
+    assert taken["holder"] == {"id": sup_user["id"], "name": sup_user["name"]}
+    assert taken["session_id"] == sup_session["session_id"]
+    _assert_locked_by(_add(rep, world.skus[0]), sup_user["name"])
+    in_use = rep.post("cart", "/v1/cart/lock/takeover")
+    assert in_use.status_code == 403
+    assert in_use.json()["reason"].startswith("the cart lock is in use")
+
+
 def test_two_staff_locking_at_once_exactly_one_wins(world: World) -> None:
     staff = [acting_staff(world) for _ in range(4)]
     responses = at_once([(api, "POST", "cart", "/v1/cart/lock", {}) for api, _, _ in staff])
