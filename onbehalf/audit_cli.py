@@ -28,7 +28,7 @@ from libs.common.audit_chain import (
     report_json,
     verify_engine,
 )
-from libs.common.bus import CHECKPOINT_STREAM, CHECKPOINT_SUBJECT, EVENTS_STREAM
+from libs.common.bus import CHECKPOINT_STREAM, CHECKPOINT_SUBJECT, EVENTS_STREAM, server_list
 from libs.common.events import decode
 from libs.common.signing import (
     EventPublicKey,
@@ -104,7 +104,7 @@ async def _stream_checkpoint(
 ) -> Checkpoint | None:
     try:
         nc = await nats.connect(
-            nats_url,
+            server_list(nats_url),
             **operator_credentials(seed_file),
             name="onbehalf-audit-verify",
             connect_timeout=2,
@@ -314,7 +314,7 @@ async def _tail(
         # Retries forever once connected; the first connection gets five seconds.
         nc = await asyncio.wait_for(
             nats.connect(
-                nats_url,
+                server_list(nats_url),
                 **operator_credentials(seed_file),
                 name="onbehalf-audit-tail",
                 connect_timeout=2,

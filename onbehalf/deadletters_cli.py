@@ -12,6 +12,7 @@ from pathlib import Path
 import nats
 import typer
 
+from libs.common.bus import server_list
 from libs.common.deadletter import DeadLetter, count_dead_letters, read_dead_letters
 from onbehalf.nats_setup import (
     DATA_DIR_OPTION,
@@ -62,7 +63,10 @@ async def _list(
     try:
         nc = await asyncio.wait_for(
             nats.connect(
-                nats_url, name="onbehalf-deadletters", allow_reconnect=False, **credentials
+                server_list(nats_url),
+                name="onbehalf-deadletters",
+                allow_reconnect=False,
+                **credentials,
             ),
             timeout=5.0,
         )

@@ -42,7 +42,13 @@ def provision_command(
         None, "--nats-creds", help="The provisioner's nkey seed (default: from the data dir)"
     ),
     data_dir: Path = typer.Option(Path("data"), "--data-dir", help="Where `init` put the secrets"),
-    replicas: int = typer.Option(1, "--replicas", min=1, help="Stream replicas (3 on a cluster)"),
+    replicas: int = typer.Option(
+        1,
+        "--replicas",
+        min=1,
+        envvar="ONBEHALF_STREAM_REPLICAS",
+        help="Stream and bucket replicas (3 on a cluster)",
+    ),
 ) -> None:
     """Create the streams and the revocation bucket as the provisioner (the only user allowed)."""
     seed = nats_creds or BusSecrets(data_dir / "secrets" / NATS_SECRETS_DIR).seed_file(PROVISIONER)

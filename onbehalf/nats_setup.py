@@ -11,6 +11,7 @@ from typing import Any
 import nkeys
 import typer
 from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 
 from libs.common.bus import (
@@ -160,6 +161,15 @@ def stream_configs(*, replicas: int = 1) -> list[StreamConfig]:
     ]
 
 
+async def _ensure_replicas(js: JetStreamContext, stream: str, replicas: int) -> None:
+    """An existing stream (or a bucket's stream) gets the replica count asked for, e.g. when a
+    single server grew into a cluster; everything else about it stays as it is."""
+    config = (await js.stream_info(stream)).config
+    if config.num_replicas != replicas:
+        config.num_replicas = replicas
+        await js.update_stream(config)
+
+
 async def provision(
     url: str, seed_file: Path, *, revocation_ttl_seconds: float, replicas: int = 1
 ) -> None:
@@ -173,6 +183,8 @@ async def provision(
                 await js.stream_info(config.name or "")
             except Exception:
                 await js.add_stream(config)
+            else:
+                await _ensure_replicas(js, config.name or "", replicas)
         try:
             await js.key_value(REVOCATION_BUCKET)
         except Exception:
@@ -182,13 +194,20 @@ async def provision(
                 history=1,
                 replicas=replicas,
             )
+        else:
+            await _ensure_replicas(js, f"KV_{REVOCATION_BUCKET}", replicas)
     finally:
         await nc.close()
 
 
-def provision_sync(url: str, secrets: BusSecrets, *, revocation_ttl_seconds: float) -> None:
+def provision_sync(
+    url: str, secrets: BusSecrets, *, revocation_ttl_seconds: float, replicas: int = 1
+) -> None:
     asyncio.run(
         provision(
-            url, secrets.seed_file(PROVISIONER), revocation_ttl_seconds=revocation_ttl_seconds
+            url,
+            secrets.seed_file(PROVISIONER),
+            revocation_ttl_seconds=revocation_ttl_seconds,
+            replicas=replicas,
         )
     )

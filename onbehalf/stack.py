@@ -344,9 +344,13 @@ def start_stack(
     ports: Mapping[str, int] | None = None,
     database_urls: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    stream_replicas: int | None = None,
 ) -> Stack:
     """Start NATS (unless `nats_url` is given) and the services; identity first, since the
-    others fetch its key set at start-up. Stops what it started if anything fails."""
+    others fetch its key set at start-up. Stops what it started if anything fails.
+
+    `stream_replicas` (default: ONBEHALF_STREAM_REPLICAS, 1) is how many copies JetStream
+    keeps of each stream and bucket: 3 when `nats_url` names a three-node cluster."""
     workdir.mkdir(parents=True, exist_ok=True)
     write_event_keys(workdir / "secrets", SERVICES)
     # With a NATS of its own, the stack holds its users' keys; a given NATS_URL brings its own
@@ -362,6 +366,7 @@ def start_stack(
             nats_url or (nats.url if nats else ""),
             bus,
             revocation_ttl_seconds=REVOCATION_TTL_SECONDS,
+            replicas=stream_replicas or ServiceSettings().stream_replicas,
         )
     except BaseException as exc:
         if nats is not None:

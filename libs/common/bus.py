@@ -21,6 +21,16 @@ EVENTS_SUBJECTS = ["events.>"]
 DUPLICATE_WINDOW_SECONDS = 600.0
 
 
+def server_list(url: str) -> list[str]:
+    """`NATS_URL` may name several servers of one cluster, comma-separated
+    (`nats://nats-0:4222,nats://nats-1:4222`): the client tries them in turn and, once
+    connected, also learns the cluster's other members from the server."""
+    servers = [part.strip() for part in url.split(",") if part.strip()]
+    if not servers:
+        raise ValueError(f"no NATS server in {url!r}")
+    return servers
+
+
 async def connect(
     url: str,
     *,
@@ -57,7 +67,7 @@ async def connect(
         # exits within its start-up timeout instead of hanging.
         return await asyncio.wait_for(
             nats.connect(
-                url,
+                server_list(url),
                 name=name,
                 **credentials,
                 connect_timeout=2,

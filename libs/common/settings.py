@@ -33,6 +33,9 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("NATS_URL", "ONBEHALF_NATS_URL"),
     )
     identity_url: str = "http://127.0.0.1:8001"
+    # Copies of every stream and KV bucket JetStream keeps when they are provisioned: 1 on one
+    # NATS server, 3 on a three-node cluster (then a node can die without losing a message).
+    stream_replicas: int = Field(default=1, ge=1, le=5)
     policy_dir: Path = Field(default_factory=default_policy_dir)
     log_level: str = "info"
     # How long a service waits at start-up for NATS and identity's key set before giving up.
