@@ -43,8 +43,19 @@ def load_or_create_kek(path: Path) -> bytes:
     """The key-encryption key: a mounted secret, or made (0600) at the first start."""
     if not path.exists():
         write_secret(path, secrets.token_hex(32).encode())
-    if path.stat().st_mode & 0o077:
-        path.chmod(0o600)
+    mode = path.stat().st_mode
+    if mode & 0o077:
+        try:
+            path.chmod(0o600)
+        except OSError:
+            # A Secret mounted read-only: Kubernetes makes its files 0440 for the pod's fsGroup
+            # and nobody can change that; the mount keeps it from other pods. Readable by
+            # every user of the machine, though, it is refused.
+            if mode & 0o007:
+                raise RuntimeError(
+                    f"key-encryption key {path} is readable by every user and cannot be "
+                    "made 0600 (mount it with defaultMode 0400)"
+                ) from None
     kek = path.read_bytes().strip()
     if len(kek) < 32:
         raise RuntimeError(f"key-encryption key {path} is shorter than 32 bytes")
