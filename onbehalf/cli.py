@@ -19,7 +19,7 @@ from onbehalf.keys_cli import keys_app
 from onbehalf.nats_cli import nats_app
 from onbehalf.nats_setup import NATS_URL_FILE, stable_nats_port
 from onbehalf.policy_cli import policy_app
-from onbehalf.stack import DEFAULT_PORTS, SERVICES, StackError, port_is_free, start_stack
+from onbehalf.stack import CONSOLE, DEFAULT_PORTS, SERVICES, StackError, port_is_free, start_stack
 from onbehalf.supervise import Supervisor
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, add_completion=False)
@@ -68,7 +68,7 @@ def run(
         secret_file.write_text(admin_password + "\n")
         secret_file.chmod(0o600)
 
-    console.print("starting NATS and the five services…")
+    console.print("starting NATS, the five services and the console…")
     try:
         stack = start_stack(
             data_dir.resolve(),
@@ -108,7 +108,15 @@ def run(
             if loaded.exists()
             else {}
         )
-        _print_welcome(stack.nats_url, urls, admin_email, admin_password, customers, DEMO_PASSWORD)
+        _print_welcome(
+            stack.nats_url,
+            urls,
+            admin_email,
+            admin_password,
+            customers,
+            DEMO_PASSWORD,
+            console_url=stack.url(CONSOLE),
+        )
         supervisor = Supervisor(stack, say=lambda line: console.print(f"[yellow]{line}[/]"))
         while not stopping:
             supervisor.check()
@@ -131,8 +139,12 @@ def _print_welcome(
     admin_password: str,
     customers: dict[str, str],
     demo_password: str,
+    *,
+    console_url: str | None = None,
 ) -> None:
     console.rule("onbehalf is running")
+    if console_url:
+        console.print(f"[bold]open {console_url} in a browser[/] (the console; sign in as below)\n")
     console.print(f"NATS      {nats_url}")
     for name, url in urls.items():
         console.print(f"{name:<9} {url}   (OpenAPI: {url}/docs)")

@@ -27,7 +27,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("identity", "catalog", "cart", "orders", "audit")
 # Revocation entries matter as long as the longest acting session could (its maximum age).
 REVOCATION_TTL_SECONDS = float(ServiceSettings().acting_session_max_seconds)
-DEFAULT_PORTS = {"identity": 8001, "catalog": 8002, "cart": 8003, "orders": 8004, "audit": 8005}
+# The web console: no database, no NATS; it calls the five services' public HTTP APIs.
+CONSOLE = "console"
+DEFAULT_PORTS = {
+    CONSOLE: 8000,
+    "identity": 8001,
+    "catalog": 8002,
+    "cart": 8003,
+    "orders": 8004,
+    "audit": 8005,
+}
 
 
 class StackError(RuntimeError):
@@ -293,6 +302,8 @@ class Stack:
         return self.bus.seed_file(user)
 
     def service_env(self, name: str) -> dict[str, str]:
+        if name == CONSOLE:
+            return self._console_env()
         env = {
             "NATS_URL": self.nats_url,
             "ONBEHALF_DATA_DIR": str(self.workdir / "db"),
@@ -311,6 +322,13 @@ class Stack:
             env["DATABASE_URL"] = self.database_urls[name]
         return env
 
+    def _console_env(self) -> dict[str, str]:
+        """Only where the five services listen: the console holds no bus or signing secrets."""
+        return {
+            "ONBEHALF_LOG_LEVEL": self.extra_env.get("ONBEHALF_LOG_LEVEL", "warning"),
+            **{f"ONBEHALF_{name.upper()}_URL": self.url(name) for name in SERVICES},
+        }
+
     def start_one(self, name: str, *, wait: bool = True) -> ServiceProcess:
         service = start_service(
             name, port=self.ports[name], env=self.service_env(name), log_dir=self.workdir / "logs"
@@ -327,7 +345,7 @@ class Stack:
     def stop(self) -> None:
         for replica in self.replicas.values():
             replica.stop()
-        for name in reversed(SERVICES):
+        for name in (CONSOLE, *reversed(SERVICES)):
             if name in self.services:
                 self.services[name].stop()
         if self.nats is not None:
@@ -382,13 +400,15 @@ def start_stack(
         database_urls=dict(database_urls or {}),
         extra_env=dict(extra_env or {}),
         # Every port is chosen up front so that services learn each other's addresses.
-        ports={name: (ports or {}).get(name) or free_port() for name in SERVICES},
+        ports={name: (ports or {}).get(name) or free_port() for name in (*SERVICES, CONSOLE)},
     )
     try:
         stack.start_one("identity")
         started = [stack.start_one(name, wait=False) for name in SERVICES[1:]]
         for service in started:
             wait_healthy(service)
+        # Last: its pages need the others, and nothing needs it.
+        stack.start_one(CONSOLE)
     except BaseException:
         stack.stop()
         raise

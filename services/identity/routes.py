@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from libs.common.tokens import ALGORITHM
 from libs.common.web import CurrentPrincipal
@@ -13,6 +13,7 @@ from services.identity.schemas import (
     ActingContextRead,
     ActingCreate,
     ActingSessionPage,
+    ActingSessionRead,
     ActingStarted,
     ConsentUpdate,
     CustomerPage,
@@ -140,6 +141,24 @@ async def acting_sessions(
     """Every acting session staff held on the organisation: for its admins (transparency)."""
     return await service.list_acting_sessions(
         identity=identity, principal=principal, org_id=org_id, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/v1/orgs/{org_id}", tags=["self"])
+async def read_org(org_id: str, principal: CurrentPrincipal, identity: Ident) -> OrgRead:
+    """The organisation's settings, consent included (for the remote-assistance page)."""
+    return await service.read_org(identity=identity, principal=principal, org_id=org_id)
+
+
+@router.get("/v1/me/acting-sessions/{session_id}", tags=["self"])
+async def own_acting_session(
+    session_id: Annotated[str, Path(min_length=1, max_length=64)],
+    principal: CurrentPrincipal,
+    identity: Ident,
+) -> ActingSessionRead:
+    """An acting session the caller held (signed in as themselves): when and why it ended."""
+    return await service.own_acting_session(
+        identity=identity, principal=principal, session_id=session_id
     )
 
 

@@ -78,6 +78,9 @@ class CustomerRead(BaseModel):
     contract_number: str
     country: str
     status: str
+    # The acting modes the policy allows the caller for this organisation at the time of
+    # the answer (a later POST /v1/acting-as is decided afresh).
+    modes: list[Mode] = Field(default_factory=list)
 
 
 class CustomerPage(BaseModel):

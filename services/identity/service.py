@@ -306,6 +306,8 @@ async def list_customers(
             for org in orgs:
                 resource = await _policy_org(session, org)
                 if authorizer.decide(caller, "act_view", resource).allowed:
+                    # The modes the policy allows now, so a page offers only those buttons.
+                    full = authorizer.decide(caller, "act_full", resource).allowed
                     found.append(
                         CustomerRead(
                             id=org.id,
@@ -313,6 +315,7 @@ async def list_customers(
                             contract_number=org.contract_number,
                             country=org.country,
                             status=org.status,
+                            modes=["full", "view"] if full else ["view"],
                         )
                     )
                     if len(found) > limit:
@@ -693,6 +696,32 @@ async def list_acting_sessions(
         else None
     )
     return ActingSessionPage(items=[_session_read(r) for r in page], next_cursor=next_cursor)
+
+
+async def read_org(*, identity: Identity, principal: Principal, org_id: str) -> OrgRead:
+    """An organisation's settings (consent included), for whoever may see its acting sessions:
+    its admins, platform admins, security reviewers."""
+    async with identity.runtime.reading() as session:
+        caller = await _fresh(session, principal)
+        org = await _customer_org(session, org_id)
+        identity.runtime.authorizer.authorize(
+            caller, "read_acting_sessions", await _policy_org(session, org)
+        )
+    return _org_read(org)
+
+
+async def own_acting_session(
+    *, identity: Identity, principal: Principal, session_id: str
+) -> ActingSessionRead:
+    """One acting session the caller held, as they themselves signed in (not acting): how and
+    why it ended, for the page that tells them. Anyone else's session is 404, as if absent."""
+    if isinstance(principal, ActingSession):
+        raise NotFound(f"acting session {session_id} not found")
+    async with identity.runtime.reading() as session:
+        record = await session.get(ActingSessionRecord, session_id)
+    if record is None or record.actor_id != principal.id:
+        raise NotFound(f"acting session {session_id} not found")
+    return _session_read(record)
 
 
 # ---------------------------------------------------------------- the customer's own settings

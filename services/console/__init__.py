@@ -1,0 +1,1 @@
+"""The console: web pages for staff, customer users, reviewers and admins over the five public APIs."""
