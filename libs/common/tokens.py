@@ -35,12 +35,14 @@ def claims_of(principal: Principal) -> dict[str, Any]:
             "org_name": principal.subject_name,
             "sid": principal.id,
             "mode": principal.mode,
+            # RFC 8693 §4.1: `act` names the actor (sub and identity claims), never rights;
+            # the actor's roles travel in a private top-level claim.
             "act": {
                 "sub": principal.actor_id,
                 "name": principal.actor_name,
                 "org_id": principal.actor_org_id,
-                "roles": list(principal.actor_roles),
             },
+            "actor_roles": list(principal.actor_roles),
             **_session_claims(
                 principal.login_session_id, principal.actor_generation, principal.org_generation
             ),
@@ -105,7 +107,7 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
                 subject_name=claims["org_name"],
                 mode=claims["mode"],
                 expires_at=datetime.fromtimestamp(claims["exp"], UTC),
-                actor_roles=list(act.get("roles", [])),
+                actor_roles=list(claims.get("actor_roles", [])),
                 login_session_id=_lsid(claims),
                 actor_generation=_generation(claims, "ugen"),
                 org_generation=_generation(claims, "ogen"),

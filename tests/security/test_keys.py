@@ -160,3 +160,13 @@ def test_a_retired_key_is_dropped_once_its_tokens_expired_and_then_refused(
 
     asyncio.run(scenario())
     assert (tmp_path / "signing-kek").stat().st_mode & 0o777 == 0o600
+
+
+def test_acting_token_follows_rfc_8693_act_claim(world: World) -> None:
+    """`act` names the actor (sub and identity claims), not the actor's roles."""
+    acting, _ = world.act_as(world.login(world.rep), world.org_a)
+    claims = jwt.decode(acting.token or "", options={"verify_signature": False})
+    assert claims["sub"] == world.org_a["id"] and claims["act"]["sub"] == world.rep["id"]
+    assert "roles" not in claims["act"] and claims["actor_roles"] == ["sales_rep"]
+    assert claims["jti"] and claims["nbf"]
+    assert acting.get("cart", "/v1/cart").status_code == 200
