@@ -28,6 +28,8 @@ policy-test: $(STAMP)
 	$(BIN)/onbehalf policy test
 
 pytest: $(STAMP)
+	# the browser tests (tests/console) drive Debian's chromium
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest
 
 test: lint typecheck policy-test pytest
