@@ -3,8 +3,10 @@ or misspelt field fails), and every workload has what running it safely needs.""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,8 @@ import pytest
 import yaml
 from kubernetes_validate.utils import ValidationError  # type: ignore[import-untyped]
 
-from onbehalf.stack import DEFAULT_PORTS, PROJECT_ROOT, SERVICES
+from onbehalf.nats_setup import init_bus_secrets
+from onbehalf.stack import DEFAULT_PORTS, PROJECT_ROOT, SERVICES, nats_server_binary
 
 MANIFESTS = PROJECT_ROOT / "deploy" / "kubernetes"
 # The oldest release we support and the newest the validator ships schemas for.
@@ -179,3 +182,22 @@ def test_the_streams_are_provisioned_with_three_replicas() -> None:
     assert command[:3] == ["onbehalf", "nats", "provision"], shlex.join(command)
     assert command[command.index("--replicas") + 1] == "3"
     assert command[command.index("--nats-creds") + 1].endswith("provisioner.nk")
+
+
+def test_the_nats_configuration_is_one_nats_server_accepts(tmp_path: Path) -> None:
+    """cluster.conf from the ConfigMap beside auth.conf as `onbehalf nats init` writes it (the
+    projected volume), checked by the real nats-server (`-t`: parse, validate, exit)."""
+    config = resources("ConfigMap")["nats-cluster"]["data"]["cluster.conf"]
+    (tmp_path / "cluster.conf").write_text(config)
+    bus = init_bus_secrets(tmp_path / "secrets")
+    (tmp_path / "auth.conf").write_text(bus.server_config.read_text())
+    done = subprocess.run(
+        [nats_server_binary(), "-c", str(tmp_path / "cluster.conf"), "-t"],
+        env={**os.environ, "POD_NAME": "nats-0"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "is valid" in done.stdout + done.stderr
