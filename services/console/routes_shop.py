@@ -185,6 +185,9 @@ async def take_over(request: Request) -> Response:
             token=_token(session),
             holder_session_id=form.get("holder_session_id", ""),
         )
+        session.flash.append(
+            f"The cart lock is yours: taken over from {form.get('holder_name') or 'its holder'}."
+        )
 
     return await _change(request, change, done="/cart")
 
