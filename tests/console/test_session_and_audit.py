@@ -28,7 +28,7 @@ def test_csrf_is_checked_and_the_session_cookie_is_httponly_and_samesite(
         assert page.evaluate("document.cookie") == ""  # no script can read it
         assert "Bearer" not in page.content() and "eyJ" not in page.content()  # no token
 
-        body = {"sku": world.skus[0], "quantity": "3"}
+        body: dict[str, str | float | bool] = {"sku": world.skus[0], "quantity": "3"}
         without = page.request.post("/cart/items", form=body, max_redirects=0)
         assert without.status == 403, without.text()
         wrong = page.request.post(
