@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import structlog
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -97,6 +98,11 @@ def _install_error_pages(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> HTMLResponse:
         return render(request, "error.html", current(request), status=exc.status, error=exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, _exc: RequestValidationError) -> HTMLResponse:
+        message = "That address or form has a value the page cannot use; go back and retry."
+        return render(request, "error.html", current(request), status=422, error=message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> HTMLResponse:
