@@ -10,18 +10,71 @@ import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from libs.common.errors import DomainError, Unauthenticated
 from libs.common.principals import ActingSession, Principal
 from libs.common.runtime import ServiceRuntime
 
 log = structlog.get_logger("web")
+
+# The version of the HTTP contract every service publishes in its OpenAPI `info`.
+API_VERSION = "1.1.0"
+
+
+class FieldError(BaseModel):
+    """One rejected input: where (`loc`, e.g. `["body", "quantity"]`), what, and a code."""
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    """Every error of every service (docs/api.md#errors): `detail` for people, `reason` the
+    policy's or the refusal's machine-readable cause (null when there is none), `errors` the
+    rejected fields of a 422. Some refusals add fields (a 409 on a cart lock names the
+    `holder`, a 429 carries `retry_after`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: str
+    reason: str | None = None
+    errors: list[FieldError] | None = Field(
+        default=None, description="422 only: every field that was refused"
+    )
+
+
+_STATUS_TEXT = {
+    400: "The request cannot be read",
+    401: "No valid bearer token (missing, expired, revoked or not ours)",
+    403: "The policy refuses it; `reason` says why",
+    404: "Not found, or not visible to the caller",
+    409: "Conflicts with the current state (a lock, a duplicate, a changed order)",
+    412: "A precondition (If-Match version) does not hold any more",
+    422: "Invalid input; `errors` lists every refused field",
+    428: "A required precondition header is missing",
+    429: "Too many attempts; retry after `retry_after` seconds",
+    503: "A service this request needs is not answering",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the error statuses it can answer beyond the defaults every
+    operation gets (401 and 403 with a bearer token, 404 with a path parameter, 422 with input)."""
+    return {
+        status: {"description": _STATUS_TEXT[status], "model": ErrorBody} for status in statuses
+    }
+
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from identity")
 
@@ -72,11 +125,14 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return JSONResponse(
             {"detail": exc.detail, "reason": None},
             status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
     @app.exception_handler(NoRespondersError)
@@ -95,13 +151,77 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "internal error", "reason": None}, status_code=500)
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
+
+
+def _operation_id(route: APIRoute) -> str:
+    """The handler's name (`place_order`, `list_products`): what a generator turns into a method."""
+    return route.name
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    return {
+        "description": _STATUS_TEXT[status],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
+
+
+def contract_openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, telling the truth about errors: one `ErrorBody` on every error
+    status an operation can answer (docs/api.md#errors)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    spec = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(error_schema.pop("$defs", {}))
+    schemas["ErrorBody"] = error_schema
+    for path, item in spec.get("paths", {}).items():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            statuses: set[int] = set()
+            if operation.get("security"):
+                statuses |= {401, 403}
+            if "{" in path:
+                statuses.add(404)
+            if operation.get("parameters") or operation.get("requestBody"):
+                statuses.add(422)
+            for status in sorted(statuses):
+                responses.setdefault(str(status), _error_response(status))
+            for code, response in responses.items():
+                if code.startswith(("4", "5")):
+                    response["content"] = _error_response(int(code))["content"]
+                    response["description"] = _STATUS_TEXT.get(int(code), response["description"])
+    app.openapi_schema = spec
+    return spec
+
+
 def create_service_app(
     *,
     title: str,
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     routers: list[APIRouter],
 ) -> FastAPI:
-    app = FastAPI(title=title, version="1", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        version=API_VERSION,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
     install_error_handlers(app)
 
     @app.get("/healthz", tags=["operations"])
@@ -126,4 +246,9 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+
+    def _openapi() -> dict[str, Any]:
+        return contract_openapi(app)
+
+    app.openapi = _openapi  # type: ignore[method-assign]
     return app
