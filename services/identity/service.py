@@ -25,11 +25,11 @@ from services.identity import events
 from services.identity.keys import Signer
 from services.identity.models import ActingSessionRecord, Caretaker, Organization, User
 from services.identity.passwords import (
+    DUMMY_HASH,
     AddressGate,
     PasswordPool,
     check_password_policy,
     hash_password,
-    verify_password,
 )
 from services.identity.schemas import (
     CUSTOMER_ROLES,
@@ -195,7 +195,7 @@ async def bootstrap(*, runtime: ServiceRuntime, settings: IdentitySettings) -> N
             )
             session.add(seller)
             await session.flush()
-            uow.publish(events.ORG_CREATED, _org_read(seller).model_dump(), system)
+            uow.publish(events.OrgCreated.model_validate(_org_read(seller).model_dump()), system)
         email = settings.admin_email.strip().lower()
         admin = await session.scalar(select(User).where(User.email == email))
         if admin is None:
@@ -211,7 +211,7 @@ async def bootstrap(*, runtime: ServiceRuntime, settings: IdentitySettings) -> N
                 active=True,
             )
             session.add(admin)
-            uow.publish(events.USER_CREATED, _user_read(admin).model_dump(), system)
+            uow.publish(events.UserCreated.model_validate(_user_read(admin).model_dump()), system)
 
 
 # ---------------------------------------------------------------- login and self
@@ -384,8 +384,9 @@ def _end(
     record.end_reason = reason
     record.end_detail = detail
     uow.publish(
-        events.ACTING_SESSION_ENDED,
-        {"session_id": record.id, "reason": reason, "detail": detail, "mode": record.mode},
+        events.ActingSessionEnded(
+            session_id=record.id, reason=reason, detail=detail, mode=record.mode
+        ),
         _session_context(record, revision=uow.runtime.authorizer.revision, actor=actor),
     )
 
@@ -422,8 +423,7 @@ async def _decide_start(
     decision = uow.runtime.authorizer.decide(caller, action, policy_org)
     if not decision.allowed:
         uow.publish(
-            events.ACTING_SESSION_DENIED,
-            {"customer_org_id": org.id, "mode": mode, "reason": decision.reason},
+            events.ActingSessionDenied(customer_org_id=org.id, mode=mode, reason=decision.reason),
             caller,
             subject_org_id=org.id,
         )
@@ -465,17 +465,16 @@ def _open(
     )
     uow.session.add(record)
     uow.publish(
-        events.ACTING_SESSION_STARTED,
-        {
-            "session_id": record.id,
-            "mode": mode,
-            "customer_org_id": org.id,
-            "customer_name": org.name,
-            "actor_name": staff.name,
-            "expires_at": record.expires_at.isoformat(),
-            "idle_timeout_seconds": identity.settings.acting_idle_seconds,
-            "switched_from": switched_from,
-        },
+        events.ActingSessionStarted(
+            session_id=record.id,
+            mode=mode,
+            customer_org_id=org.id,
+            customer_name=org.name,
+            actor_name=staff.name,
+            expires_at=record.expires_at,
+            idle_timeout_seconds=identity.settings.acting_idle_seconds,
+            switched_from=switched_from,
+        ),
         _acting_principal(record),
     )
     return record
@@ -741,8 +740,7 @@ async def set_consent(
         org.allow_assistance = allow_assistance
         read = _org_read(org)
         uow.publish(
-            events.CONSENT_CHANGED,
-            {"org_id": org.id, "allow_assistance": allow_assistance},
+            events.ConsentChanged(org_id=org.id, allow_assistance=allow_assistance),
             caller,
             subject_org_id=org.id,
         )
@@ -750,12 +748,22 @@ async def set_consent(
     return read
 
 
+def _own_user_id(principal: Principal) -> str:
+    return principal.actor_id if isinstance(principal, ActingSession) else principal.id
+
+
 async def change_password(
     *, identity: Identity, principal: Principal, current_password: str, new_password: str
 ) -> TokenRead:
     """Ends every other session of the user (tokens of the old generation are refused
     everywhere); the caller gets a token of the new generation for the same login session."""
-    new_hash = hash_password(new_password)
+    # scrypt runs on the bounded pool, outside the write transaction (on SQLite that holds
+    # the database's one write lock): never on the event loop.
+    new_hash = await identity.passwords.hash(new_password)
+    async with identity.runtime.reading() as session:
+        holder = await session.get(User, _own_user_id(principal))
+        stored = holder.password_hash if holder is not None else DUMMY_HASH
+    current_ok = await identity.passwords.verify(current_password, stored)
     async with identity.runtime.unit_of_work() as uow:
         caller = await _fresh(uow.session, principal)
         identity.runtime.authorizer.authorize(
@@ -767,7 +775,7 @@ async def change_password(
         )
         user = await uow.session.get(User, caller.id)
         assert user is not None  # _fresh found it
-        if not verify_password(current_password, user.password_hash):
+        if not current_ok or user.password_hash != stored:
             raise Invalid("the current password is wrong")
         weak = check_password_policy(
             new_password, email=user.email, min_length=identity.settings.password_min_length
@@ -777,8 +785,7 @@ async def change_password(
         user.password_hash = new_hash
         user.generation += 1
         uow.publish(
-            events.PASSWORD_CHANGED,
-            {"user_id": user.id, "generation": user.generation, "active": user.active},
+            events.PasswordChanged(user_id=user.id, generation=user.generation, active=user.active),
             caller,
         )
         await end_live_sessions(
@@ -824,7 +831,8 @@ async def create_org(*, identity: Identity, principal: Principal, body: OrgCreat
             uow.session.add(org)
             await uow.session.flush()
             read = _org_read(org)
-            uow.publish(events.ORG_CREATED, read.model_dump(), caller, subject_org_id=org.id)
+            created = events.OrgCreated.model_validate(read.model_dump())
+            uow.publish(created, caller, subject_org_id=org.id)
     except IntegrityError as exc:
         raise Conflict(f"contract number {body.contract_number} is already taken") from exc
     return read
@@ -853,12 +861,11 @@ async def update_org(
             await uow.session.flush()
             read = _org_read(org)
             uow.publish(
-                events.ORG_UPDATED,
-                {
-                    "org": read.model_dump(),
-                    "changed": sorted(changes),
-                    "generation": org.generation,
-                },
+                events.OrgUpdated(
+                    org=events.OrgRecord.model_validate(read.model_dump()),
+                    changed=sorted(changes),
+                    generation=org.generation,
+                ),
                 caller,
                 subject_org_id=org.id,
             )
@@ -896,8 +903,7 @@ def _refuse_taken_email(
     if identity.runtime.authorizer.decide(caller, "manage", ADMINISTRATION).allowed:
         raise Conflict(f"a user with email {body.email} already exists")
     uow.publish(
-        events.USER_CREATION_REFUSED,
-        {"org_id": org.id, "reason": "email_taken"},
+        events.UserCreationRefused(org_id=org.id, reason="email_taken"),
         caller,
         subject_org_id=None if org.is_seller else org.id,
     )
@@ -957,8 +963,7 @@ async def create_user(*, identity: Identity, principal: Principal, body: UserCre
             await session.flush()
             read = _user_read(user)
             uow.publish(
-                events.USER_CREATED,
-                read.model_dump(),
+                events.UserCreated.model_validate(read.model_dump()),
                 caller,
                 subject_org_id=None if org.is_seller else org.id,
             )
@@ -1004,12 +1009,11 @@ async def update_user(
         await session.flush()
         read = _user_read(user)
         uow.publish(
-            events.USER_UPDATED,
-            {
-                "user": read.model_dump(),
-                "changed": sorted(body.model_fields_set),
-                "generation": user.generation,
-            },
+            events.UserUpdated(
+                user=events.UserRecord.model_validate(read.model_dump()),
+                changed=sorted(body.model_fields_set),
+                generation=user.generation,
+            ),
             caller,
             subject_org_id=None if org.is_seller else org.id,
         )
@@ -1042,8 +1046,7 @@ async def assign_caretaker(
         if await session.get(Caretaker, (org_id, user_id)) is None:
             session.add(Caretaker(org_id=org_id, user_id=user_id))
             uow.publish(
-                events.CARETAKER_ASSIGNED,
-                {"org_id": org_id, "user_id": user_id},
+                events.CaretakerAssigned(org_id=org_id, user_id=user_id),
                 caller,
                 subject_org_id=org_id,
             )
@@ -1060,8 +1063,7 @@ async def remove_caretaker(
             raise NotFound(f"{user_id} is not a caretaker of {org_id}")
         await session.delete(link)
         uow.publish(
-            events.CARETAKER_REMOVED,
-            {"org_id": org_id, "user_id": user_id},
+            events.CaretakerRemoved(org_id=org_id, user_id=user_id),
             caller,
             subject_org_id=org_id,
         )
