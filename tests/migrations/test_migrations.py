@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sys
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 from sqlalchemy import insert, inspect, select, text
@@ -23,6 +25,7 @@ from libs.common.migrations import (
     current,
     drift,
     head_revision,
+    lock_key,
     migration_engine,
     script_directory,
     upgrade,
@@ -256,15 +259,85 @@ async def test_a_database_with_only_some_of_the_tables_is_refused(tmp_path: Path
     assert await _tables(url) == {"carts"}
 
 
+REPLICA = (
+    "import asyncio, sys\n"
+    "from libs.common.migrations import upgrade\n"
+    "result = asyncio.run(upgrade(sys.argv[1], 'catalog'))\n"
+    "print(','.join(result.before) or 'empty')\n"
+)
+
+
+async def _start_replicas(url: str, count: int) -> list[asyncio.subprocess.Process]:
+    """Processes that each do what a starting service does first: upgrade its database."""
+    return [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", REPLICA, url, stdout=PIPE, stderr=PIPE
+        )
+        for _ in range(count)
+    ]
+
+
+async def _outputs(replicas: list[asyncio.subprocess.Process]) -> list[str]:
+    outputs = []
+    for replica in replicas:
+        out, err = await asyncio.wait_for(replica.communicate(), timeout=120)
+        assert replica.returncode == 0, err.decode()
+        outputs.append(out.decode().strip().splitlines()[-1])
+    return outputs
+
+
 async def test_replicas_starting_together_migrate_once(new_database: NewDatabase) -> None:
     url = new_database("catalog")
 
-    results = await asyncio.gather(*(upgrade(url, "catalog") for _ in range(4)))
+    outputs = await _outputs(await _start_replicas(url, 3))
 
-    # The lock (advisory on PostgreSQL, BEGIN IMMEDIATE on SQLite) lets one replica migrate;
-    # the others find the database at head instead of creating the tables a second time.
-    assert sorted(r.before for r in results) == [(), *[(head_revision("catalog"),)] * 3]
-    assert {r.after for r in results} == {(head_revision("catalog"),)}
+    # One replica migrates; the others find the database at head (had two created the
+    # tables at once, one would have failed or both would have stamped).
+    assert sorted(outputs) == sorted(["empty", "catalog_0001", "catalog_0001"])
+    assert await drift(url, "catalog") == []
+
+
+WAITING_ON_ADVISORY_LOCKS = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
+@pytest.mark.postgres
+async def test_replicas_queue_on_the_advisory_lock(postgres: PostgresServer) -> None:
+    url = postgres.create_database(f"mig_catalog_{uuid.uuid4().hex[:12]}")
+    holder = create_engine(url)
+    try:
+        async with holder.connect() as connection:
+            # Hold the migration lock the way a replica in the middle of an upgrade does.
+            await connection.execute(
+                text("SELECT pg_advisory_lock(:key)"), {"key": lock_key("catalog")}
+            )
+            await connection.commit()
+            replicas = await _start_replicas(url, 3)
+            deadline = asyncio.get_running_loop().time() + 60
+            # Wait until every replica has reached the lock and queues on it.
+            while (await connection.execute(WAITING_ON_ADVISORY_LOCKS)).scalar_one() < 3:
+                await connection.commit()
+                assert asyncio.get_running_loop().time() < deadline, "replicas never queued"
+                await asyncio.sleep(0.05)  # poll interval of the condition above
+            await connection.commit()
+            # None of them migrated past the lock.
+            assert (
+                await connection.execute(
+                    text("SELECT count(*) FROM pg_tables WHERE tablename = 'products'")
+                )
+            ).scalar_one() == 0
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": lock_key("catalog")}
+            )
+            await connection.commit()
+    finally:
+        await holder.dispose()
+
+    outputs = await _outputs(replicas)
+
+    assert sorted(outputs) == sorted(["empty", "catalog_0001", "catalog_0001"])
     assert await drift(url, "catalog") == []
 
 
