@@ -200,6 +200,8 @@ def contract_openapi(app: FastAPI) -> dict[str, Any]:
                 statuses.add(404)
             if operation.get("parameters") or operation.get("requestBody"):
                 statuses.add(422)
+            if operation.get("requestBody"):
+                statuses.add(400)  # a body that is not JSON at all
             for status in sorted(statuses):
                 responses.setdefault(str(status), _error_response(status))
             for code, response in responses.items():

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
+from libs.common.params import Timestamp
 from libs.common.signing import EventPublicKey
-from libs.common.web import CurrentPrincipal, Runtime
+from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.audit import checkpoints, provenance, service
 from services.audit.schemas import AuditPage, CheckpointRead, FindingPage, VerifyRead
 from services.audit.settings import AuditSettings
@@ -29,8 +29,8 @@ async def list_events(
     subject_org_id: Annotated[str | None, Query(max_length=64)] = None,
     type: Annotated[str | None, Query(max_length=200)] = None,
     session_id: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Timestamp | None = None,
+    until: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=32)] = None,
     order: Literal["desc", "asc"] = "desc",
@@ -68,7 +68,7 @@ async def verify(
 async def list_findings(
     principal: CurrentPrincipal,
     runtime: Runtime,
-    since: datetime | None = None,
+    since: Timestamp | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=32)] = None,
 ) -> FindingPage:
@@ -78,7 +78,7 @@ async def list_findings(
     )
 
 
-@router.post("/v1/audit/checkpoints", status_code=201)
+@router.post("/v1/audit/checkpoints", status_code=201, responses=problems(409))
 async def checkpoint(
     principal: CurrentPrincipal, runtime: Runtime, request: Request
 ) -> CheckpointRead:

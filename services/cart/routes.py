@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
 
-from libs.common.web import CurrentPrincipal, Runtime
+from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.cart import locking, saved_lists, service
 from services.cart.schemas import (
     CartItemCreate,
@@ -53,7 +53,7 @@ async def get_cart(response: Response, principal: CurrentPrincipal, runtime: Run
     return _with_etag(response, await service.get_cart(runtime=runtime, principal=principal))
 
 
-@router.post("/v1/cart/items")
+@router.post("/v1/cart/items", responses=problems(409, 412, 503))
 async def add_item(
     body: CartItemCreate,
     response: Response,
@@ -73,7 +73,7 @@ async def add_item(
     return _with_etag(response, cart)
 
 
-@router.patch("/v1/cart/items/{sku}")
+@router.patch("/v1/cart/items/{sku}", responses=problems(409, 412, 503))
 async def change_item(
     sku: SkuPath,
     body: CartItemUpdate,
@@ -94,7 +94,7 @@ async def change_item(
     return _with_etag(response, cart)
 
 
-@router.delete("/v1/cart/items/{sku}")
+@router.delete("/v1/cart/items/{sku}", responses=problems(409, 412))
 async def remove_item(
     sku: SkuPath,
     response: Response,
@@ -109,14 +109,14 @@ async def remove_item(
     return _with_etag(response, cart)
 
 
-@router.post("/v1/cart/lock")
+@router.post("/v1/cart/lock", responses=problems(409))
 async def lock_cart(
     principal: CurrentPrincipal, runtime: Runtime, settings: Settings
 ) -> CartLockRead:
     return await locking.lock_cart(runtime=runtime, settings=settings, principal=principal)
 
 
-@router.post("/v1/cart/lock/takeover")
+@router.post("/v1/cart/lock/takeover", responses=problems(409))
 async def take_over_lock(
     principal: CurrentPrincipal,
     runtime: Runtime,
@@ -133,7 +133,7 @@ async def take_over_lock(
     )
 
 
-@router.delete("/v1/cart/lock", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/v1/cart/lock", status_code=status.HTTP_204_NO_CONTENT, responses=problems(409))
 async def unlock_cart(principal: CurrentPrincipal, runtime: Runtime) -> None:
     await locking.unlock_cart(runtime=runtime, principal=principal)
 
@@ -146,7 +146,7 @@ async def list_saved_lists(principal: CurrentPrincipal, runtime: Runtime) -> Sav
     return await saved_lists.list_saved_lists(runtime=runtime, principal=principal)
 
 
-@lists_router.post("/v1/saved-lists", status_code=status.HTTP_201_CREATED)
+@lists_router.post("/v1/saved-lists", status_code=status.HTTP_201_CREATED, responses=problems(409))
 async def create_saved_list(
     body: SavedListCreate, principal: CurrentPrincipal, runtime: Runtime, settings: Settings
 ) -> SavedListRead:
@@ -162,7 +162,7 @@ async def get_saved_list(
     return await saved_lists.get_saved_list(runtime=runtime, principal=principal, list_id=list_id)
 
 
-@lists_router.patch("/v1/saved-lists/{list_id}")
+@lists_router.patch("/v1/saved-lists/{list_id}", responses=problems(409))
 async def rename_saved_list(
     list_id: ListId, body: SavedListRename, principal: CurrentPrincipal, runtime: Runtime
 ) -> SavedListRead:
@@ -222,7 +222,7 @@ async def remove_list_item(
     )
 
 
-@lists_router.post("/v1/saved-lists/{list_id}/add-to-cart")
+@lists_router.post("/v1/saved-lists/{list_id}/add-to-cart", responses=problems(409, 412, 503))
 async def add_list_to_cart(
     list_id: ListId,
     response: Response,

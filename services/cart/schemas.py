@@ -15,7 +15,8 @@ class Strict(BaseModel):
 
 
 Sku = Annotated[str, Field(min_length=1, max_length=64)]
-Quantity = Annotated[int, Field(gt=0, strict=True)]
+# The schema states the default `max_quantity`; a deployment may set it lower, never higher.
+Quantity = Annotated[int, Field(gt=0, le=10_000, strict=True)]
 ListName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
 

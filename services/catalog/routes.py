@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from libs.common.web import CurrentPrincipal, Runtime
+from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.catalog import service
 from services.catalog.schemas import (
     SKU_PATTERN,
@@ -45,7 +45,7 @@ async def list_products(
     return await service.list_products(runtime=runtime, principal=principal, q=q)
 
 
-@router.put("/v1/products/{sku}/customer-number")
+@router.put("/v1/products/{sku}/customer-number", responses=problems(409))
 async def set_product_number(
     sku: SkuPath, body: ProductNumberUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> ProductNumberRead:
@@ -62,7 +62,7 @@ async def remove_product_number(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/v1/products", status_code=status.HTTP_201_CREATED)
+@router.post("/v1/products", status_code=status.HTTP_201_CREATED, responses=problems(409))
 async def create_product(
     body: ProductCreate, principal: CurrentPrincipal, runtime: Runtime
 ) -> ProductRead:
@@ -155,7 +155,7 @@ async def get_promotion(
     )
 
 
-@router.post("/v1/promotions/{promotion_id}/end")
+@router.post("/v1/promotions/{promotion_id}/end", responses=problems(409))
 async def end_promotion(
     promotion_id: PromotionIdPath, principal: CurrentPrincipal, runtime: Runtime
 ) -> PromotionRead:

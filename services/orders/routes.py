@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from libs.common.web import CurrentPrincipal, Runtime
+from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.orders import service
 from services.orders.schemas import OrderCancel, OrderCreate, OrderPage, OrderRead
 from services.orders.service import Orders
@@ -25,13 +25,21 @@ _bearer = HTTPBearer(auto_error=False)
 router = APIRouter(tags=["orders"])
 
 
-@router.post("/v1/orders", status_code=status.HTTP_201_CREATED)
+@router.post("/v1/orders", status_code=status.HTTP_201_CREATED, responses=problems(409, 503))
 async def place_order(
     response: Response,
     principal: CurrentPrincipal,
     orders: OrdersDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="Required: the same key replays the first answer instead of ordering twice",
+        ),
+    ],
     body: Annotated[OrderCreate | None, Body()] = None,
 ) -> OrderRead:
     order, replayed = await service.place_order(
@@ -56,7 +64,7 @@ async def get_order(order_id: OrderId, principal: CurrentPrincipal, runtime: Run
     return await service.get_order(runtime=runtime, principal=principal, order_id=order_id)
 
 
-@router.post("/v1/orders/{order_id}/cancel")
+@router.post("/v1/orders/{order_id}/cancel", responses=problems(409))
 async def cancel_order(
     order_id: OrderId,
     principal: CurrentPrincipal,
