@@ -16,6 +16,7 @@ from onbehalf.audit_cli import audit_app
 from onbehalf.db_cli import db_app
 from onbehalf.deadletters_cli import deadletters_app
 from onbehalf.keys_cli import keys_app
+from onbehalf.mail_cli import mail_app
 from onbehalf.nats_cli import nats_app
 from onbehalf.nats_setup import NATS_URL_FILE, stable_nats_port
 from onbehalf.policy_cli import policy_app
@@ -29,6 +30,7 @@ app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(keys_app, name="keys")
 app.add_typer(nats_app, name="nats")
 app.add_typer(db_app, name="db")
+app.add_typer(mail_app, name="mail")
 console = Console()
 
 

@@ -240,6 +240,49 @@ def wait_healthy(service: ServiceProcess, *, timeout: float = 60.0) -> None:
 
 
 @dataclass
+class MailSink:
+    """The development SMTP sink (onbehalf/mail_sink.py): stores messages in `folder`."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    folder: Path
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def start_mail_sink(folder: Path, *, log_dir: Path, timeout: float = 20.0) -> MailSink:
+    """Start the sink on a free port and wait until it answers."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log_path = log_dir / "mail-sink.log"
+    command = [sys.executable, "-m", "onbehalf.mail_sink", "--dir", str(folder)]
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*command, "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+            preexec_fn=_die_with_parent,
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"the mail sink exited at start:\n{_tail(log_path)}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return MailSink(process=process, port=port, folder=folder)
+        except OSError:
+            time.sleep(0.05)
+    _stop(process)
+    raise StackError(f"the mail sink did not listen in {timeout}s:\n{_tail(log_path)}")
+
+
+@dataclass
 class Stack:
     """NATS plus the five services, each with its own database, all on loopback."""
 
@@ -255,6 +298,8 @@ class Stack:
     extra_env: dict[str, str] = field(default_factory=dict)
     # Further processes of a service (same database, own port), keyed "<service>-<n>".
     replicas: dict[str, ServiceProcess] = field(default_factory=dict)
+    # Where identity sends mail unless SMTP_URL says otherwise (`onbehalf mail list|show`).
+    mail: MailSink | None = None
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -320,6 +365,8 @@ class Stack:
         env["ONBEHALF_CART_URL"] = self.url("cart")
         if name in self.database_urls:
             env["DATABASE_URL"] = self.database_urls[name]
+        if name == "identity" and self.mail is not None and "SMTP_URL" not in os.environ:
+            env.setdefault("SMTP_URL", self.mail.url)
         return env
 
     def _console_env(self) -> dict[str, str]:
@@ -350,6 +397,8 @@ class Stack:
                 self.services[name].stop()
         if self.nats is not None:
             self.nats.stop()
+        if self.mail is not None:
+            self.mail.stop()
 
 
 def start_stack(
@@ -403,6 +452,7 @@ def start_stack(
         ports={name: (ports or {}).get(name) or free_port() for name in (*SERVICES, CONSOLE)},
     )
     try:
+        stack.mail = start_mail_sink(workdir / "mail", log_dir=workdir / "logs")
         stack.start_one("identity")
         started = [stack.start_one(name, wait=False) for name in SERVICES[1:]]
         for service in started:

@@ -93,7 +93,7 @@ def _extend(
 
 # The durable consumers each service owns on the EVENTS stream.
 DURABLES: dict[str, tuple[str, ...]] = {
-    "identity": ("identity-revocations", "identity-standing"),
+    "identity": ("identity-revocations", "identity-standing", "identity-notices"),
     "catalog": (),
     "cart": ("cart-checkout", "cart-lock-release"),
     "orders": (),

@@ -101,6 +101,14 @@ class PlacedOrder:
     id: str | None = None
 
 
+@dataclass(slots=True)
+class Budgets:
+    """The spending budgets of one customer organisation (per employee or cost center) and
+    the orders waiting for approval because they exceed one (orders' budgets.py)."""
+
+    org_id: str
+
+
 POLICY_CLASSES: tuple[type, ...] = (
     Account,
     CustomerOrg,
@@ -113,4 +121,5 @@ POLICY_CLASSES: tuple[type, ...] = (
     CartLock,
     SavedList,
     PlacedOrder,
+    Budgets,
 )

@@ -7,13 +7,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from libs.common.db import is_sqlite
+from libs.common.mail import MailRelay
 from libs.common.runtime import start_runtime
 from libs.common.web import create_service_app
-from services.identity import handlers, service
+from services.identity import handlers, notifications, service
 from services.identity.keys import key_refresher, load_or_create_kek, load_signer, protect_file
-from services.identity.models import Base, OutboxMessage
+from services.identity.models import Base, MailOutbox, OutboxMessage
 from services.identity.passwords import PasswordPool
 from services.identity.routes import router
+from services.identity.routes_customers import router as customers_router
 from services.identity.settings import IdentitySettings
 
 
@@ -52,8 +55,23 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             runtime.spawn(handlers.record_activity(runtime), name="activity")
             runtime.spawn(key_refresher(runtime, signer, settings), name="signing-keys")
             runtime.spawn(handlers.end_timed_out_sessions(identity), name="session-sweeper")
+            # Mail (invitations, acting notices): an outbox sent over SMTP, like events.
+            mail = MailRelay(
+                sessionmaker=runtime.sessionmaker,
+                model=MailOutbox,
+                smtp_url=settings.smtp_url,
+                sender=settings.mail_sender,
+                row_locks=not is_sqlite(settings.sqlalchemy_url),
+                poll_seconds=settings.mail_poll_seconds,
+            )
+            notifications.register_relay(runtime, mail)
+            runtime.spawn(mail.run(), name="mail-relay")
+            runtime.spawn(notifications.tell_customers(runtime, settings), name="acting-notices")
+            runtime.spawn(notifications.digest_loop(runtime, settings), name="acting-digest")
             app.state.runtime = runtime
             app.state.identity = identity
             yield
 
-    return create_service_app(title="onbehalf identity", lifespan=lifespan, routers=[router])
+    return create_service_app(
+        title="onbehalf identity", lifespan=lifespan, routers=[router, customers_router]
+    )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.common.db import UtcDateTime
+from libs.common.inbox import InboxMixin
+from libs.common.mail import MailOutboxMixin
 from libs.common.outbox import OutboxMixin, utcnow
 
 
@@ -107,4 +109,79 @@ class LoginFailure(Base):
 
 
 class OutboxMessage(OutboxMixin, Base):
+    pass
+
+
+# ---------------------------------------------------------------- customer organisations' people
+# (invitations.py, employees.py, notifications.py; docs/customer-organisations.md)
+
+
+class Invitation(Base):
+    """An invitation of a contact to become a user of a customer organisation. Only the hash
+    of its single-use token is stored; `status` is pending, accepted, expired or revoked (a
+    pending one past `expires_at` is expired, and is marked so when someone meets it)."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        # One open invitation per address, whatever the race: a partial unique index.
+        Index(
+            "uq_invitations_pending_email",
+            "email",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    # Lower-cased, like users' e-mails.
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    invited_by_id: Mapped[str] = mapped_column(String(36))
+    invited_by_name: Mapped[str] = mapped_column(String(200))
+    invited_by_email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    sends: Mapped[int] = mapped_column(Integer, default=1)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+
+
+class MailTemplate(Base):
+    """A mail's text as an admin changed it (`$placeholders`); absent: the built-in text."""
+
+    __tablename__ = "mail_templates"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_by_id: Mapped[str] = mapped_column(String(36))
+
+
+class OrgPreferences(Base):
+    """A customer organisation's choices: how its admins hear of acting sessions."""
+
+    __tablename__ = "org_preferences"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    # every_session | daily_digest | none
+    acting_notices: Mapped[str] = mapped_column(String(16), default="every_session")
+    # The last digest covered sessions started before this moment.
+    digest_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class NoticeInbox(InboxMixin, Base):
+    """Acting-session events the notifier has handled (each sends its mails once)."""
+
+    __tablename__ = "notice_inbox"  # type: ignore[misc]
+
+
+class MailOutbox(MailOutboxMixin, Base):
     pass

@@ -182,3 +182,49 @@ class ActingSessionRead(BaseModel):
 class ActingSessionPage(BaseModel):
     items: list[ActingSessionRead]
     next_cursor: str | None
+
+
+# ---------------------------------------------------------------- customer organisations' people
+# (invitations.py, employees.py, notifications.py)
+
+
+class InvitationCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    name: str = Field(min_length=1, max_length=200)
+    roles: list[str] = Field(min_length=1, max_length=3)
+
+
+class InvitationBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[InvitationCreate] = Field(min_length=1, max_length=200)
+
+
+class InvitationAccept(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str = Field(min_length=1, max_length=200)
+
+
+class EmployeeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    roles: list[str] | None = Field(default=None, min_length=1, max_length=3)
+    active: bool | None = None
+
+
+class ActingNoticesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    acting_notices: Literal["every_session", "daily_digest", "none"]
+
+
+class MailTemplateUpdate(BaseModel):
+    """Both absent (or null): the built-in text again."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str | None = Field(default=None, min_length=1, max_length=300)
+    body: str | None = Field(default=None, min_length=1, max_length=20_000)

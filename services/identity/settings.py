@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import AliasChoices, Field
+
 from libs.common.settings import ServiceSettings
 
 
@@ -38,6 +40,21 @@ class IdentitySettings(ServiceSettings):
     signing_key_rotation_days: float = 30.0
     # How often identity looks for a key another replica made, or a rotation that is due.
     signing_key_check_seconds: float = 30.0
+    # Outgoing mail (libs/common/mail.py): `smtp://host:port`, `smtps://user:pass@host`; unset,
+    # mail waits in the outbox. `onbehalf run` and the test stack set the development sink.
+    smtp_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("SMTP_URL", "ONBEHALF_SMTP_URL")
+    )
+    mail_sender: str = "onbehalf <no-reply@onbehalf.invalid>"
+    mail_poll_seconds: float = 1.0
+    # Links in mails point at the console (its invitation and remote-assistance pages).
+    console_url: str = "http://127.0.0.1:8000"
+    # An invitation can be accepted this long after it was sent (or resent); 0 in tests
+    # stands for "the seven days have passed".
+    invitation_valid_days: float = Field(default=7.0, ge=0)
+    # The daily digest of acting sessions goes out this often (a day), checked every minute.
+    acting_digest_period_seconds: float = 24 * 3600
+    acting_digest_check_seconds: float = 60.0
 
     @property
     def longest_token_seconds(self) -> int:

@@ -1,0 +1,88 @@
+"""What identity publishes about a customer organisation's own people: invitations, mail
+templates and the acting-session notices its admins receive (docs/customer-organisations.md).
+Employees' changes are `identity.user.updated` (libs/contracts/identity.py), so that the
+revocation projector raises their rights generation like any other user's."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar
+
+from libs.contracts.base import Event, Id
+
+
+class InvitationSent(Event):
+    """Sent or resent (`sends` counts them); never the token, only the invitation's id."""
+
+    event_type: ClassVar[str] = "identity.invitation.sent"
+
+    invitation_id: Id
+    org_id: Id
+    email: str
+    roles: list[str]
+    expires_at: datetime
+    sends: int
+
+
+class InvitationRefused(Event):
+    """One item of an invitation request refused (a taken address, unknown roles)."""
+
+    event_type: ClassVar[str] = "identity.invitation.refused"
+
+    org_id: Id
+    email: str
+    reason: str
+
+
+class InvitationAccepted(Event):
+    event_type: ClassVar[str] = "identity.invitation.accepted"
+
+    invitation_id: Id
+    org_id: Id
+    user_id: Id
+    email: str
+    roles: list[str]
+
+
+class InvitationExpired(Event):
+    """Someone tried to accept after the expiry; the inviter is told by mail."""
+
+    event_type: ClassVar[str] = "identity.invitation.expired"
+
+    invitation_id: Id
+    org_id: Id
+    email: str
+    expired_at: datetime
+
+
+class InvitationRevoked(Event):
+    event_type: ClassVar[str] = "identity.invitation.revoked"
+
+    invitation_id: Id
+    org_id: Id
+    email: str
+
+
+class MailTemplateChanged(Event):
+    event_type: ClassVar[str] = "identity.mail_template.changed"
+
+    key: str
+    reset: bool
+
+
+class ActingNoticesChanged(Event):
+    event_type: ClassVar[str] = "identity.org.acting_notices_changed"
+
+    org_id: Id
+    acting_notices: str
+
+
+class ActingNoticeSent(Event):
+    """Mail told the organisation's admins about acting sessions (one, or a digest)."""
+
+    event_type: ClassVar[str] = "identity.acting_notice.sent"
+
+    org_id: Id
+    session_ids: list[str]
+    recipients: int
+    digest: bool

@@ -1,0 +1,473 @@
+"""Invitations: a platform admin, or a customer's admin for their own organisation, invites a
+contact by e-mail; the contact chooses a password with the single-use link and is logged in.
+
+Only the SHA-256 of the token is stored. An invitation is open (pending) until it is accepted,
+revoked, or `invitation_valid_days` after it was last sent; one open invitation per address
+(a partial unique index) and none for an address a user already has."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from libs.common.errors import Conflict, DomainError, Invalid, NotFound
+from libs.common.events import EventContext
+from libs.common.principals import ActingSession, Principal
+from libs.common.runtime import UnitOfWork
+from libs.contracts.customers import (
+    InvitationAccepted,
+    InvitationExpired,
+    InvitationRefused,
+    InvitationRevoked,
+    InvitationSent,
+)
+from libs.contracts.identity import UserCreated
+from services.identity.models import Invitation, Organization, User
+from services.identity.notifications import fmt_time, mail_committed, send_mail
+from services.identity.org_people import (
+    customer_org,
+    fresh_caller,
+    policy_org,
+    principal_of,
+    user_record,
+)
+from services.identity.passwords import check_password_policy
+from services.identity.schemas import CUSTOMER_ROLES, TokenRead
+from services.identity.service import Identity
+
+
+class Gone(DomainError):
+    status = 410
+
+
+STATUSES = ("pending", "accepted", "expired", "revoked")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def status_of(invitation: Invitation, now: datetime | None = None) -> str:
+    """A pending invitation past its expiry is expired, whether or not it was marked so."""
+    if invitation.status == "pending" and invitation.expires_at <= (now or _now()):
+        return "expired"
+    return invitation.status
+
+
+def read(invitation: Invitation) -> dict[str, Any]:
+    return {
+        "id": invitation.id,
+        "org_id": invitation.org_id,
+        "email": invitation.email,
+        "name": invitation.name,
+        "roles": list(invitation.roles),
+        "status": status_of(invitation),
+        "invited_by": {"id": invitation.invited_by_id, "name": invitation.invited_by_name},
+        "created_at": invitation.created_at,
+        "sent_at": invitation.sent_at,
+        "expires_at": invitation.expires_at,
+        "sends": invitation.sends,
+        "closed_at": invitation.closed_at,
+        "user_id": invitation.user_id,
+    }
+
+
+def check_roles(roles: list[str]) -> list[str]:
+    unknown = sorted(set(roles) - CUSTOMER_ROLES)
+    if unknown:
+        raise Invalid(
+            f"unknown customer roles: {', '.join(unknown)}; allowed: {sorted(CUSTOMER_ROLES)}"
+        )
+    if not roles:
+        raise Invalid("an invitation needs at least one role (admin, buyer or viewer)")
+    if "admin" in roles and len(set(roles)) > 1:
+        raise Invalid("an admin has no other role: invite as admin, or as buyer/viewer")
+    return sorted(set(roles))
+
+
+async def _expire_stale(uow: UnitOfWork, email: str) -> None:
+    """Pending invitations of `email` past their expiry are marked expired (so that the
+    address is open again, and the partial unique index agrees)."""
+    now = _now()
+    await uow.session.execute(
+        update(Invitation)
+        .where(
+            Invitation.email == email, Invitation.status == "pending", Invitation.expires_at <= now
+        )
+        .values(status="expired", closed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _send(
+    uow: UnitOfWork, identity: Identity, invitation: Invitation, org: Organization, api_base: str
+) -> None:
+    """A new token and a new validity period, and the mail carrying the token."""
+    token = secrets.token_urlsafe(32)
+    now = _now()
+    invitation.token_hash = _hash(token)
+    invitation.sent_at = now
+    invitation.expires_at = now + timedelta(days=identity.settings.invitation_valid_days)
+    invitation.status = "pending"
+    invitation.closed_at = None
+    await send_mail(
+        uow,
+        to=invitation.email,
+        key="invitation",
+        values={
+            "name": invitation.name,
+            "inviter_name": invitation.invited_by_name,
+            "org_name": org.name,
+            "roles": ", ".join(invitation.roles),
+            "expires_at": fmt_time(invitation.expires_at),
+            "link": f"{identity.settings.console_url.rstrip('/')}/invitations/{token}",
+            "accept_url": f"{api_base.rstrip('/')}/v1/invitations/{token}/accept",
+        },
+    )
+
+
+async def invite_one(
+    *,
+    identity: Identity,
+    principal: Principal,
+    org_id: str,
+    email: str,
+    name: str,
+    roles: list[str],
+    api_base: str,
+) -> dict[str, Any]:
+    """One invitation, in its own transaction; a refusal raises (and is audited)."""
+    address = email.strip().lower()
+    runtime = identity.runtime
+    try:
+        clean_roles = check_roles(roles)
+        async with runtime.unit_of_work() as uow:
+            caller = await fresh_caller(uow.session, principal)
+            org = await customer_org(uow.session, org_id)
+            runtime.authorizer.authorize(caller, "invite", await policy_org(uow.session, org))
+            assert not isinstance(caller, ActingSession)  # the policy never lets one invite
+            await _expire_stale(uow, address)
+            if await uow.session.scalar(select(User.id).where(User.email == address)):
+                raise Conflict(f"{address} already has an account", reason="email_taken")
+            if await uow.session.scalar(
+                select(Invitation.id).where(
+                    Invitation.email == address, Invitation.status == "pending"
+                )
+            ):
+                raise Conflict(
+                    f"{address} already has an open invitation", reason="already_invited"
+                )
+            invitation = Invitation(
+                id=str(uuid4()),
+                org_id=org.id,
+                email=address,
+                name=name,
+                roles=clean_roles,
+                invited_by_id=caller.id,
+                invited_by_name=caller.name,
+                invited_by_email=getattr(caller, "email", ""),
+                created_at=_now(),
+                sends=1,
+            )
+            await _send(uow, identity, invitation, org, api_base)
+            uow.session.add(invitation)
+            await uow.session.flush()
+            result = read(invitation)
+            uow.publish(
+                InvitationSent(
+                    invitation_id=invitation.id,
+                    org_id=org.id,
+                    email=address,
+                    roles=clean_roles,
+                    expires_at=invitation.expires_at,
+                    sends=1,
+                ),
+                caller,
+                subject_org_id=org.id,
+            )
+    except IntegrityError as exc:
+        # Two invitations to one address at once: the partial unique index let one through.
+        raise Conflict(
+            f"{address} already has an open invitation", reason="already_invited"
+        ) from exc
+    except (Conflict, Invalid) as refused:
+        await _record_refusal(identity, principal, org_id, address, refused.detail)
+        raise
+    mail_committed(runtime)
+    return result
+
+
+async def _record_refusal(
+    identity: Identity, principal: Principal, org_id: str, email: str, reason: str
+) -> None:
+    async with identity.runtime.unit_of_work() as uow:
+        if await uow.session.get(Organization, org_id) is None:
+            return
+        uow.publish(
+            InvitationRefused(org_id=org_id, email=email, reason=reason[:300]),
+            principal,
+            subject_org_id=org_id,
+        )
+
+
+async def invite_many(
+    *,
+    identity: Identity,
+    principal: Principal,
+    org_id: str,
+    items: list[tuple[str, str, list[str]]],
+    api_base: str,
+) -> list[dict[str, Any]]:
+    """Each item accepted or refused with its own reason; a denial by policy refuses all."""
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for email, name, roles in items:
+        address = email.strip().lower()
+        if address in seen:
+            results.append(
+                {
+                    "email": address,
+                    "status": "refused",
+                    "status_code": 409,
+                    "detail": f"{address} appears twice in this request",
+                }
+            )
+            continue
+        seen.add(address)
+        try:
+            invitation = await invite_one(
+                identity=identity,
+                principal=principal,
+                org_id=org_id,
+                email=email,
+                name=name,
+                roles=roles,
+                api_base=api_base,
+            )
+        except (Conflict, Invalid) as refused:
+            results.append(
+                {
+                    "email": address,
+                    "status": "refused",
+                    "status_code": refused.status,
+                    "detail": refused.detail,
+                    "reason": refused.reason,
+                }
+            )
+            continue
+        results.append({"email": address, "status": "invited", "invitation": invitation})
+    return results
+
+
+async def list_invitations(
+    *, identity: Identity, principal: Principal, org_id: str, status: str | None
+) -> list[dict[str, Any]]:
+    if status is not None and status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    runtime = identity.runtime
+    async with runtime.reading() as session:
+        caller = await fresh_caller(session, principal)
+        org = await customer_org(session, org_id)
+        runtime.authorizer.authorize(caller, "invite", await policy_org(session, org))
+        found = (
+            await session.scalars(
+                select(Invitation)
+                .where(Invitation.org_id == org_id)
+                .order_by(Invitation.created_at.desc(), Invitation.id)
+            )
+        ).all()
+    now = _now()
+    return [read(i) for i in found if status is None or status_of(i, now) == status]
+
+
+async def _managed(
+    uow: UnitOfWork, identity: Identity, principal: Principal, org_id: str, invitation_id: str
+) -> tuple[Principal, Invitation, Organization]:
+    caller = await fresh_caller(uow.session, principal)
+    org = await customer_org(uow.session, org_id)
+    identity.runtime.authorizer.authorize(caller, "invite", await policy_org(uow.session, org))
+    invitation = await uow.session.get(Invitation, invitation_id)
+    if invitation is None or invitation.org_id != org_id:
+        raise NotFound(f"invitation {invitation_id} does not exist")
+    return caller, invitation, org
+
+
+async def resend(
+    *, identity: Identity, principal: Principal, org_id: str, invitation_id: str, api_base: str
+) -> dict[str, Any]:
+    """A new token (the old link stops working) and a new validity period."""
+    try:
+        async with identity.runtime.unit_of_work() as uow:
+            caller, invitation, org = await _managed(
+                uow, identity, principal, org_id, invitation_id
+            )
+            if invitation.status in ("accepted", "revoked"):
+                raise Conflict(f"the invitation is {invitation.status}: it cannot be resent")
+            if await uow.session.scalar(select(User.id).where(User.email == invitation.email)):
+                raise Conflict(f"{invitation.email} already has an account", reason="email_taken")
+            await _send(uow, identity, invitation, org, api_base)
+            invitation.sends += 1
+            await uow.session.flush()
+            result = read(invitation)
+            uow.publish(
+                InvitationSent(
+                    invitation_id=invitation.id,
+                    org_id=org.id,
+                    email=invitation.email,
+                    roles=list(invitation.roles),
+                    expires_at=invitation.expires_at,
+                    sends=invitation.sends,
+                ),
+                caller,
+                subject_org_id=org.id,
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "another open invitation exists for this address", reason="already_invited"
+        ) from exc
+    mail_committed(identity.runtime)
+    return result
+
+
+async def revoke(
+    *, identity: Identity, principal: Principal, org_id: str, invitation_id: str
+) -> dict[str, Any]:
+    async with identity.runtime.unit_of_work() as uow:
+        caller, invitation, org = await _managed(uow, identity, principal, org_id, invitation_id)
+        if invitation.status in ("accepted", "revoked"):
+            raise Conflict(f"the invitation is already {invitation.status}")
+        invitation.status = "revoked"
+        invitation.closed_at = _now()
+        await uow.session.flush()
+        result = read(invitation)
+        uow.publish(
+            InvitationRevoked(invitation_id=invitation.id, org_id=org.id, email=invitation.email),
+            caller,
+            subject_org_id=org.id,
+        )
+    return result
+
+
+async def accept(*, identity: Identity, token: str, password: str) -> TokenRead:
+    """Create the active user the invitation describes and log them in. An expired one is
+    410 "this invitation expired on <date>", and its inviter hears of the attempt."""
+    from services.identity import service  # issue_login_token: shared with login
+
+    token_hash = _hash(token)
+    async with identity.runtime.reading() as session:
+        found = await session.scalar(select(Invitation).where(Invitation.token_hash == token_hash))
+    if found is None:
+        raise NotFound("no such invitation (the link is wrong, or was replaced by a newer one)")
+    if status_of(found) == "expired":
+        await _expired_attempt(identity, found.id)
+        raise Gone(
+            f"this invitation expired on {fmt_time(found.expires_at)}",
+            reason="expired",
+            expired_at=found.expires_at.isoformat(),
+        )
+    if found.status != "pending":
+        raise Gone(f"this invitation was {found.status}", reason=found.status)
+    weak = check_password_policy(
+        password, email=found.email, min_length=identity.settings.password_min_length
+    )
+    if weak:
+        raise Invalid(weak, reason="weak_password")
+    password_hash = await identity.passwords.hash(password)
+    try:
+        async with identity.runtime.unit_of_work() as uow:
+            invitation = await uow.session.get(Invitation, found.id)
+            # Re-checked in the transaction: accepted twice at once, or revoked meanwhile.
+            if (
+                invitation is None
+                or invitation.token_hash != token_hash
+                or status_of(invitation) != "pending"
+            ):
+                raise Gone("this invitation is no longer open", reason="closed")
+            org = await customer_org(uow.session, invitation.org_id)
+            user = User(
+                id=str(uuid4()),
+                email=invitation.email,
+                name=invitation.name,
+                password_hash=password_hash,
+                kind="customer",
+                org_id=org.id,
+                roles=list(invitation.roles),
+                permissions=[],
+                active=True,
+            )
+            uow.session.add(user)
+            invitation.status = "accepted"
+            invitation.closed_at = _now()
+            invitation.user_id = user.id
+            await uow.session.flush()
+            # The new user is the actor of their own creation (nobody else is signed in).
+            actor = principal_of(user)
+            uow.publish(UserCreated(**user_record(user).model_dump()), actor, subject_org_id=org.id)
+            uow.publish(
+                InvitationAccepted(
+                    invitation_id=invitation.id,
+                    org_id=org.id,
+                    user_id=user.id,
+                    email=user.email,
+                    roles=list(user.roles),
+                ),
+                actor,
+                subject_org_id=org.id,
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"{found.email} already has an account", reason="email_taken") from exc
+    return await service.issue_login_token(identity=identity, user=user, org=org)
+
+
+async def _expired_attempt(identity: Identity, invitation_id: str) -> None:
+    async with identity.runtime.unit_of_work() as uow:
+        invitation = await uow.session.get(Invitation, invitation_id)
+        if invitation is None:
+            return
+        org = await uow.session.get(Organization, invitation.org_id)
+        if invitation.status == "pending":
+            invitation.status = "expired"
+            invitation.closed_at = _now()
+        if invitation.invited_by_email:
+            await send_mail(
+                uow,
+                to=invitation.invited_by_email,
+                key="invitation_expired",
+                values={
+                    "inviter_name": invitation.invited_by_name,
+                    "email": invitation.email,
+                    "org_name": org.name if org else invitation.org_id,
+                    "expired_at": fmt_time(invitation.expires_at),
+                },
+            )
+        uow.publish(
+            InvitationExpired(
+                invitation_id=invitation.id,
+                org_id=invitation.org_id,
+                email=invitation.email,
+                expired_at=invitation.expires_at,
+            ),
+            _anonymous_context(uow, invitation.org_id),
+        )
+    mail_committed(identity.runtime)
+
+
+def _anonymous_context(uow: UnitOfWork, org_id: str) -> EventContext:
+    return EventContext(
+        actor_id=None,
+        actor_org_id=None,
+        subject_org_id=org_id,
+        subject_user_id=None,
+        acting_session_id=None,
+        policy_revision=uow.runtime.authorizer.revision,
+    )

@@ -1,0 +1,456 @@
+"""Mail from identity: the templates an admin can change, staging a mail in a change's
+transaction, and telling a customer's admins that staff acted for their organisation (at
+once, or in a daily digest, or not at all: the organisation's choice)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from libs.common.consumer import Delivery, checked_context, consume, event_data
+from libs.common.errors import Invalid, NotFound
+from libs.common.events import EventContext
+from libs.common.inbox import first_delivery
+from libs.common.mail import MailRelay, render, stage_mail
+from libs.common.principals import Principal
+from libs.common.resources import Administration
+from libs.common.runtime import ServiceRuntime, UnitOfWork
+from libs.contracts.customers import ActingNoticesChanged, ActingNoticeSent, MailTemplateChanged
+from libs.contracts.identity import ActingSessionStarted
+from services.identity.models import (
+    ActingSessionRecord,
+    MailOutbox,
+    MailTemplate,
+    NoticeInbox,
+    Organization,
+    OrgPreferences,
+    User,
+)
+from services.identity.org_people import customer_org, fresh_caller, policy_org
+from services.identity.settings import IdentitySettings
+
+log = structlog.get_logger("identity.notifications")
+
+NoticeChoice = Literal["every_session", "daily_digest", "none"]
+MAIL_ADMINISTRATION = Administration(area="mail")
+
+
+@dataclass(frozen=True)
+class Template:
+    subject: str
+    body: str
+    placeholders: tuple[str, ...]
+
+
+DEFAULT_TEMPLATES: dict[str, Template] = {
+    "invitation": Template(
+        subject="$inviter_name invites you to $org_name",
+        body=(
+            "Hello $name,\n\n"
+            "$inviter_name invites you to use the shop of $org_name as $roles.\n"
+            "Choose your password and sign in here (this link works once, until $expires_at):\n\n"
+            "$link\n\n"
+            'Or with the API: POST $accept_url with {"password": "..."}.\n'
+            "If you did not expect this, ignore this mail.\n"
+        ),
+        placeholders=(
+            "name",
+            "inviter_name",
+            "org_name",
+            "roles",
+            "expires_at",
+            "link",
+            "accept_url",
+        ),
+    ),
+    "invitation_expired": Template(
+        subject="$email tried to accept an expired invitation to $org_name",
+        body=(
+            "Hello $inviter_name,\n\n"
+            "$email tried to accept your invitation to $org_name, which expired on "
+            "$expired_at.\nResend it to give them another seven days.\n"
+        ),
+        placeholders=("inviter_name", "email", "org_name", "expired_at"),
+    ),
+    "acting_notice": Template(
+        subject="$actor_name acted on behalf of $org_name",
+        body=(
+            "Hello $name,\n\n"
+            "$actor_name of $seller_name started a $mode acting session on behalf of "
+            "$org_name at $started_at (session $session_id).\n"
+            "$mode_explained\n\n"
+            "Every acting session is listed under Remote assistance: $assistance_url\n"
+            "To withdraw your consent to remote assistance (which ends every acting session "
+            "at once), switch it off there, or PUT $consent_url with "
+            '{"allow_assistance": false}.\n'
+        ),
+        placeholders=(
+            "name",
+            "actor_name",
+            "seller_name",
+            "org_name",
+            "mode",
+            "mode_explained",
+            "started_at",
+            "session_id",
+            "assistance_url",
+            "consent_url",
+        ),
+    ),
+    "acting_digest": Template(
+        subject="Acting sessions on behalf of $org_name: $count since $since",
+        body=(
+            "Hello $name,\n\n"
+            "Staff of $seller_name acted on behalf of $org_name $count time(s) since $since:\n\n"
+            "$sessions\n\n"
+            "Every acting session is listed under Remote assistance: $assistance_url\n"
+            "To withdraw your consent to remote assistance, switch it off there, or PUT "
+            '$consent_url with {"allow_assistance": false}.\n'
+        ),
+        placeholders=(
+            "name",
+            "seller_name",
+            "org_name",
+            "count",
+            "since",
+            "sessions",
+            "assistance_url",
+            "consent_url",
+        ),
+    ),
+}
+
+_relays: dict[int, MailRelay] = {}
+
+
+def register_relay(runtime: ServiceRuntime, relay: MailRelay) -> None:
+    _relays[id(runtime)] = relay
+
+
+def mail_committed(runtime: ServiceRuntime) -> None:
+    """After a commit that staged mail: send it now rather than at the next poll."""
+    relay = _relays.get(id(runtime))
+    if relay is not None:
+        relay.notify()
+
+
+async def template(session: AsyncSession, key: str) -> tuple[str, str]:
+    stored = await session.get(MailTemplate, key)
+    if stored is not None:
+        return stored.subject, stored.body
+    default = DEFAULT_TEMPLATES[key]
+    return default.subject, default.body
+
+
+async def send_mail(uow: UnitOfWork, *, to: str, key: str, values: dict[str, str]) -> str:
+    """Stage the mail `key` to `to` in the unit of work; it goes out only if that commits."""
+    subject, body = await template(uow.session, key)
+    return stage_mail(
+        uow.session,
+        MailOutbox,
+        to=to,
+        subject=render(subject, values),
+        body=render(body, values),
+        kind=key,
+    )
+
+
+def fmt_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ---------------------------------------------------------------- templates (platform admins)
+
+
+def _known(key: str) -> Template:
+    if key not in DEFAULT_TEMPLATES:
+        raise NotFound(f"no mail template {key!r}; known: {', '.join(sorted(DEFAULT_TEMPLATES))}")
+    return DEFAULT_TEMPLATES[key]
+
+
+async def read_templates(
+    *, runtime: ServiceRuntime, principal: Principal
+) -> list[dict[str, object]]:
+    runtime.authorizer.authorize(principal, "manage", MAIL_ADMINISTRATION)
+    async with runtime.reading() as session:
+        found = []
+        for key, default in sorted(DEFAULT_TEMPLATES.items()):
+            subject, body = await template(session, key)
+            found.append(
+                {
+                    "key": key,
+                    "subject": subject,
+                    "body": body,
+                    "placeholders": list(default.placeholders),
+                    "customised": await session.get(MailTemplate, key) is not None,
+                }
+            )
+    return found
+
+
+async def set_template(
+    *,
+    runtime: ServiceRuntime,
+    principal: Principal,
+    key: str,
+    subject: str | None,
+    body: str | None,
+) -> dict[str, object]:
+    """Change a template's text; both None puts the built-in text back."""
+    default = _known(key)
+    runtime.authorizer.authorize(principal, "manage", MAIL_ADMINISTRATION)
+    async with runtime.unit_of_work() as uow:
+        stored = await uow.session.get(MailTemplate, key)
+        reset = subject is None and body is None
+        if reset:
+            if stored is not None:
+                await uow.session.delete(stored)
+        else:
+            if stored is None:
+                stored = MailTemplate(
+                    key=key,
+                    subject=default.subject,
+                    body=default.body,
+                    updated_by_id=principal.id,
+                )
+                uow.session.add(stored)
+            stored.subject = subject if subject is not None else stored.subject
+            stored.body = body if body is not None else stored.body
+            stored.updated_by_id = principal.id
+            stored.updated_at = datetime.now(UTC)
+        uow.publish(MailTemplateChanged(key=key, reset=reset), principal)
+    return {"key": key, "customised": not reset}
+
+
+# ---------------------------------------------------------------- the organisation's choice
+
+
+async def _preferences(session: AsyncSession, org_id: str) -> OrgPreferences | None:
+    return await session.get(OrgPreferences, org_id)
+
+
+async def read_notices(*, runtime: ServiceRuntime, principal: Principal, org_id: str) -> str:
+    async with runtime.reading() as session:
+        caller = await fresh_caller(session, principal)
+        org = await customer_org(session, org_id)
+        runtime.authorizer.authorize(caller, "set_notices", await policy_org(session, org))
+        preferences = await _preferences(session, org_id)
+    return preferences.acting_notices if preferences else "every_session"
+
+
+async def set_notices(
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, choice: NoticeChoice
+) -> str:
+    async with runtime.unit_of_work() as uow:
+        caller = await fresh_caller(uow.session, principal)
+        org = await customer_org(uow.session, org_id)
+        runtime.authorizer.authorize(caller, "set_notices", await policy_org(uow.session, org))
+        preferences = await _preferences(uow.session, org_id)
+        now = datetime.now(UTC)
+        if preferences is None:
+            preferences = OrgPreferences(org_id=org_id, acting_notices=choice, digest_until=now)
+            uow.session.add(preferences)
+        elif preferences.acting_notices != choice:
+            # A digest starts from the moment it was chosen (earlier sessions were told).
+            preferences.digest_until = now
+        preferences.acting_notices = choice
+        preferences.updated_at = now
+        uow.publish(
+            ActingNoticesChanged(org_id=org_id, acting_notices=choice),
+            caller,
+            subject_org_id=org_id,
+        )
+    return choice
+
+
+# ---------------------------------------------------------------- telling the customer
+
+
+def _links(settings: IdentitySettings, org_id: str) -> dict[str, str]:
+    return {
+        "assistance_url": f"{settings.console_url.rstrip('/')}/assistance",
+        "consent_url": f"/v1/orgs/{org_id}/consent",
+    }
+
+
+async def _admins(session: AsyncSession, org_id: str) -> list[User]:
+    users = (
+        await session.scalars(
+            select(User).where(
+                User.org_id == org_id, User.active.is_(True), User.kind == "customer"
+            )
+        )
+    ).all()
+    return [user for user in users if "admin" in user.roles]
+
+
+async def _seller_name(session: AsyncSession) -> str:
+    seller = await session.scalar(select(Organization.name).where(Organization.is_seller))
+    return seller or "the seller"
+
+
+async def notify_session_started(
+    uow: UnitOfWork,
+    settings: IdentitySettings,
+    started: ActingSessionStarted,
+    context: EventContext,
+) -> None:
+    org_id = started.customer_org_id
+    preferences = await _preferences(uow.session, org_id)
+    if preferences is not None and preferences.acting_notices != "every_session":
+        return  # the digest tells them, or they chose not to hear
+    admins = await _admins(uow.session, org_id)
+    record = await uow.session.get(ActingSessionRecord, started.session_id)
+    started_at = record.started_at if record is not None else datetime.now(UTC)
+    seller = await _seller_name(uow.session)
+    explained = (
+        "In full mode staff see what your users see and may change the cart and place orders."
+        if started.mode == "full"
+        else "In view mode staff see what your users see and change nothing."
+    )
+    for admin in admins:
+        await send_mail(
+            uow,
+            to=admin.email,
+            key="acting_notice",
+            values={
+                "name": admin.name,
+                "actor_name": started.actor_name,
+                "seller_name": seller,
+                "org_name": started.customer_name,
+                "mode": started.mode,
+                "mode_explained": explained,
+                "started_at": fmt_time(started_at),
+                "session_id": started.session_id,
+                **_links(settings, org_id),
+            },
+        )
+    if admins:
+        uow.publish(
+            ActingNoticeSent(
+                org_id=org_id,
+                session_ids=[started.session_id],
+                recipients=len(admins),
+                digest=False,
+            ),
+            context,
+        )
+
+
+async def tell_customers(runtime: ServiceRuntime, settings: IdentitySettings) -> None:
+    """Consume `identity.acting_session.started`: each session is told once (inbox by id)."""
+
+    async def handle(batch: list[Delivery]) -> None:
+        for delivery in batch:
+            started = event_data(delivery.event, ActingSessionStarted)
+            context = checked_context(delivery.event, policy_revision=runtime.authorizer.revision)
+            async with runtime.unit_of_work() as uow:
+                if not await first_delivery(uow.session, NoticeInbox, delivery.event.get_id()):
+                    continue
+                await notify_session_started(uow, settings, started, context)
+        mail_committed(runtime)
+
+    await consume(
+        runtime.js,
+        service="identity",
+        durable="identity-notices",
+        subject=ActingSessionStarted.subject(),
+        handle=handle,
+        max_deliveries=runtime.settings.consumer_max_deliveries,
+    )
+
+
+async def send_digests(runtime: ServiceRuntime, settings: IdentitySettings) -> int:
+    """One pass: every organisation on the daily digest whose period has passed gets one
+    mail per admin listing the sessions started since the last digest. Returns how many
+    organisations were told."""
+    now = datetime.now(UTC)
+    due_before = now - timedelta(seconds=settings.acting_digest_period_seconds)
+    told = 0
+    async with runtime.unit_of_work() as uow:
+        session = uow.session
+        due = (
+            await session.scalars(
+                select(OrgPreferences).where(OrgPreferences.acting_notices == "daily_digest")
+            )
+        ).all()
+        seller = await _seller_name(session)
+        for preferences in due:
+            since = preferences.digest_until or preferences.updated_at
+            if since > due_before:
+                continue
+            records = (
+                await session.scalars(
+                    select(ActingSessionRecord)
+                    .where(
+                        ActingSessionRecord.subject_org_id == preferences.org_id,
+                        ActingSessionRecord.started_at >= since,
+                        ActingSessionRecord.started_at < now,
+                    )
+                    .order_by(ActingSessionRecord.started_at)
+                )
+            ).all()
+            preferences.digest_until = now
+            if not records:
+                continue
+            org = await session.get(Organization, preferences.org_id)
+            admins = await _admins(session, preferences.org_id)
+            lines = "\n".join(
+                f"- {fmt_time(r.started_at)}: {r.actor_name}, {r.mode} mode"
+                + (f", ended ({r.end_reason})" if r.end_reason else "")
+                for r in records
+            )
+            for admin in admins:
+                await send_mail(
+                    uow,
+                    to=admin.email,
+                    key="acting_digest",
+                    values={
+                        "name": admin.name,
+                        "seller_name": seller,
+                        "org_name": org.name if org else preferences.org_id,
+                        "count": str(len(records)),
+                        "since": fmt_time(since),
+                        "sessions": lines,
+                        **_links(settings, preferences.org_id),
+                    },
+                )
+            uow.publish(
+                ActingNoticeSent(
+                    org_id=preferences.org_id,
+                    session_ids=[r.id for r in records],
+                    recipients=len(admins),
+                    digest=True,
+                ),
+                EventContext(
+                    actor_id="system",
+                    actor_org_id="",
+                    subject_org_id=preferences.org_id,
+                    subject_user_id=None,
+                    acting_session_id=None,
+                    policy_revision=runtime.authorizer.revision,
+                ),
+            )
+            told += 1
+    if told:
+        mail_committed(runtime)
+    return told
+
+
+async def digest_loop(runtime: ServiceRuntime, settings: IdentitySettings) -> None:
+    while True:
+        await asyncio.sleep(settings.acting_digest_check_seconds)  # a period, not sync
+        try:
+            await send_digests(runtime, settings)
+        except Exception as exc:
+            log.warning("acting_digest_failed", error=repr(exc))
+
+
+def invalid_choice(value: str) -> Invalid:
+    return Invalid(f"acting_notices must be every_session, daily_digest or none, not {value!r}")

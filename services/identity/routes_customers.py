@@ -1,0 +1,171 @@
+"""Identity's routes for a customer organisation's own people: invitations, employees, how
+its admins hear of acting sessions, and the mail templates (thin; decisions in the modules
+and the policy)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request, Response, status
+
+from libs.common.web import CurrentPrincipal
+from services.identity import employees, invitations, notifications
+from services.identity.routes import Ident
+from services.identity.schemas import (
+    ActingNoticesUpdate,
+    EmployeeUpdate,
+    InvitationAccept,
+    InvitationBatch,
+    InvitationCreate,
+    MailTemplateUpdate,
+    TokenRead,
+)
+
+router = APIRouter()
+Id = Annotated[str, Path(min_length=1, max_length=64)]
+Token = Annotated[str, Path(min_length=16, max_length=200)]
+
+
+def _api_base(request: Request) -> str:
+    return str(request.base_url)
+
+
+@router.post("/v1/orgs/{org_id}/invitations", tags=["invitations"])
+async def invite(
+    org_id: Id,
+    body: InvitationCreate | InvitationBatch,
+    request: Request,
+    response: Response,
+    principal: CurrentPrincipal,
+    identity: Ident,
+) -> dict[str, Any]:
+    """One contact (201 with the invitation; 409 if the address has an account or an open
+    invitation) or `{items: [...]}` (200, each item invited or refused with its reason)."""
+    if isinstance(body, InvitationBatch):
+        results = await invitations.invite_many(
+            identity=identity,
+            principal=principal,
+            org_id=org_id,
+            items=[(item.email, item.name, item.roles) for item in body.items],
+            api_base=_api_base(request),
+        )
+        return {"items": results}
+    response.status_code = status.HTTP_201_CREATED
+    return await invitations.invite_one(
+        identity=identity,
+        principal=principal,
+        org_id=org_id,
+        email=body.email,
+        name=body.name,
+        roles=body.roles,
+        api_base=_api_base(request),
+    )
+
+
+@router.get("/v1/orgs/{org_id}/invitations", tags=["invitations"])
+async def list_invitations(
+    org_id: Id,
+    principal: CurrentPrincipal,
+    identity: Ident,
+    status_filter: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+) -> dict[str, Any]:
+    items = await invitations.list_invitations(
+        identity=identity, principal=principal, org_id=org_id, status=status_filter
+    )
+    return {"items": items}
+
+
+@router.post("/v1/orgs/{org_id}/invitations/{invitation_id}/resend", tags=["invitations"])
+async def resend_invitation(
+    org_id: Id, invitation_id: Id, request: Request, principal: CurrentPrincipal, identity: Ident
+) -> dict[str, Any]:
+    return await invitations.resend(
+        identity=identity,
+        principal=principal,
+        org_id=org_id,
+        invitation_id=invitation_id,
+        api_base=_api_base(request),
+    )
+
+
+@router.delete("/v1/orgs/{org_id}/invitations/{invitation_id}", tags=["invitations"])
+async def revoke_invitation(
+    org_id: Id, invitation_id: Id, principal: CurrentPrincipal, identity: Ident
+) -> dict[str, Any]:
+    return await invitations.revoke(
+        identity=identity, principal=principal, org_id=org_id, invitation_id=invitation_id
+    )
+
+
+@router.post("/v1/invitations/{token}/accept", tags=["invitations"])
+async def accept_invitation(token: Token, body: InvitationAccept, identity: Ident) -> TokenRead:
+    """No bearer token: the invitation's token is the credential. 410 once it expired."""
+    return await invitations.accept(identity=identity, token=token, password=body.password)
+
+
+@router.get("/v1/orgs/{org_id}/employees", tags=["employees"])
+async def list_employees(
+    org_id: Id,
+    principal: CurrentPrincipal,
+    identity: Ident,
+    active: bool | None = None,
+) -> dict[str, Any]:
+    items = await employees.list_employees(
+        identity=identity, principal=principal, org_id=org_id, active=active
+    )
+    return {"items": items}
+
+
+@router.patch("/v1/orgs/{org_id}/employees/{user_id}", tags=["employees"])
+async def update_employee(
+    org_id: Id, user_id: Id, body: EmployeeUpdate, principal: CurrentPrincipal, identity: Ident
+) -> dict[str, Any]:
+    return await employees.update_employee(
+        identity=identity,
+        principal=principal,
+        org_id=org_id,
+        user_id=user_id,
+        roles=body.roles,
+        active=body.active,
+    )
+
+
+@router.get("/v1/orgs/{org_id}/acting-notices", tags=["self"])
+async def read_acting_notices(
+    org_id: Id, principal: CurrentPrincipal, identity: Ident
+) -> dict[str, Any]:
+    choice = await notifications.read_notices(
+        runtime=identity.runtime, principal=principal, org_id=org_id
+    )
+    return {"org_id": org_id, "acting_notices": choice}
+
+
+@router.put("/v1/orgs/{org_id}/acting-notices", tags=["self"])
+async def set_acting_notices(
+    org_id: Id, body: ActingNoticesUpdate, principal: CurrentPrincipal, identity: Ident
+) -> dict[str, Any]:
+    """How the organisation's admins hear that staff acted for it: every_session (default),
+    daily_digest or none."""
+    choice = await notifications.set_notices(
+        runtime=identity.runtime, principal=principal, org_id=org_id, choice=body.acting_notices
+    )
+    return {"org_id": org_id, "acting_notices": choice}
+
+
+@router.get("/v1/mail-templates", tags=["administration"])
+async def mail_templates(principal: CurrentPrincipal, identity: Ident) -> dict[str, Any]:
+    items = await notifications.read_templates(runtime=identity.runtime, principal=principal)
+    return {"items": items}
+
+
+@router.put("/v1/mail-templates/{key}", tags=["administration"])
+async def set_mail_template(
+    key: Id, body: MailTemplateUpdate, principal: CurrentPrincipal, identity: Ident
+) -> dict[str, Any]:
+    return await notifications.set_template(
+        runtime=identity.runtime,
+        principal=principal,
+        key=key,
+        subject=body.subject,
+        body=body.body,
+    )
