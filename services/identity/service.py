@@ -922,6 +922,13 @@ def _refuse_taken_email(
 async def create_user(*, identity: Identity, principal: Principal, body: UserCreate) -> UserRead:
     _check_roles(body.kind, body.roles, body.permissions)
     email = body.email.strip().lower()
+    # Who may create users here is decided first: a caller the policy refuses learns nothing
+    # of the password rules. The transaction below asks again (rights may change meanwhile).
+    if body.org_id is not None:
+        async with identity.runtime.reading() as session:
+            target = await session.get(Organization, body.org_id)
+            if target is not None:
+                await _users_org(session, identity, await _fresh(session, principal), target)
     weak = check_password_policy(
         body.password, email=email, min_length=identity.settings.password_min_length
     )
