@@ -35,7 +35,8 @@ NOT_THE_CUSTOMERS_WORLD = {
     ("catalog", "/v1/promotions/{promotion_id}"),
     ("catalog", "/v1/customers/{org_id}/groups"),
 }
-OPERATIONS = {"/healthz", "/metrics"}
+# Not the customer's world: probes, metrics and the service's public event-signing key.
+OPERATIONS = {"/healthz", "/metrics", "/.well-known/event-keys.json"}
 SERVICES = ("catalog", "cart", "orders")
 
 
