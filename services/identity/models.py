@@ -172,6 +172,9 @@ class OrgPreferences(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
     # every_session | daily_digest | none
     acting_notices: Mapped[str] = mapped_column(String(16), default="every_session")
+    # The choice before the last change (at `updated_at`): a session started before it is
+    # told as the organisation had chosen then, however late the notifier reads it.
+    previous_notices: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # The last digest covered sessions started before this moment.
     digest_until: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

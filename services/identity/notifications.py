@@ -259,8 +259,9 @@ async def set_notices(
         elif preferences.acting_notices != choice:
             # A digest starts from the moment it was chosen (earlier sessions were told).
             preferences.digest_until = now
+            preferences.previous_notices = preferences.acting_notices
+            preferences.updated_at = now
         preferences.acting_notices = choice
-        preferences.updated_at = now
         uow.publish(
             ActingNoticesChanged(org_id=org_id, acting_notices=choice),
             caller,
@@ -302,12 +303,17 @@ async def notify_session_started(
     context: EventContext,
 ) -> None:
     org_id = started.customer_org_id
-    preferences = await _preferences(uow.session, org_id)
-    if preferences is not None and preferences.acting_notices != "every_session":
-        return  # the digest tells them, or they chose not to hear
-    admins = await _admins(uow.session, org_id)
     record = await uow.session.get(ActingSessionRecord, started.session_id)
     started_at = record.started_at if record is not None else datetime.now(UTC)
+    preferences = await _preferences(uow.session, org_id)
+    if preferences is not None:
+        # The choice in force when the session started, not when this event is read.
+        choice = preferences.acting_notices
+        if started_at < preferences.updated_at:
+            choice = preferences.previous_notices or "every_session"
+        if choice != "every_session":
+            return  # the digest tells them, or they chose not to hear
+    admins = await _admins(uow.session, org_id)
     seller = await _seller_name(uow.session)
     explained = (
         "In full mode staff see what your users see and may change the cart and place orders."
