@@ -238,7 +238,7 @@ async def rotate_now(
         runtime.authorizer.authorize(caller, "rotate_keys", Administration(area="keys"))
         previous = signer.kid
         kid = await rotate(uow.session, kek=signer.kek)
-        uow.publish(events.SIGNING_KEY_ROTATED, {"kid": kid, "previous_kid": previous}, caller)
+        uow.publish(events.SigningKeyRotated(kid=kid, previous_kid=previous), caller)
     await refresh(runtime, signer, settings)
     return {
         "kid": signer.kid,

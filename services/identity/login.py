@@ -84,8 +84,7 @@ async def _throttled(identity: Identity, *, account: str, address: str) -> None:
     async with identity.runtime.unit_of_work() as uow:
         user = await uow.session.scalar(select(User).where(User.email == account))
         uow.publish(
-            events.LOGIN_THROTTLED,
-            {"email": account, "address": address, "scope": scope, "retry_after": wait},
+            events.LoginThrottled(email=account, address=address, scope=scope, retry_after=wait),
             _context(uow, user),
         )
     raise TooManyRequests(
@@ -106,8 +105,7 @@ async def _failed(
         await uow.session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
         uow.session.add(LoginFailure(id=str(uuid4()), account=account, address=address, at=now))
         uow.publish(
-            events.LOGIN_FAILED,
-            {"email": account, "address": address, "reason": why},
+            events.LoginFailed(email=account, address=address, reason=why),
             _context(uow, user),
         )
 

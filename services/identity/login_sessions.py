@@ -26,12 +26,11 @@ async def logout(*, identity: Identity, principal: Principal) -> None:
             login_session_id=login_session_id,
         )
         uow.publish(
-            events.LOGIN_SESSION_ENDED,
-            {
-                "login_session_id": login_session_id,
-                "user_id": user_id,
-                "reason": "logout",
-                "acting_sessions_ended": ended,
-            },
+            events.LoginSessionEnded(
+                login_session_id=login_session_id,
+                user_id=user_id,
+                reason="logout",
+                acting_sessions_ended=ended,
+            ),
             principal,
         )
