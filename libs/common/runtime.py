@@ -28,6 +28,7 @@ from libs.common.revocation import RevocationSet, RevocationWatcher
 from libs.common.settings import ServiceSettings
 from libs.common.signing import EventSigningKey, load_signing_key
 from libs.common.tokens import TokenVerifier
+from libs.contracts.base import Event
 
 log = structlog.get_logger("runtime")
 
@@ -42,13 +43,13 @@ class UnitOfWork:
 
     def publish(
         self,
-        event_type: str,
-        data: dict[str, Any],
+        event: Event,
         principal: Principal | EventContext,
         *,
         subject_org_id: str | None = None,
     ) -> None:
-        """Stage an event; `principal` may be the context of the event that caused this one."""
+        """Stage `event` (a contract from libs.contracts, which names its type); `principal`
+        may be the context of the event that caused this one."""
         if isinstance(principal, EventContext):
             context = principal
         else:
@@ -58,14 +59,14 @@ class UnitOfWork:
                 subject_org_id=subject_org_id,
             )
         # Signed here, so the outbox holds (and the relay publishes) the signed bytes.
-        event = build_event(
+        cloud_event = build_event(
             source=self.runtime.source,
-            type=event_type,
-            data=data,
+            type=event.event_type,
+            data=event.data(),
             context=context,
             signing_key=self.runtime.signing_key,
         )
-        add_to_outbox(self.session, self.runtime.outbox_model, event)
+        add_to_outbox(self.session, self.runtime.outbox_model, cloud_event)
         self.staged += 1
 
 

@@ -25,6 +25,7 @@ from libs.common.principals import Principal
 from libs.common.resources import AuditLog
 from libs.common.runtime import ServiceRuntime
 from libs.common.signing import EventPublicKey
+from services.audit.events import CheckpointRequested
 from services.audit.models import AuditRecord
 from services.audit.schemas import CheckpointRead
 from services.audit.settings import AuditSettings
@@ -35,7 +36,6 @@ CHECKPOINTS = Counter("onbehalf_audit_checkpoints_total", "Signed checkpoints pu
 CHECKPOINT_FAILURES = Counter(
     "onbehalf_audit_checkpoint_failures_total", "Periodic checkpoints that could not be published"
 )
-REQUESTED_TYPE = "audit.checkpoint.requested"
 
 
 def checkpoint_file(settings: AuditSettings) -> Path:
@@ -134,7 +134,7 @@ async def checkpoint_now(
     checkpoint = await publish_checkpoint(runtime, settings, keys, head)
     # Who asked is itself audited (the checkpoint is not a change to the chain, the request is).
     async with runtime.unit_of_work() as uow:
-        uow.publish(REQUESTED_TYPE, {"seq": checkpoint.seq, "head": checkpoint.head}, principal)
+        uow.publish(CheckpointRequested(seq=checkpoint.seq, head=checkpoint.head), principal)
     return CheckpointRead(
         seq=checkpoint.seq, head=checkpoint.head, time=checkpoint.time, document=checkpoint.document
     )

@@ -21,10 +21,10 @@ from libs.common.principals import Principal
 from libs.common.resources import AuditLog
 from libs.common.runtime import ServiceRuntime, UnitOfWork
 from libs.common.signing import SIGNATURE_KID, EventPublicKey, SignatureProblem, envelope_object
+from services.audit.events import FindingRecorded
 from services.audit.models import AuditFinding
 from services.audit.schemas import FindingPage, FindingRead
 
-FINDING_TYPE = "audit.finding.recorded"
 # How much of an offending message a finding keeps for a reviewer (the hash covers all of it).
 PAYLOAD_KEPT = 16 * 1024
 
@@ -136,8 +136,17 @@ async def record_findings(session: AsyncSession, uow: UnitOfWork, refused: list[
             continue
         known.add(row["digest"])
         session.add(AuditFinding(**row))
-        data = {k: v for k, v in row.items() if k not in ("payload", "digest", "recorded_at")}
-        uow.publish(FINDING_TYPE, {"finding_id": data.pop("id"), **data}, context)
+        finding = FindingRecorded(
+            finding_id=row["id"],
+            reason=row["reason"],
+            event_id=row["event_id"],
+            claimed_type=row["event_type"],
+            source=row["source"],
+            nats_subject=row["nats_subject"],
+            signature_kid=row["signature_kid"],
+            payload_sha256=row["payload_sha256"],
+        )
+        uow.publish(finding, context)
         new += 1
     FINDINGS.inc(new)
     return new

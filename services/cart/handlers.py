@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from libs.common.checkout import CHECKOUT_SUBJECT, BadCheckout, parse_checkout
 from libs.common.consumer import (
-    UUID_PATTERN,
     Delivery,
     PoisonMessage,
     checked_context,
@@ -24,34 +20,13 @@ from libs.common.events import EventContext
 from libs.common.inbox import first_delivery
 from libs.common.resources import OrderBook
 from libs.common.runtime import ServiceRuntime
+from libs.contracts.cart import CheckoutOrder, CheckoutReply
+from libs.contracts.identity import ActingSessionEnded
+from libs.contracts.orders import OrderPlaced
 from services.cart import locking, service
 from services.cart.models import Cart, InboxEntry
 
-ORDER_PLACED_SUBJECT = "events.orders.order.placed"
-SESSION_ENDED_SUBJECT = "events.identity.acting_session.ended"
-
 log = structlog.get_logger("cart.handlers")
-
-
-class OrderedLine(BaseModel):
-    sku: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(ge=1)
-
-
-class PlacedOrder(BaseModel):
-    """What the checkout safety net reads of `orders.order.placed`."""
-
-    order_id: str = Field(min_length=1, max_length=36)
-    cart_id: str = Field(min_length=1, max_length=36)
-    cart_version: int
-    items: list[OrderedLine] = Field(default_factory=list)
-
-
-class EndedSession(BaseModel):
-    """What lock release reads of `identity.acting_session.ended`."""
-
-    session_id: str = Field(pattern=UUID_PATTERN)
-    reason: str | None = Field(default=None, max_length=200)
 
 
 def _inbox_key(event_id: str) -> str:
@@ -68,7 +43,7 @@ async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
     can publish on the subject cannot empty another customer's cart or speak for anyone."""
 
     async def on_request(message: Msg) -> None:
-        reply: dict[str, object]
+        reply: CheckoutReply
         try:
             request = parse_checkout(message.data, message.headers)
             if request.bearer_token is None:
@@ -77,26 +52,26 @@ async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
             order = request.order
             async with runtime.unit_of_work() as uow:
                 org_id = await uow.session.scalar(
-                    select(Cart.org_id).where(Cart.id == order["cart_id"])
+                    select(Cart.org_id).where(Cart.id == order.cart_id)
                 )
                 if org_id is None:
-                    raise NotFound(f"cart {order['cart_id']} does not exist")
+                    raise NotFound(f"cart {order.cart_id} does not exist")
                 # Checking out is the cart half of placing the order: the same decision.
                 runtime.authorizer.authorize(principal, "place", OrderBook(org_id=org_id))
                 context = EventContext.of(principal, policy_revision=runtime.authorizer.revision)
                 # Keyed by order id: this request and the event below empty a cart once.
-                if await first_delivery(uow.session, InboxEntry, str(order["order_id"])):
+                if await first_delivery(uow.session, InboxEntry, order.order_id):
                     await service.check_out(uow=uow, context=context, order=order)
-            reply = {"ok": True}
+            reply = CheckoutReply(ok=True)
         except (BadCheckout, DomainError) as exc:
             refusal = exc.detail if isinstance(exc, DomainError) else str(exc)
             reason = exc.reason if isinstance(exc, DomainError) else None
             log.warning("checkout_refused", error=refusal, reason=reason)
-            reply = {"ok": False, "error": refusal, "reason": reason}
+            reply = CheckoutReply(ok=False, error=refusal, reason=reason)
         except Exception as exc:
             log.warning("checkout_failed", error=repr(exc))
-            reply = {"ok": False, "error": "checkout failed; the order event will retry it"}
-        await message.respond(json.dumps(reply).encode())
+            reply = CheckoutReply(ok=False, error="checkout failed; the order event will retry it")
+        await message.respond(reply.encode())
 
     return await runtime.nc.subscribe(CHECKOUT_SUBJECT, queue="cart", cb=on_request)
 
@@ -108,17 +83,17 @@ async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
         async with runtime.unit_of_work() as uow:
             for delivery in batch:
                 event = delivery.event
-                order = event_data(event, PlacedOrder)
+                placed = event_data(event, OrderPlaced)
                 context = checked_context(event, policy_revision=runtime.authorizer.revision)
-                if not await first_delivery(uow.session, InboxEntry, order.order_id):
+                if not await first_delivery(uow.session, InboxEntry, placed.order_id):
                     continue
-                await service.check_out(uow=uow, context=context, order=order.model_dump())
+                await service.check_out(uow=uow, context=context, order=CheckoutOrder.of(placed))
 
     await consume(
         runtime.js,
         service="cart",
         durable="cart-checkout",
-        subject=ORDER_PLACED_SUBJECT,
+        subject=OrderPlaced.subject(),
         handle=handle,
         max_deliveries=runtime.settings.consumer_max_deliveries,
     )
@@ -132,7 +107,7 @@ async def release_locks_of_ended_sessions(runtime: ServiceRuntime) -> None:
         async with runtime.unit_of_work() as uow:
             for delivery in batch:
                 event = delivery.event
-                ended = event_data(event, EndedSession)
+                ended = event_data(event, ActingSessionEnded)
                 context = checked_context(event, policy_revision=runtime.authorizer.revision)
                 if not await first_delivery(uow.session, InboxEntry, _inbox_key(event.get_id())):
                     continue
@@ -147,7 +122,7 @@ async def release_locks_of_ended_sessions(runtime: ServiceRuntime) -> None:
         runtime.js,
         service="cart",
         durable="cart-lock-release",
-        subject=SESSION_ENDED_SUBJECT,
+        subject=ActingSessionEnded.subject(),
         handle=handle,
         max_deliveries=runtime.settings.consumer_max_deliveries,
     )

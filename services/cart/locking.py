@@ -71,16 +71,16 @@ def _idle_seconds(row: CartLock, now: datetime) -> int:
     return max(0, int((now - last).total_seconds()))
 
 
-def _holder_data(row: CartLock, now: datetime) -> dict[str, Any]:
+def _holder_data(row: CartLock, now: datetime) -> events.LockHolder:
     """A holder as events record it."""
-    return {
-        "id": row.holder_id,
-        "name": row.holder_name,
-        "session_id": row.session_id,
-        "since": row.since.isoformat() if row.since else None,
-        "last_activity_at": row.last_activity_at.isoformat() if row.last_activity_at else None,
-        "idle_seconds": _idle_seconds(row, now),
-    }
+    return events.LockHolder(
+        id=row.holder_id,
+        name=row.holder_name,
+        session_id=row.session_id,
+        since=row.since,
+        last_activity_at=row.last_activity_at,
+        idle_seconds=_idle_seconds(row, now),
+    )
 
 
 def locked(row: CartLock) -> Conflict:
@@ -224,12 +224,9 @@ async def _lock_free_or_own(
     ended = _holder_data(row, now) if row.session_id else None
     current = await _acquire(uow, row=row, principal=principal, now=now)
     uow.publish(
-        events.LOCK_ACQUIRED,
-        {
-            "org_id": row.org_id,
-            "holder": _holder_data(current, now),
-            "replaced_ended_lock": ended,
-        },
+        events.CartLockAcquired(
+            org_id=row.org_id, holder=_holder_data(current, now), replaced_ended_lock=ended
+        ),
         principal,
     )
     return lock_read(current)
@@ -283,14 +280,13 @@ async def take_over_lock(
         previous = _holder_data(row, now)
         current = await _acquire(uow, row=row, principal=principal, now=now)
         uow.publish(
-            events.LOCK_TAKEN_OVER,
-            {
-                "org_id": org_id,
-                "previous_holder": previous,
-                "holder": _holder_data(current, now),
-                "idle_seconds": resource.idle_seconds,
-                "takeover_idle_seconds": resource.takeover_idle_seconds,
-            },
+            events.CartLockTakenOver(
+                org_id=org_id,
+                previous_holder=previous,
+                holder=_holder_data(current, now),
+                idle_seconds=resource.idle_seconds,
+                takeover_idle_seconds=resource.takeover_idle_seconds,
+            ),
             principal,
         )
         return lock_read(current)
@@ -317,9 +313,7 @@ async def unlock_cart(*, runtime: ServiceRuntime, principal: Principal) -> None:
                 raise locked(current)
             return
         uow.publish(
-            events.LOCK_RELEASED,
-            {"org_id": org_id, "holder": previous, "reason": "released"},
-            principal,
+            events.CartLockReleased(org_id=org_id, holder=previous, reason="released"), principal
         )
 
 
@@ -339,13 +333,12 @@ async def release_locks_of_ended_session(
             setattr(row, name, value)
         row.version += 1
         uow.publish(
-            events.LOCK_RELEASED,
-            {
-                "org_id": row.org_id,
-                "holder": previous,
-                "reason": "session_ended",
-                "session_end_reason": end_reason,
-            },
+            events.CartLockReleased(
+                org_id=row.org_id,
+                holder=previous,
+                reason="session_ended",
+                session_end_reason=end_reason,
+            ),
             context,
         )
     return len(rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import func, select
@@ -41,8 +40,8 @@ def _read(saved: SavedList) -> SavedListRead:
     )
 
 
-def _items_data(saved: SavedList) -> list[dict[str, Any]]:
-    return [{"sku": i.sku, "quantity": i.quantity} for i in saved.items]
+def _items_data(saved: SavedList) -> list[events.ListLine]:
+    return [events.ListLine(sku=i.sku, quantity=i.quantity) for i in saved.items]
 
 
 def _author(principal: Principal) -> tuple[str, str]:
@@ -156,8 +155,7 @@ async def create_saved_list(
             uow.session.add(saved)
             await uow.session.flush()
             uow.publish(
-                events.LIST_CREATED,
-                {"list_id": saved.id, "name": name, "items": _items_data(saved)},
+                events.SavedListCreated(list_id=saved.id, name=name, items=_items_data(saved)),
                 principal,
             )
             return _read(saved)
@@ -188,8 +186,7 @@ async def rename_saved_list(
             _touch(saved)
             await uow.session.flush()
             uow.publish(
-                events.LIST_RENAMED,
-                {"list_id": saved.id, "previous_name": previous, "name": name},
+                events.SavedListRenamed(list_id=saved.id, previous_name=previous, name=name),
                 principal,
             )
             return _read(saved)
@@ -201,9 +198,11 @@ async def delete_saved_list(*, runtime: ServiceRuntime, principal: Principal, li
     org_id = _may_change(runtime, principal, list_id)
     async with runtime.unit_of_work() as uow:
         saved = await _find(uow.session, org_id, list_id)
-        data = {"list_id": saved.id, "name": saved.name, "items": _items_data(saved)}
+        deleted = events.SavedListDeleted(
+            list_id=saved.id, name=saved.name, items=_items_data(saved)
+        )
         await uow.session.delete(saved)
-        uow.publish(events.LIST_DELETED, data, principal)
+        uow.publish(deleted, principal)
 
 
 async def add_list_item(
@@ -240,8 +239,9 @@ async def add_list_item(
         _touch(saved)
         await uow.session.flush()
         uow.publish(
-            events.LIST_ITEM_ADDED,
-            {"list_id": saved.id, "sku": sku, "added": quantity, "quantity": item.quantity},
+            events.SavedListItemAdded(
+                list_id=saved.id, sku=sku, added=quantity, quantity=item.quantity
+            ),
             principal,
         )
         return _read(saved)
@@ -267,8 +267,9 @@ async def change_list_item(
         _touch(saved)
         await uow.session.flush()
         uow.publish(
-            events.LIST_ITEM_CHANGED,
-            {"list_id": saved.id, "sku": sku, "previous_quantity": previous, "quantity": quantity},
+            events.SavedListItemChanged(
+                list_id=saved.id, sku=sku, previous_quantity=previous, quantity=quantity
+            ),
             principal,
         )
         return _read(saved)
@@ -287,8 +288,7 @@ async def remove_list_item(
         _touch(saved)
         await uow.session.flush()
         uow.publish(
-            events.LIST_ITEM_REMOVED,
-            {"list_id": saved.id, "sku": sku, "quantity": item.quantity},
+            events.SavedListItemRemoved(list_id=saved.id, sku=sku, quantity=item.quantity),
             principal,
         )
         return _read(saved)
@@ -319,12 +319,14 @@ async def add_list_to_cart(
         saved = await _find(uow.session, org_id, list_id)
         if {i.sku for i in saved.items} - set(quote.lines):
             raise Conflict("the saved list changed at the same moment; try again")
-        added = []
+        added: list[events.PricedListLine] = []
         for entry in saved.items:
             carts.add_line(cart, quote.lines[entry.sku], entry.quantity, settings)
             line = quote.lines[entry.sku]
             added.append(
-                {"sku": entry.sku, "quantity": entry.quantity, "unit_price": str(line.unit_price)}
+                events.PricedListLine(
+                    sku=entry.sku, quantity=entry.quantity, unit_price=line.unit_price
+                )
             )
         if not added:
             raise Invalid("the saved list is empty")
@@ -332,14 +334,13 @@ async def add_list_to_cart(
         cart.updated_at = utcnow()
         await uow.session.flush()
         uow.publish(
-            events.LIST_ADDED_TO_CART,
-            {
-                "list_id": saved.id,
-                "name": saved.name,
-                "cart_id": cart.id,
-                "cart_version": cart.version,
-                "items": added,
-            },
+            events.SavedListAddedToCart(
+                list_id=saved.id,
+                name=saved.name,
+                cart_id=cart.id,
+                cart_version=cart.version,
+                items=added,
+            ),
             principal,
         )
         return await carts.read_in(uow, cart, org_id)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import func, select
@@ -13,9 +12,11 @@ from libs.common.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from libs.common.events import EventContext
 from libs.common.outbox import utcnow
 from libs.common.principals import Principal, org_in_view
-from libs.common.quotes import Quote, QuotedLine, request_quote
+from libs.common.quotes import request_quote
 from libs.common.resources import Cart as CartResource
 from libs.common.runtime import ServiceRuntime, UnitOfWork
+from libs.contracts.cart import CheckoutOrder
+from libs.contracts.catalog import PriceQuote, QuotedLine
 from services.cart import events, locking
 from services.cart.models import Cart, CartItem
 from services.cart.schemas import CartItemRead, CartLockRead, CartRead
@@ -114,7 +115,7 @@ async def begin_change(
     return cart
 
 
-async def quote(runtime: ServiceRuntime, org_id: str, skus: list[str]) -> Quote:
+async def quote(runtime: ServiceRuntime, org_id: str, skus: list[str]) -> PriceQuote:
     """Catalog's prices for the organisation; 422 names every SKU it does not sell to it."""
     found = await request_quote(runtime.nc, org_id=org_id, skus=skus)
     missing = sorted(set(found.unavailable) | {s for s in skus if s not in found.lines})
@@ -127,17 +128,6 @@ async def quote(runtime: ServiceRuntime, org_id: str, skus: list[str]) -> Quote:
 
 async def _quote_one(runtime: ServiceRuntime, org_id: str, sku: str) -> QuotedLine:
     return (await quote(runtime, org_id, [sku])).lines[sku]
-
-
-def _line_data(cart: Cart, item: CartItem) -> dict[str, Any]:
-    return {
-        "cart_id": cart.id,
-        "cart_version": cart.version,
-        "sku": item.sku,
-        "quantity": item.quantity,
-        "unit_price": str(item.unit_price),
-        "currency": item.currency,
-    }
 
 
 async def get_cart(*, runtime: ServiceRuntime, principal: Principal) -> CartRead:
@@ -201,7 +191,16 @@ async def add_item(
             cart.version += 1
             cart.updated_at = utcnow()
             await uow.session.flush()
-            uow.publish(events.ITEM_ADDED, {**_line_data(cart, item), "added": quantity}, principal)
+            added = events.CartItemAdded(
+                cart_id=cart.id,
+                cart_version=cart.version,
+                sku=item.sku,
+                quantity=item.quantity,
+                unit_price=item.unit_price,
+                currency=item.currency,
+                added=quantity,
+            )
+            uow.publish(added, principal)
             return await read_in(uow, cart, org_id)
     except IntegrityError as exc:
         # Two first items at once both tried to open the cart: the loser may simply retry.
@@ -233,7 +232,15 @@ async def change_item(
         cart.version += 1
         cart.updated_at = utcnow()
         await uow.session.flush()
-        uow.publish(events.ITEM_CHANGED, _line_data(cart, item), principal)
+        changed = events.CartItemChanged(
+            cart_id=cart.id,
+            cart_version=cart.version,
+            sku=item.sku,
+            quantity=item.quantity,
+            unit_price=item.unit_price,
+            currency=item.currency,
+        )
+        uow.publish(changed, principal)
         return await read_in(uow, cart, org_id)
 
 
@@ -259,37 +266,33 @@ async def remove_item(
         cart.updated_at = utcnow()
         await uow.session.flush()
         uow.publish(
-            events.ITEM_REMOVED,
-            {"cart_id": cart.id, "cart_version": cart.version, "sku": sku},
-            principal,
+            events.CartItemRemoved(cart_id=cart.id, cart_version=cart.version, sku=sku), principal
         )
         return await read_in(uow, cart, org_id)
 
 
-async def check_out(*, uow: UnitOfWork, context: EventContext, order: dict[str, Any]) -> None:
+async def check_out(*, uow: UnitOfWork, context: EventContext, order: CheckoutOrder) -> None:
     """An order was placed from a cart: empty it of what was ordered.
 
     If nobody changed the cart since the order read it, the whole cart is closed (the
     next change opens a new one); otherwise only the ordered quantities leave it. Either
     way its version moves on, so no ETag read before the order matches afterwards.
     """
-    org_id = await uow.session.scalar(select(Cart.org_id).where(Cart.id == order.get("cart_id")))
+    org_id = await uow.session.scalar(select(Cart.org_id).where(Cart.id == order.cart_id))
     if org_id is None:
         return
     # Queue behind the organisation's cart changes, like they queue behind each other.
     await locking.queue_behind_changes(uow, org_id)
     cart = await uow.session.scalar(
-        select(Cart)
-        .where(Cart.id == order.get("cart_id"))
-        .execution_options(populate_existing=True)
+        select(Cart).where(Cart.id == order.cart_id).execution_options(populate_existing=True)
     )
     if cart is None or cart.status != "active":
         return
-    if cart.version == order.get("cart_version"):
+    if cart.version == order.cart_version:
         cart.status = "checked_out"
         cart.active_org_id = None
     else:
-        ordered = {line["sku"]: int(line["quantity"]) for line in order.get("items", [])}
+        ordered = {line.sku: line.quantity for line in order.items}
         for item in list(cart.items):
             left = item.quantity - ordered.get(item.sku, 0)
             if left <= 0:
@@ -299,7 +302,5 @@ async def check_out(*, uow: UnitOfWork, context: EventContext, order: dict[str, 
     cart.version += 1
     cart.updated_at = utcnow()
     uow.publish(
-        events.CHECKED_OUT,
-        {"cart_id": cart.id, "order_id": order.get("order_id"), "status": cart.status},
-        context,
+        events.CartCheckedOut(cart_id=cart.id, order_id=order.order_id, status=cart.status), context
     )

@@ -1,11 +1,25 @@
-"""Events catalog publishes (CloudEvents `type`, past tense)."""
+"""Events catalog publishes: the contracts in libs/contracts/catalog.py (type and fields there)."""
 
-PRODUCT_CREATED = "catalog.product.created"
-CUSTOMER_PRICE_SET = "catalog.customer_price.set"
-CUSTOMER_PRICE_REMOVED = "catalog.customer_price.removed"
-ASSORTMENT_SET = "catalog.assortment.set"
-CUSTOMER_GROUPS_SET = "catalog.customer_groups.set"
-PROMOTION_CREATED = "catalog.promotion.created"
-PROMOTION_ENDED = "catalog.promotion.ended"
-CUSTOMER_PRODUCT_NUMBER_SET = "catalog.customer_product_number.set"
-CUSTOMER_PRODUCT_NUMBER_REMOVED = "catalog.customer_product_number.removed"
+from libs.contracts.catalog import (
+    AssortmentSet,
+    CustomerGroupsSet,
+    CustomerPriceRemoved,
+    CustomerPriceSet,
+    CustomerProductNumberRemoved,
+    CustomerProductNumberSet,
+    ProductCreated,
+    PromotionCreated,
+    PromotionEnded,
+)
+
+__all__ = [
+    "AssortmentSet",
+    "CustomerGroupsSet",
+    "CustomerPriceRemoved",
+    "CustomerPriceSet",
+    "CustomerProductNumberRemoved",
+    "CustomerProductNumberSet",
+    "ProductCreated",
+    "PromotionCreated",
+    "PromotionEnded",
+]

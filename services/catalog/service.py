@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 from uuid import uuid4
 
 from sqlalchemy import and_, delete, func, or_, select
@@ -15,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.outbox import utcnow
 from libs.common.principals import Principal, org_in_view
-from libs.common.quotes import Quote, QuotedLine
 from libs.common.resources import Administration, Catalog, CustomerProductNumbers
 from libs.common.runtime import ServiceRuntime
+from libs.contracts.catalog import PriceQuote, QuotedLine
 from services.catalog import events
 from services.catalog.models import (
     AssortmentItem,
@@ -178,7 +177,7 @@ async def list_products(
         return ProductPage(items=await _visible(session, org_id=org_id, now=utcnow(), q=q))
 
 
-async def quote(*, runtime: ServiceRuntime, org_id: str, skus: list[str]) -> Quote:
+async def quote(*, runtime: ServiceRuntime, org_id: str, skus: list[str]) -> PriceQuote:
     """The one source of prices for cart and orders: the same numbers as the product list."""
     now = utcnow()
     async with runtime.reading() as session:
@@ -197,7 +196,7 @@ async def quote(*, runtime: ServiceRuntime, org_id: str, skus: list[str]) -> Quo
         )
         for p in visible
     }
-    return Quote(
+    return PriceQuote(
         org_id=org_id,
         lines=lines,
         unavailable=sorted(s for s in set(skus) if s not in lines),
@@ -248,8 +247,9 @@ async def set_product_number(
                 row.updated_at = utcnow()
             await session.flush()
             uow.publish(
-                events.CUSTOMER_PRODUCT_NUMBER_SET,
-                {**read.model_dump(), "previous": previous},
+                events.CustomerProductNumberSet(
+                    org_id=org_id, sku=sku, number=number, previous=previous
+                ),
                 principal,
             )
     except IntegrityError as exc:
@@ -270,8 +270,7 @@ async def remove_product_number(*, runtime: ServiceRuntime, principal: Principal
         previous = row.number
         await uow.session.delete(row)
         uow.publish(
-            events.CUSTOMER_PRODUCT_NUMBER_REMOVED,
-            {"org_id": org_id, "sku": sku, "previous": previous},
+            events.CustomerProductNumberRemoved(org_id=org_id, sku=sku, previous=previous),
             principal,
         )
 
@@ -289,7 +288,10 @@ async def create_product(
                 Product(sku=body.sku, name=body.name, price=body.price, currency=body.currency)
             )
             await uow.session.flush()
-            uow.publish(events.PRODUCT_CREATED, body.model_dump(mode="json"), principal)
+            created = events.ProductCreated(
+                sku=body.sku, name=body.name, price=body.price, currency=body.currency
+            )
+            uow.publish(created, principal)
     except IntegrityError as exc:
         raise Conflict(f"a product with SKU {body.sku} already exists") from exc
     return ProductRead(
@@ -320,8 +322,9 @@ async def set_customer_price(
         # A customer price is in the product's currency: see docs/catalog.md.
         read = CustomerPriceRead(org_id=org_id, sku=sku, price=price, currency=product.currency)
         uow.publish(
-            events.CUSTOMER_PRICE_SET,
-            read.model_dump(mode="json"),
+            events.CustomerPriceSet(
+                org_id=read.org_id, sku=read.sku, price=read.price, currency=read.currency
+            ),
             principal,
             subject_org_id=org_id,
         )
@@ -339,8 +342,7 @@ async def remove_customer_price(
         previous = row.price
         await uow.session.delete(row)
         uow.publish(
-            events.CUSTOMER_PRICE_REMOVED,
-            {"org_id": org_id, "sku": sku, "previous": str(previous)},
+            events.CustomerPriceRemoved(org_id=org_id, sku=sku, previous=previous),
             principal,
             subject_org_id=org_id,
         )
@@ -372,7 +374,9 @@ async def set_assortment(
             if sku not in present:
                 session.add(AssortmentItem(org_id=org_id, sku=sku))
         read = AssortmentRead(org_id=org_id, skus=wanted)
-        uow.publish(events.ASSORTMENT_SET, read.model_dump(), principal, subject_org_id=org_id)
+        uow.publish(
+            events.AssortmentSet(org_id=org_id, skus=read.skus), principal, subject_org_id=org_id
+        )
     return read
 
 
@@ -402,7 +406,11 @@ async def set_customer_groups(
         )
         session.add_all(CustomerGroupMember(org_id=org_id, group=group) for group in wanted)
         read = CustomerGroupsRead(org_id=org_id, groups=wanted)
-        uow.publish(events.CUSTOMER_GROUPS_SET, read.model_dump(), principal, subject_org_id=org_id)
+        uow.publish(
+            events.CustomerGroupsSet(org_id=org_id, groups=read.groups),
+            principal,
+            subject_org_id=org_id,
+        )
     return read
 
 
@@ -463,7 +471,7 @@ async def create_promotion(
         uow.session.add(promotion)
         await uow.session.flush()
         read = _promotion_read(promotion, now)
-        uow.publish(events.PROMOTION_CREATED, read.model_dump(mode="json"), principal)
+        uow.publish(events.PromotionCreated(**read.model_dump()), principal)
     return read
 
 
@@ -536,6 +544,5 @@ async def end_promotion(
         # The window closes now; a scheduled one closes at its start, an empty window.
         promotion.valid_to = max(now, promotion.valid_from)
         read = _promotion_read(promotion, now)
-        data: dict[str, Any] = {"id": read.id, "name": read.name, "ended_at": now.isoformat()}
-        uow.publish(events.PROMOTION_ENDED, data, principal)
+        uow.publish(events.PromotionEnded(id=read.id, name=read.name, ended_at=now), principal)
     return read

@@ -1,18 +1,43 @@
-"""Events identity publishes (CloudEvents `type`, past tense)."""
+"""Events identity publishes: the contracts in libs/contracts/identity.py (type and fields there)."""
 
-ACTING_SESSION_STARTED = "identity.acting_session.started"
-ACTING_SESSION_DENIED = "identity.acting_session.denied"
-ACTING_SESSION_ENDED = "identity.acting_session.ended"
-ORG_CREATED = "identity.org.created"
-ORG_UPDATED = "identity.org.updated"
-USER_CREATED = "identity.user.created"
-USER_UPDATED = "identity.user.updated"
-CARETAKER_ASSIGNED = "identity.caretaker.assigned"
-CARETAKER_REMOVED = "identity.caretaker.removed"
-CONSENT_CHANGED = "identity.org.consent_changed"
-PASSWORD_CHANGED = "identity.user.password_changed"
-LOGIN_FAILED = "identity.login.failed"
-LOGIN_THROTTLED = "identity.login.throttled"
-USER_CREATION_REFUSED = "identity.user.creation_refused"
-LOGIN_SESSION_ENDED = "identity.login_session.ended"
-SIGNING_KEY_ROTATED = "identity.signing_key.rotated"
+from libs.contracts.identity import (
+    ActingSessionDenied,
+    ActingSessionEnded,
+    ActingSessionStarted,
+    CaretakerAssigned,
+    CaretakerRemoved,
+    ConsentChanged,
+    LoginFailed,
+    LoginSessionEnded,
+    LoginThrottled,
+    OrgCreated,
+    OrgRecord,
+    OrgUpdated,
+    PasswordChanged,
+    SigningKeyRotated,
+    UserCreated,
+    UserCreationRefused,
+    UserRecord,
+    UserUpdated,
+)
+
+__all__ = [
+    "ActingSessionDenied",
+    "ActingSessionEnded",
+    "ActingSessionStarted",
+    "CaretakerAssigned",
+    "CaretakerRemoved",
+    "ConsentChanged",
+    "LoginFailed",
+    "LoginSessionEnded",
+    "LoginThrottled",
+    "OrgCreated",
+    "OrgRecord",
+    "OrgUpdated",
+    "PasswordChanged",
+    "SigningKeyRotated",
+    "UserCreated",
+    "UserCreationRefused",
+    "UserRecord",
+    "UserUpdated",
+]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import structlog
+from cloudevents.core.v1.event import CloudEvent
 from nats.aio.msg import Msg
 from nats.js.kv import KeyValue
-from pydantic import BaseModel, Field
 
 from libs.common.activity import ACTIVITY_SUBJECT
-from libs.common.consumer import UUID_PATTERN, Delivery, consume, event_data
+from libs.common.consumer import Delivery, PoisonMessage, consume, event_data
 from libs.common.revocation import (
     Standing,
     login_key,
@@ -23,21 +23,14 @@ from libs.common.revocation import (
 from libs.common.runtime import ServiceRuntime
 from services.identity import service
 from services.identity.events import (
-    ACTING_SESSION_ENDED,
-    LOGIN_SESSION_ENDED,
-    ORG_UPDATED,
-    PASSWORD_CHANGED,
-    USER_UPDATED,
+    ActingSessionEnded,
+    LoginSessionEnded,
+    OrgUpdated,
+    PasswordChanged,
+    UserUpdated,
 )
 
 log = structlog.get_logger("identity.handlers")
-
-
-class EndedSession(BaseModel):
-    """What the revocation projector reads of `identity.acting_session.ended`; the id becomes
-    a revocation-bucket key."""
-
-    session_id: str = Field(pattern=UUID_PATTERN)
 
 
 async def _bucket(runtime: ServiceRuntime) -> KeyValue:
@@ -58,7 +51,7 @@ async def project_revocations(runtime: ServiceRuntime) -> None:
     async def handle(batch: list[Delivery]) -> None:
         # All read before any is written: a malformed one raises PoisonMessage, and `consume`
         # dead-letters it and handles the others one by one.
-        ended = [event_data(delivery.event, EndedSession) for delivery in batch]
+        ended = [event_data(delivery.event, ActingSessionEnded) for delivery in batch]
         for session in ended:
             await publish_revocation(kv, session.session_id)
 
@@ -66,32 +59,36 @@ async def project_revocations(runtime: ServiceRuntime) -> None:
         runtime.js,
         service="identity",
         durable="identity-revocations",
-        subject=f"events.{ACTING_SESSION_ENDED}",
+        subject=ActingSessionEnded.subject(),
         handle=handle,
         max_deliveries=runtime.settings.consumer_max_deliveries,
     )
 
 
-def _standing_entry(event_type: str, data: object) -> tuple[str, Standing] | None:
+def _standing_entry(event: CloudEvent) -> tuple[str, Standing] | None:
     """The bucket entry an event about rights calls for, if any. Generation 0 needs none:
-    no token of an older generation exists."""
-    if not isinstance(data, dict):
+    no token of an older generation exists. One that does not fit its contract is passed
+    over here (this projector reads every identity event; the ones it needs are checked)."""
+    try:
+        match event.get_type():
+            case UserUpdated.event_type:
+                user = event_data(event, UserUpdated)
+                key, standing = user_key(user.user.id), Standing(user.generation, user.user.active)
+            case PasswordChanged.event_type:
+                changed = event_data(event, PasswordChanged)
+                key, standing = (
+                    user_key(changed.user_id),
+                    Standing(changed.generation, changed.active),
+                )
+            case OrgUpdated.event_type:
+                org = event_data(event, OrgUpdated)
+                key = org_key(org.org.id)
+                standing = Standing(org.generation, org.org.status == "active")
+            case _:
+                return None
+    except PoisonMessage:
         return None
-    generation = data.get("generation")
-    if not isinstance(generation, int) or generation <= 0:
-        return None
-    if event_type == USER_UPDATED and isinstance(data.get("user"), dict):
-        user = data["user"]
-        if isinstance(user.get("id"), str):
-            return user_key(user["id"]), Standing(generation, bool(user.get("active", True)))
-    if event_type == PASSWORD_CHANGED and isinstance(data.get("user_id"), str):
-        active = bool(data.get("active", True))
-        return user_key(data["user_id"]), Standing(generation, active)
-    if event_type == ORG_UPDATED and isinstance(data.get("org"), dict):
-        org = data["org"]
-        if isinstance(org.get("id"), str):
-            return org_key(org["id"]), Standing(generation, org.get("status") == "active")
-    return None
+    return (key, standing) if standing.generation > 0 else None
 
 
 async def project_standing(runtime: ServiceRuntime) -> None:
@@ -102,13 +99,14 @@ async def project_standing(runtime: ServiceRuntime) -> None:
 
     async def handle(batch: list[Delivery]) -> None:
         for delivery in batch:
-            event_type = delivery.event.get_type()
-            data = delivery.event.get_data()
-            if event_type == LOGIN_SESSION_ENDED:
-                if isinstance(data, dict) and isinstance(data.get("login_session_id"), str):
-                    await publish_revocation(kv, login_key(data["login_session_id"]))
+            if delivery.event.get_type() == LoginSessionEnded.event_type:
+                try:
+                    ended = event_data(delivery.event, LoginSessionEnded)
+                except PoisonMessage:
+                    continue
+                await publish_revocation(kv, login_key(ended.login_session_id))
                 continue
-            entry = _standing_entry(event_type, data)
+            entry = _standing_entry(delivery.event)
             if entry is not None:
                 await raise_standing(kv, *entry)
 

@@ -1,4 +1,5 @@
-"""Events orders publishes (CloudEvents `type`, past tense)."""
+"""Events orders publishes: the contracts in libs/contracts/orders.py (type and fields there)."""
 
-ORDER_PLACED = "orders.order.placed"
-ORDER_CANCELLED = "orders.order.cancelled"
+from libs.contracts.orders import OrderCancelled, OrderedLine, OrderPlaced, Party
+
+__all__ = ["OrderCancelled", "OrderPlaced", "OrderedLine", "Party"]

@@ -27,6 +27,7 @@ from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.quotes import request_quote
 from libs.common.resources import OrderBook, PlacedOrder
 from libs.common.runtime import ServiceRuntime
+from libs.contracts.cart import CheckoutOrder
 from services.orders import events
 from services.orders.models import Order, OrderCancellation, OrderLine
 from services.orders.schemas import (
@@ -219,24 +220,24 @@ async def place_order(
             )
         )
         order.total += line_total
-    placed = {
-        "order_id": order.id,
-        "cart_id": order.cart_id,
-        "cart_version": order.cart_version,
-        "total": str(order.total),
-        "currency": order.currency,
-        "placed_by": {"id": order.placed_by_id, "name": order.placed_by_name},
-        "items": [
-            {"sku": line.sku, "quantity": line.quantity, "unit_price": str(line.unit_price)}
+    placed = events.OrderPlaced(
+        order_id=order.id,
+        cart_id=order.cart_id,
+        cart_version=order.cart_version,
+        total=order.total,
+        currency=order.currency,
+        placed_by=events.Party(id=order.placed_by_id, name=order.placed_by_name),
+        items=[
+            events.OrderedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
             for line in order.lines
         ],
-    }
+    )
     try:
         async with runtime.unit_of_work() as uow:
             uow.session.add(order)
             await uow.session.flush()
             read = _read(order)
-            uow.publish(events.ORDER_PLACED, placed, principal)
+            uow.publish(placed, principal)
     except IntegrityError:
         # The same key won a race a moment ago: answer as a replay of that order.
         earlier = await _existing(orders, org_id, idempotency_key)
@@ -251,7 +252,7 @@ async def place_order(
         ) from None
     # Empty the cart before answering, so the customer does not see (and re-order) it. Cart
     # takes the actor from the caller's token, which it verifies, never from what we say.
-    await request_checkout(runtime.nc, order=placed, bearer_token=bearer_token)
+    await request_checkout(runtime.nc, order=CheckoutOrder.of(placed), bearer_token=bearer_token)
     return read, False
 
 
@@ -322,18 +323,17 @@ async def cancel_order(
         )
         assert order is not None
         uow.publish(
-            events.ORDER_CANCELLED,
-            {
-                "order_id": order.id,
-                "previous_status": "placed",
-                "status": order.status,
-                "reason": reason,
-                "total": str(order.total),
-                "currency": order.currency,
-                "placed_by": {"id": order.placed_by_id, "name": order.placed_by_name},
-                "placed_in_acting_session": order.acting_session_id,
-                "cancelled_by": {"id": by_id, "name": by_name},
-            },
+            events.OrderCancelled(
+                order_id=order.id,
+                previous_status="placed",
+                status=order.status,
+                reason=reason,
+                total=order.total,
+                currency=order.currency,
+                placed_by=events.Party(id=order.placed_by_id, name=order.placed_by_name),
+                placed_in_acting_session=order.acting_session_id,
+                cancelled_by=events.Party(id=by_id, name=by_name),
+            ),
             principal,
         )
         return _read(order)
