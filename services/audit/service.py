@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
@@ -192,6 +193,57 @@ def _read(record: AuditRecord) -> AuditEventRead:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """The audit query: who, for whom, what, which session, when; a page of it."""
+
+    actor_id: str | None = None
+    subject_org_id: str | None = None
+    type: str | None = None
+    session_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    cursor: str | None = None
+    order: Literal["desc", "asc"] = "desc"
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+async def _records(
+    runtime: ServiceRuntime, principal: Principal, filters: Filters
+) -> tuple[list[AuditRecord], str | None]:
+    runtime.authorizer.authorize(principal, "read", AUDIT_LOG)
+    statement = select(AuditRecord)
+    if filters.actor_id:
+        statement = statement.where(AuditRecord.actor_id == filters.actor_id)
+    if filters.subject_org_id:
+        statement = statement.where(AuditRecord.subject_org_id == filters.subject_org_id)
+    if filters.type:
+        statement = statement.where(AuditRecord.type == filters.type)
+    if filters.session_id:
+        statement = statement.where(AuditRecord.acting_session_id == filters.session_id)
+    if filters.since:
+        statement = statement.where(AuditRecord.time >= filters.since)
+    if filters.until:
+        statement = statement.where(AuditRecord.time < filters.until)
+    desc = filters.order == "desc"
+    if filters.cursor:
+        if not filters.cursor.isdigit():
+            raise Invalid("cursor is not one this service issued")
+        after = int(filters.cursor)
+        statement = statement.where(AuditRecord.seq < after if desc else AuditRecord.seq > after)
+    statement = statement.order_by(AuditRecord.seq.desc() if desc else AuditRecord.seq.asc()).limit(
+        filters.limit + 1
+    )
+    async with runtime.reading() as session:
+        records = list((await session.scalars(statement)).all())
+    page = records[: filters.limit]
+    next_cursor = str(page[-1].seq) if len(records) > filters.limit and page else None
+    return page, next_cursor
+
+
 async def query(
     *,
     runtime: ServiceRuntime,
@@ -206,35 +258,50 @@ async def query(
     cursor: str | None,
     order: Literal["desc", "asc"],
 ) -> AuditPage:
-    runtime.authorizer.authorize(principal, "read", AUDIT_LOG)
-    statement = select(AuditRecord)
-    if actor_id:
-        statement = statement.where(AuditRecord.actor_id == actor_id)
-    if subject_org_id:
-        statement = statement.where(AuditRecord.subject_org_id == subject_org_id)
-    if type:
-        statement = statement.where(AuditRecord.type == type)
-    if session_id:
-        statement = statement.where(AuditRecord.acting_session_id == session_id)
-    if since:
-        statement = statement.where(AuditRecord.time >= since)
-    if until:
-        statement = statement.where(AuditRecord.time < until)
-    if cursor:
-        if not cursor.isdigit():
-            raise Invalid("cursor is not one this service issued")
-        after = int(cursor)
-        statement = statement.where(
-            AuditRecord.seq < after if order == "desc" else AuditRecord.seq > after
-        )
-    statement = statement.order_by(
-        AuditRecord.seq.desc() if order == "desc" else AuditRecord.seq.asc()
-    ).limit(limit + 1)
-    async with runtime.reading() as session:
-        records = (await session.scalars(statement)).all()
-    page = records[:limit]
-    next_cursor = str(page[-1].seq) if len(records) > limit and page else None
+    filters = Filters(
+        actor_id=actor_id,
+        subject_org_id=subject_org_id,
+        type=type,
+        session_id=session_id,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
+        order=order,
+    )
+    page, next_cursor = await _records(runtime, principal, filters)
     return AuditPage(items=[_read(r) for r in page], next_cursor=next_cursor)
+
+
+@dataclass(frozen=True, slots=True)
+class CloudEventBatch:
+    """A page of stored envelopes exactly as their emitters signed them (CloudEvents 1.0 JSON),
+    with where the page sits in the chain: `prev_hash` before its first record, `head` the
+    hash after its last (docs/audit.md#cloudevents-out)."""
+
+    body: str
+    count: int
+    prev_hash: str | None
+    head: str | None
+    next_cursor: str | None
+
+
+async def query_cloudevents(
+    *, runtime: ServiceRuntime, principal: Principal, filters: Filters
+) -> CloudEventBatch:
+    page, next_cursor = await _records(runtime, principal, filters)
+    # The stored text itself, not a re-serialisation: hashing it again gives the chain's hash.
+    body = "[" + ",".join(record.envelope for record in page) + "]"
+    first, last = (page[0], page[-1]) if page else (None, None)
+    if filters.order == "desc":
+        first, last = last, first
+    return CloudEventBatch(
+        body=body,
+        count=len(page),
+        prev_hash=first.prev_hash if first else None,
+        head=last.hash if last else None,
+        next_cursor=next_cursor,
+    )
 
 
 def verify_read(report: ChainReport) -> VerifyRead:
