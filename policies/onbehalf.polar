@@ -147,3 +147,11 @@ allow(staff: StaffUser, "rotate_keys", admin: Administration) if
     admin.area = "keys" and
     staff.active = true and
     staff.has_role("platform_admin");
+
+# Platform admins introspect tokens (RFC 7662, POST /oauth/introspect): a resource server
+# outside the five authenticates with a platform admin's token to learn whether a token
+# still holds (docs/oauth.md).
+allow(staff: StaffUser, "introspect_tokens", admin: Administration) if
+    admin.area = "tokens" and
+    staff.active = true and
+    staff.has_role("platform_admin");

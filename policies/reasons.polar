@@ -102,6 +102,9 @@ deny_reason(staff: StaffUser, "manage", _admin: Administration,
 deny_reason(staff: StaffUser, "rotate_keys", _admin: Administration,
             "only platform admins rotate the signing keys") if
     staff.active = true;
+deny_reason(staff: StaffUser, "introspect_tokens", _admin: Administration,
+            "only platform admins introspect tokens") if
+    staff.active = true;
 deny_reason(staff: StaffUser, "read", _log: AuditLog,
             "only security reviewers and platform admins read the audit log") if
     staff.active = true;

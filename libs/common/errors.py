@@ -49,3 +49,14 @@ class TooManyRequests(DomainError):
 
 class Unavailable(DomainError):
     status = 503
+
+
+class OAuthError(DomainError):
+    """An OAuth 2.0 error (RFC 6749 §5.2): the body carries `error` and `error_description`
+    beside the usual `detail` and `reason` (docs/oauth.md)."""
+
+    def __init__(
+        self, error: str, detail: str, *, reason: str | None = None, status: int = 400
+    ) -> None:
+        super().__init__(detail, reason=reason, error=error, error_description=detail)
+        self.status = status

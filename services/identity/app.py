@@ -17,6 +17,7 @@ from services.identity.models import Base, MailOutbox, OutboxMessage
 from services.identity.passwords import PasswordPool
 from services.identity.routes import router
 from services.identity.routes_customers import router as customers_router
+from services.identity.routes_oauth import router as oauth_router
 from services.identity.settings import IdentitySettings
 
 
@@ -73,5 +74,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             yield
 
     return create_service_app(
-        title="onbehalf identity", lifespan=lifespan, routers=[router, customers_router]
+        title="onbehalf identity",
+        lifespan=lifespan,
+        routers=[router, customers_router, oauth_router],
     )

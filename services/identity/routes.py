@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from libs.common.tokens import ALGORITHM
-from libs.common.web import CurrentPrincipal
+from libs.common.web import CurrentPrincipal, problems
 from services.identity import keys, login, login_sessions, service
 from services.identity.schemas import (
     ActingContextRead,
@@ -53,10 +53,17 @@ async def discovery(request: Request, identity: Ident) -> dict[str, Any]:
     return {
         "issuer": identity.settings.token_issuer,
         "jwks_uri": f"{base}/.well-known/jwks.json",
-        "token_endpoint": f"{base}/v1/auth/token",
+        # RFC 8414 metadata: the form endpoints of docs/oauth.md (v1 clients keep /v1/auth/token).
+        "token_endpoint": f"{base}/oauth/token",
+        "introspection_endpoint": f"{base}/oauth/introspect",
+        "introspection_endpoint_auth_methods_supported": ["bearer"],
+        "token_endpoint_auth_methods_supported": ["none"],
         "id_token_signing_alg_values_supported": [ALGORITHM],
         "token_endpoint_auth_signing_alg_values_supported": [ALGORITHM],
         "grant_types_supported": ["password", "urn:ietf:params:oauth:grant-type:token-exchange"],
+        "scopes_supported": ["acting:full", "acting:view"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
     }
 
 
@@ -71,7 +78,7 @@ async def rotate_keys(principal: CurrentPrincipal, identity: Ident) -> dict[str,
     )
 
 
-@router.post("/v1/auth/token", tags=["tokens"])
+@router.post("/v1/auth/token", tags=["tokens"], responses=problems(401, 429))
 async def token(body: TokenRequest, request: Request, identity: Ident) -> TokenRead:
     """429 with Retry-After once the account or the client address failed too often."""
     address = request.client.host if request.client else "unknown"
@@ -105,7 +112,12 @@ async def customers(
     )
 
 
-@router.post("/v1/acting-as", status_code=status.HTTP_201_CREATED, tags=["acting-as"])
+@router.post(
+    "/v1/acting-as",
+    status_code=status.HTTP_201_CREATED,
+    tags=["acting-as"],
+    responses=problems(404),
+)
 async def start_acting(
     body: ActingCreate, principal: CurrentPrincipal, identity: Ident
 ) -> ActingStarted:
@@ -117,7 +129,12 @@ async def start_acting(
     )
 
 
-@router.post("/v1/acting-as/switch", status_code=status.HTTP_201_CREATED, tags=["acting-as"])
+@router.post(
+    "/v1/acting-as/switch",
+    status_code=status.HTTP_201_CREATED,
+    tags=["acting-as"],
+    responses=problems(404),
+)
 async def switch_acting(
     body: ActingCreate, principal: CurrentPrincipal, identity: Ident
 ) -> ActingStarted:
@@ -213,7 +230,12 @@ async def stop_acting(principal: CurrentPrincipal, identity: Ident) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/v1/orgs", status_code=status.HTTP_201_CREATED, tags=["administration"])
+@router.post(
+    "/v1/orgs",
+    status_code=status.HTTP_201_CREATED,
+    tags=["administration"],
+    responses=problems(409),
+)
 async def create_org(body: OrgCreate, principal: CurrentPrincipal, identity: Ident) -> OrgRead:
     return await service.create_org(identity=identity, principal=principal, body=body)
 
@@ -227,7 +249,12 @@ async def update_org(
     )
 
 
-@router.post("/v1/users", status_code=status.HTTP_201_CREATED, tags=["administration"])
+@router.post(
+    "/v1/users",
+    status_code=status.HTTP_201_CREATED,
+    tags=["administration"],
+    responses=problems(409),
+)
 async def create_user(body: UserCreate, principal: CurrentPrincipal, identity: Ident) -> UserRead:
     return await service.create_user(identity=identity, principal=principal, body=body)
 
