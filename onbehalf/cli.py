@@ -19,6 +19,7 @@ from onbehalf.keys_cli import keys_app
 from onbehalf.mail_cli import mail_app
 from onbehalf.nats_cli import nats_app
 from onbehalf.nats_setup import NATS_URL_FILE, stable_nats_port
+from onbehalf.openapi_cli import openapi_app
 from onbehalf.policy_cli import policy_app
 from onbehalf.stack import CONSOLE, DEFAULT_PORTS, SERVICES, StackError, port_is_free, start_stack
 from onbehalf.supervise import Supervisor
@@ -30,6 +31,7 @@ app.add_typer(deadletters_app, name="deadletters")
 app.add_typer(keys_app, name="keys")
 app.add_typer(nats_app, name="nats")
 app.add_typer(db_app, name="db")
+app.add_typer(openapi_app, name="openapi")
 app.add_typer(mail_app, name="mail")
 console = Console()
 

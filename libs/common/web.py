@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
 
@@ -101,11 +101,18 @@ Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def _summarise(errors: list[Any]) -> str:
+def _message(error: Any) -> str:
+    ctx = error.get("ctx") or {}
+    if error.get("type") == "less_than_equal" and "le" in ctx:
+        return f"above the maximum of {ctx['le']}"
+    return str(error.get("msg", "invalid"))
+
+
+def _summarise(errors: Sequence[Any]) -> str:
     parts = []
     for error in errors[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
+        parts.append(f"{where}: {_message(error)}")
     return "; ".join(parts) or "invalid request"
 
 
@@ -121,7 +128,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = jsonable_encoder(exc.errors(), exclude={"input", "ctx", "url"})
-        body = {"detail": _summarise(errors), "reason": None, "errors": errors}
+        body = {"detail": _summarise(exc.errors()), "reason": None, "errors": errors}
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

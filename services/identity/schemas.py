@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 STAFF_ROLES = {"sales_rep", "csr", "csr_supervisor", "platform_admin", "security_reviewer"}
 CUSTOMER_ROLES = {"admin", "buyer", "viewer"}
@@ -98,7 +98,7 @@ class OrgCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     contract_number: str = Field(min_length=1, max_length=64)
     country: str
-    allow_assistance: bool = True
+    allow_assistance: StrictBool = True
 
     _check_country = field_validator("country")(_country)
 
@@ -108,7 +108,7 @@ class OrgUpdate(Strict):
     contract_number: str | None = Field(default=None, min_length=1, max_length=64)
     country: str | None = None
     status: Literal["active", "obsolete"] | None = None
-    allow_assistance: bool | None = None
+    allow_assistance: StrictBool | None = None
 
     @field_validator("country")
     @classmethod
@@ -141,7 +141,7 @@ class UserUpdate(Strict):
     password: str | None = Field(default=None, min_length=8, max_length=1024)
     roles: list[str] | None = None
     permissions: list[str] | None = None
-    active: bool | None = None
+    active: StrictBool | None = None  # never 0/1: a wrong type must not deactivate
 
 
 class UserRead(BaseModel):
@@ -212,7 +212,7 @@ class EmployeeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     roles: list[str] | None = Field(default=None, min_length=1, max_length=3)
-    active: bool | None = None
+    active: StrictBool | None = None
 
 
 class ActingNoticesUpdate(BaseModel):

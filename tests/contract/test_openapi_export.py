@@ -1,0 +1,54 @@
+"""docs/openapi/*.json is what the services serve: CI fails when someone forgets to export."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from onbehalf.openapi_cli import DEFAULT_DIR, SERVICES, spec_of, stale
+from tests.support import Api, World
+
+
+def test_the_exported_documents_are_current() -> None:
+    assert stale() == [], "run: .venv/bin/onbehalf openapi export"
+
+
+def test_every_operation_declares_its_errors_with_the_one_error_body() -> None:
+    for service in SERVICES:
+        spec = spec_of(service)
+        assert (
+            spec["info"]["version"] and "HTTPValidationError" not in spec["components"]["schemas"]
+        )
+        for path, item in spec["paths"].items():
+            for method, operation in item.items():
+                # The handler's name, which a generator turns into a method name.
+                assert re.fullmatch(r"[a-z][a-z0-9_]*", operation["operationId"])
+                assert not operation["operationId"].endswith(f"_{method}"), operation["operationId"]
+                for status, response in operation["responses"].items():
+                    if status[0] in "45":
+                        schema = response["content"]["application/json"]["schema"]
+                        assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (path, method)
+                if operation.get("security"):
+                    assert {"401", "403"} <= set(operation["responses"]), (service, path, method)
+
+
+def test_the_services_serve_what_is_exported(anonymous: Api) -> None:
+    for service in SERVICES:
+        served = anonymous.get(service, "/openapi.json").json()
+        assert served == json.loads((DEFAULT_DIR / f"{service}.json").read_text()), service
+
+
+def test_405_names_every_method_of_the_path(anonymous: Api) -> None:
+    response = anonymous.request("OPTIONS", "cart", "/v1/cart/lock")
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"POST", "DELETE"}
+
+
+def test_a_wrong_type_never_changes_data(world: World) -> None:
+    admin = world.admin
+    user = world.customer_user(world.org_a, ["buyer"])
+    refused = admin.patch("identity", f"/v1/users/{user['id']}", json={"active": 0})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["loc"][-1] == "active"
+    assert world.admin.login(user["email"]).token  # still active
+    until = admin.get("audit", "/v1/audit/events", params={"until": "0.5"})
+    assert until.status_code == 422 and "until" in until.json()["detail"]
