@@ -219,12 +219,17 @@ async def replace_password(
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/v1/acting-as/current", tags=["acting-as"])
+@router.get("/v1/acting-as/current", tags=["acting-as"], responses=problems(404))
 async def current_acting(principal: CurrentPrincipal, identity: Ident) -> ActingContextRead:
     return await service.current_acting(identity=identity, principal=principal)
 
 
-@router.delete("/v1/acting-as/current", status_code=status.HTTP_204_NO_CONTENT, tags=["acting-as"])
+@router.delete(
+    "/v1/acting-as/current",
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["acting-as"],
+    responses=problems(404),
+)
 async def stop_acting(principal: CurrentPrincipal, identity: Ident) -> Response:
     await service.stop_acting(identity=identity, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
