@@ -13,8 +13,12 @@ from libs.common.bus import (
     EVENTS_STREAM,
     inbox_prefix,
 )
-from libs.common.checkout import CHECKOUT_SUBJECT
-from libs.common.quotes import QUOTE_SUBJECT
+from libs.contracts.cart import CartCheckout, CartSnapshotRequest
+from libs.contracts.catalog import PriceQuoteRequest
+
+QUOTE_SUBJECT = PriceQuoteRequest.subject
+# Orders asks cart, only cart hears: the snapshot before an order, the checkout after.
+CART_REQUESTS = [CartSnapshotRequest.subject, CartCheckout.subject]
 
 REVOCATION_STREAM = "KV_acting_revocations"  # the stream behind the `acting_revocations` bucket
 REVOCATION_KV_SUBJECTS = "$KV.acting_revocations.>"
@@ -136,13 +140,13 @@ def rights(user: str, *, audit_durable: str = "audit") -> BusRights:
         return _extend(
             base,
             publish=[*consumers, QUOTE_SUBJECT, ACTIVITY_SUBJECT],
-            subscribe=[CHECKOUT_SUBJECT],
+            subscribe=CART_REQUESTS,
             answers=True,
         )
     if user == "orders":
         return _extend(
             base,
-            publish=[*consumers, QUOTE_SUBJECT, CHECKOUT_SUBJECT, ACTIVITY_SUBJECT],
+            publish=[*consumers, *CART_REQUESTS, ACTIVITY_SUBJECT],
             subscribe=[],
             answers=False,
         )

@@ -1,16 +1,33 @@
-"""The checkout request over NATS (contract: libs.contracts.cart.CartCheckout): orders tells
-cart an order was placed from it, on the authority of the caller's bearer token."""
+"""Orders' two requests of cart over NATS (contracts: libs.contracts.cart), both on the
+authority of the caller's bearer token: the order snapshot before placing an order
+(CartSnapshotRequest), the checkout after (CartCheckout)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 from nats.aio.client import Client as NATS
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
 
-from libs.contracts.base import BadMessage
+from libs.common.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    PreconditionFailed,
+    Unauthenticated,
+    Unavailable,
+)
+from libs.contracts.base import BadMessage, Refusal
 from libs.contracts.cart import (
     AUTHORIZATION_HEADER,
     CartCheckout,
+    CartSnapshot,
+    CartSnapshotReply,
+    CartSnapshotRequest,
     CheckoutOrder,
     CheckoutReply,
 )
@@ -60,3 +77,44 @@ def parse_checkout(payload: bytes, headers: dict[str, str] | None) -> CheckoutRe
     return CheckoutRequest(
         order=CartCheckout.decode(payload).order, bearer_token=bearer_of(headers)
     )
+
+
+# A refusal from cart becomes the same error in orders, so the caller sees cart's answer.
+_REFUSALS: dict[int, type[DomainError]] = {
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    412: PreconditionFailed,
+    422: Invalid,
+}
+
+
+def _raise(refusal: Refusal) -> NoReturn:
+    error = _REFUSALS.get(refusal.status, Unavailable)
+    raise error(refusal.detail, reason=refusal.reason, **refusal.extra)
+
+
+async def request_order_snapshot(
+    nc: NATS, *, bearer_token: str, timeout: float = 2.0
+) -> CartSnapshot:
+    """The cart the token's holder may order now, priced by catalog; cart's refusal (policy,
+    lock, empty cart, products gone) is raised as the same DomainError."""
+    try:
+        reply = await nc.request(
+            CartSnapshotRequest.subject,
+            CartSnapshotRequest().encode(),
+            timeout=timeout,
+            headers=bearer_header(bearer_token),
+        )
+    except NoRespondersError as exc:
+        raise Unavailable("the cart service is not answering") from exc
+    except NatsTimeoutError as exc:
+        raise Unavailable("the cart service did not answer in time") from exc
+    try:
+        answer = CartSnapshotReply.decode(reply.data)
+    except BadMessage as exc:
+        raise Unavailable("the cart service answered with something that is not a cart") from exc
+    if answer.snapshot is not None:
+        return answer.snapshot
+    _raise(answer.refusal or Refusal(status=503, detail="the cart service gave no answer"))

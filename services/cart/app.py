@@ -24,6 +24,7 @@ def create_app(settings: CartSettings | None = None) -> FastAPI:
             settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
         ) as runtime:
             checkouts = await handlers.serve_checkouts(runtime)
+            snapshots = await handlers.serve_order_snapshots(runtime)
             runtime.spawn(handlers.check_out_ordered_carts(runtime), name="checkout")
             runtime.spawn(handlers.release_locks_of_ended_sessions(runtime), name="lock-release")
             app.state.runtime = runtime
@@ -32,6 +33,7 @@ def create_app(settings: CartSettings | None = None) -> FastAPI:
                 yield
             finally:
                 await checkouts.unsubscribe()
+                await snapshots.unsubscribe()
 
     return create_service_app(
         title="onbehalf cart", lifespan=lifespan, routers=[router, lists_router]

@@ -7,7 +7,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from sqlalchemy import select
 
-from libs.common.checkout import CHECKOUT_SUBJECT, BadCheckout, parse_checkout
+from libs.common.checkout import CHECKOUT_SUBJECT, BadCheckout, bearer_of, parse_checkout
 from libs.common.consumer import (
     Delivery,
     PoisonMessage,
@@ -20,10 +20,16 @@ from libs.common.events import EventContext
 from libs.common.inbox import first_delivery
 from libs.common.resources import OrderBook
 from libs.common.runtime import ServiceRuntime
-from libs.contracts.cart import CheckoutOrder, CheckoutReply
+from libs.contracts.base import BadMessage, Refusal
+from libs.contracts.cart import (
+    CartSnapshotReply,
+    CartSnapshotRequest,
+    CheckoutOrder,
+    CheckoutReply,
+)
 from libs.contracts.identity import ActingSessionEnded
 from libs.contracts.orders import OrderPlaced
-from services.cart import locking, service
+from services.cart import locking, ordering, service
 from services.cart.models import Cart, InboxEntry
 
 log = structlog.get_logger("cart.handlers")
@@ -74,6 +80,39 @@ async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
         await message.respond(reply.encode())
 
     return await runtime.nc.subscribe(CHECKOUT_SUBJECT, queue="cart", cb=on_request)
+
+
+async def serve_order_snapshots(runtime: ServiceRuntime) -> Subscription:
+    """Orders asks before placing: may the token's holder order the cart in view, and what
+    exactly is in it, priced now? Authorised by the bearer token like a checkout; a refusal
+    comes back as the HTTP error orders answers with."""
+
+    async def on_request(message: Msg) -> None:
+        reply: CartSnapshotReply
+        try:
+            CartSnapshotRequest.decode(message.data or b"{}")
+            token = bearer_of(message.headers)
+            if token is None:
+                raise Unauthenticated("the order snapshot request carries no bearer token")
+            principal = runtime.verifier.verify(token)
+            snapshot = await ordering.order_snapshot(runtime=runtime, principal=principal)
+            reply = CartSnapshotReply(snapshot=snapshot)
+        except DomainError as exc:
+            reply = CartSnapshotReply(
+                refusal=Refusal(
+                    status=exc.status, detail=exc.detail, reason=exc.reason, extra=exc.extra
+                )
+            )
+        except BadMessage as exc:
+            reply = CartSnapshotReply(refusal=Refusal(status=400, detail=str(exc)))
+        except Exception as exc:
+            log.warning("order_snapshot_failed", error=repr(exc))
+            reply = CartSnapshotReply(
+                refusal=Refusal(status=503, detail="the cart could not be read for the order")
+            )
+        await message.respond(reply.encode())
+
+    return await runtime.nc.subscribe(CartSnapshotRequest.subject, queue="cart", cb=on_request)
 
 
 async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:

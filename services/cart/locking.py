@@ -93,6 +93,21 @@ def locked(row: CartLock) -> Conflict:
     )
 
 
+def guard_order(
+    principal: Principal, row: CartLock | None, *, revoked: RevocationSet, now: datetime
+) -> None:
+    """Placing an order empties the cart: while a staff member holds its lock, only they may
+    order from it (409 naming the holder)."""
+    if row is None or not is_live(row, revoked=revoked, now=now) or holds(principal, row):
+        return
+    read = lock_read(row)
+    raise Conflict(
+        f"the cart is locked by {read.holder.name}: only they place an order from it until "
+        "they unlock it or their acting session ends",
+        lock=read.model_dump(mode="json"),
+    )
+
+
 async def current_lock(session: AsyncSession, org_id: str) -> CartLock | None:
     """The lock row as committed now (never a stale copy from this session's identity map)."""
     return await session.scalar(

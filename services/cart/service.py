@@ -46,7 +46,7 @@ def _read(cart: Cart | None, org_id: str, *, version: int, lock: CartLockRead | 
     )
 
 
-async def _active_cart(session: AsyncSession, org_id: str) -> Cart | None:
+async def active_cart(session: AsyncSession, org_id: str) -> Cart | None:
     return await session.scalar(select(Cart).where(Cart.active_org_id == org_id))
 
 
@@ -58,7 +58,7 @@ async def _latest_version(session: AsyncSession, org_id: str) -> int:
 
 
 async def _active_cart_for_change(uow: UnitOfWork, org_id: str) -> Cart:
-    cart = await _active_cart(uow.session, org_id)
+    cart = await active_cart(uow.session, org_id)
     if cart is not None:
         return cart
     cart = Cart(
@@ -126,6 +126,19 @@ async def quote(runtime: ServiceRuntime, org_id: str, skus: list[str]) -> PriceQ
     return found
 
 
+async def quote_for_order(runtime: ServiceRuntime, org_id: str, skus: list[str]) -> PriceQuote:
+    """Catalog's prices for an order of these SKUs: all still sold to the customer, in one
+    currency (422 otherwise)."""
+    found = await request_quote(runtime.nc, org_id=org_id, skus=skus)
+    missing = sorted(set(found.unavailable) | {s for s in skus if s not in found.lines})
+    if missing:
+        raise Invalid("no longer available to this customer: " + ", ".join(missing))
+    currencies = {line.currency for line in found.lines.values()}
+    if len(currencies) != 1:
+        raise Invalid(f"the cart mixes currencies ({', '.join(sorted(currencies))})")
+    return found
+
+
 async def _quote_one(runtime: ServiceRuntime, org_id: str, sku: str) -> QuotedLine:
     return (await quote(runtime, org_id, [sku])).lines[sku]
 
@@ -134,7 +147,7 @@ async def get_cart(*, runtime: ServiceRuntime, principal: Principal) -> CartRead
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "read", CartResource(org_id=org_id))
     async with runtime.reading() as session:
-        cart = await _active_cart(session, org_id)
+        cart = await active_cart(session, org_id)
         version = cart.version if cart else await _latest_version(session, org_id)
         lock = locking.live_lock(
             await locking.current_lock(session, org_id), revoked=runtime.revoked, now=utcnow()

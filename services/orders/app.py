@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from libs.common.runtime import start_runtime
 from libs.common.web import create_service_app
 from services.orders.models import Base, OutboxMessage
 from services.orders.routes import router
-from services.orders.service import Orders
+from services.orders.routes_budgets import router as budgets_router
 from services.orders.settings import OrdersSettings
 
 
@@ -21,14 +20,12 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with (
-            start_runtime(
-                settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
-            ) as runtime,
-            httpx.AsyncClient(base_url=settings.cart_url, timeout=5.0) as cart_client,
-        ):
+        async with start_runtime(
+            settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
+        ) as runtime:
             app.state.runtime = runtime
-            app.state.orders = Orders(runtime=runtime, cart_client=cart_client)
             yield
 
-    return create_service_app(title="onbehalf orders", lifespan=lifespan, routers=[router])
+    return create_service_app(
+        title="onbehalf orders", lifespan=lifespan, routers=[router, budgets_router]
+    )

@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Request, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.orders import service
 from services.orders.schemas import OrderCancel, OrderCreate, OrderPage, OrderRead
-from services.orders.service import Orders
 
-
-def get_orders(request: Request) -> Orders:
-    orders: Orders = request.app.state.orders
-    return orders
-
-
-OrdersDep = Annotated[Orders, Depends(get_orders)]
 OrderId = Annotated[str, Path(max_length=64)]
 _bearer = HTTPBearer(auto_error=False)
 
@@ -29,7 +21,7 @@ router = APIRouter(tags=["orders"])
 async def place_order(
     response: Response,
     principal: CurrentPrincipal,
-    orders: OrdersDep,
+    runtime: Runtime,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     idempotency_key: Annotated[
         str,
@@ -43,7 +35,7 @@ async def place_order(
     body: Annotated[OrderCreate | None, Body()] = None,
 ) -> OrderRead:
     order, replayed = await service.place_order(
-        orders=orders,
+        runtime=runtime,
         principal=principal,
         bearer_token=credentials.credentials if credentials else "",
         idempotency_key=idempotency_key,

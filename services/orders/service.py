@@ -4,31 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, cast
 from uuid import uuid4
 
-import httpx
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 
-from libs.common.checkout import request_checkout
+from libs.common.checkout import request_checkout, request_order_snapshot
 from libs.common.errors import (
     Conflict,
-    Forbidden,
     Invalid,
     NotFound,
-    Unauthenticated,
-    Unavailable,
 )
 from libs.common.outbox import utcnow
 from libs.common.principals import ActingSession, Principal, org_in_view
-from libs.common.quotes import request_quote
 from libs.common.resources import OrderBook, PlacedOrder
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.cart import CheckoutOrder
-from services.orders import events
+from services.orders import budgets, events
 from services.orders.models import Order, OrderCancellation, OrderLine
 from services.orders.schemas import (
     CancellationRead,
@@ -38,14 +31,6 @@ from services.orders.schemas import (
     OrderRead,
     PartyRead,
 )
-
-
-@dataclass
-class Orders:
-    """What orders' functions need besides the shared runtime: a client for the cart service."""
-
-    runtime: ServiceRuntime
-    cart_client: httpx.AsyncClient
 
 
 def _cancellation(order: Order) -> CancellationRead | None:
@@ -94,53 +79,15 @@ def _who(principal: Principal) -> tuple[str, str, str | None]:
     return principal.id, principal.name, None
 
 
-def _refuse_if_locked_by_another(cart: dict[str, Any], principal: Principal) -> None:
-    """Placing an order empties the cart: while a staff member holds its lock, only they may."""
-    lock = cart.get("lock")
-    if not isinstance(lock, dict):
-        return
-    if isinstance(principal, ActingSession) and lock.get("session_id") == principal.id:
-        return
-    holder = lock.get("holder")
-    name = holder.get("name") if isinstance(holder, dict) else None
-    raise Conflict(
-        f"the cart is locked by {name or 'a staff member'}: only they place an order "
-        "from it until they unlock it or their acting session ends",
-        lock=lock,
-    )
-
-
-async def _fetch_cart(orders: Orders, bearer_token: str) -> dict[str, Any]:
-    """The caller's cart, read from the cart service with the caller's own token."""
-    try:
-        response = await orders.cart_client.get(
-            "/v1/cart", headers={"Authorization": f"Bearer {bearer_token}"}
-        )
-    except httpx.HTTPError as exc:
-        raise Unavailable("the cart service is not answering") from exc
-    body = (
-        response.json()
-        if response.headers.get("content-type", "").startswith("application/json")
-        else {}
-    )
-    if response.status_code == 401:
-        raise Unauthenticated(body.get("detail", "the cart service refused the token"))
-    if response.status_code == 403:
-        raise Forbidden(body.get("detail", "not allowed"), reason=body.get("reason"))
-    if response.status_code != 200:
-        raise Unavailable(f"the cart service answered {response.status_code}")
-    return dict(body)
-
-
-async def _ordered_from(orders: Orders, cart_id: str, cart_version: int) -> Order | None:
-    async with orders.runtime.reading() as session:
+async def _ordered_from(runtime: ServiceRuntime, cart_id: str, cart_version: int) -> Order | None:
+    async with runtime.reading() as session:
         return await session.scalar(
             select(Order).where(Order.cart_id == cart_id, Order.cart_version == cart_version)
         )
 
 
-async def _existing(orders: Orders, org_id: str, key: str) -> Order | None:
-    async with orders.runtime.reading() as session:
+async def _existing(runtime: ServiceRuntime, org_id: str, key: str) -> Order | None:
+    async with runtime.reading() as session:
         return await session.scalar(
             select(Order).where(Order.customer_org_id == org_id, Order.idempotency_key == key)
         )
@@ -154,14 +101,13 @@ def _replay(order: Order, request_hash: str) -> OrderRead:
 
 async def place_order(
     *,
-    orders: Orders,
+    runtime: ServiceRuntime,
     principal: Principal,
     bearer_token: str,
     idempotency_key: str | None,
     body: OrderCreate,
 ) -> tuple[OrderRead, bool]:
     """Returns the order and whether it is a replay of an earlier request with the same key."""
-    runtime = orders.runtime
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "place", OrderBook(org_id=org_id))
     if not idempotency_key or len(idempotency_key) > 200:
@@ -169,24 +115,13 @@ async def place_order(
     request_hash = hashlib.sha256(
         json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()
-    earlier = await _existing(orders, org_id, idempotency_key)
+    earlier = await _existing(runtime, org_id, idempotency_key)
     if earlier is not None:
         return _replay(earlier, request_hash), True
 
-    cart = await _fetch_cart(orders, bearer_token)
-    _refuse_if_locked_by_another(cart, principal)
-    cart_items = cart.get("items") or []
-    if not cart_items or not cart.get("id"):
-        raise Invalid("the cart is empty")
-    quote = await request_quote(
-        runtime.nc, org_id=org_id, skus=[item["sku"] for item in cart_items]
-    )
-    if quote.unavailable:
-        raise Invalid("no longer available to this customer: " + ", ".join(quote.unavailable))
-    currencies = {line.currency for line in quote.lines.values()}
-    if len(currencies) != 1:
-        raise Invalid(f"the cart mixes currencies ({', '.join(sorted(currencies))})")
-
+    # One request: cart decides who may order its cart (policy and its own lock rule) and
+    # hands over exactly what is in it, priced by catalog now.
+    cart = await request_order_snapshot(runtime.nc, bearer_token=bearer_token)
     placed_by = _who(principal)
     order = Order(
         id=str(uuid4()),
@@ -195,31 +130,27 @@ async def place_order(
         placed_by_name=placed_by[1],
         acting_session_id=placed_by[2],
         status="placed",
-        currency=currencies.pop(),
-        total=Decimal(0),
+        currency=cart.currency,
+        total=cart.total,
         purchase_order_number=body.purchase_order_number,
-        cart_id=cart["id"],
-        cart_version=int(cart.get("version") or 0),
+        cart_id=cart.cart_id,
+        cart_version=cart.version,
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         # Known to be none: reading it later must not lazy-load outside the event loop's reach.
         cancellation=None,
-    )
-    for position, item in enumerate(cart_items):
-        quoted = quote.lines[item["sku"]]
-        quantity = int(item["quantity"])
-        line_total = quoted.unit_price * quantity
-        order.lines.append(
+        lines=[
             OrderLine(
-                sku=quoted.sku,
-                name=quoted.name,
-                quantity=quantity,
-                unit_price=quoted.unit_price,
-                line_total=line_total,
+                sku=line.sku,
+                name=line.name,
+                quantity=line.quantity,
+                unit_price=line.unit_price,
+                line_total=line.line_total,
                 position=position,
             )
-        )
-        order.total += line_total
+            for position, line in enumerate(cart.lines)
+        ],
+    )
     placed = events.OrderPlaced(
         order_id=order.id,
         cart_id=order.cart_id,
@@ -234,16 +165,18 @@ async def place_order(
     )
     try:
         async with runtime.unit_of_work() as uow:
+            # The budget decides in this transaction: placed, awaiting approval, or 409.
+            order.status = await budgets.charge(uow, order=order, principal=principal)
             uow.session.add(order)
             await uow.session.flush()
             read = _read(order)
             uow.publish(placed, principal)
     except IntegrityError:
         # The same key won a race a moment ago: answer as a replay of that order.
-        earlier = await _existing(orders, org_id, idempotency_key)
+        earlier = await _existing(runtime, org_id, idempotency_key)
         if earlier is not None:
             return _replay(earlier, request_hash), True
-        same_cart = await _ordered_from(orders, order.cart_id, order.cart_version)
+        same_cart = await _ordered_from(runtime, order.cart_id, order.cart_version)
         if same_cart is None:
             raise
         raise Conflict(
@@ -322,6 +255,7 @@ async def cancel_order(
             select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
         )
         assert order is not None
+        await budgets.give_back(uow, order=order, principal=principal)
         uow.publish(
             events.OrderCancelled(
                 order_id=order.id,
