@@ -160,6 +160,7 @@ def test_checkpoints_are_signed_and_published_outside_the_database(private: Priv
         nc = await bus_client(private.stack, "operator")
         try:
             message = await nc.jetstream().get_last_msg(CHECKPOINT_STREAM, CHECKPOINT_SUBJECT)
+            assert message.data is not None
             document: dict[str, Any] = json.loads(message.data)
             return document
         finally:
