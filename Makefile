@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest policy-test bench clean
+.PHONY: run test unit lint typecheck pytest policy-test bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH (or make PYTHON=...)"; exit 1; }
@@ -27,12 +27,19 @@ typecheck: $(STAMP)
 policy-test: $(STAMP)
 	$(BIN)/onbehalf policy test
 
+# The fast layer: pure code in process (contracts, pricing, the decision tables), in seconds.
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit policies/tests
+
 pytest: $(STAMP)
 	# the browser tests (tests/console) drive Debian's chromium
 	bash scripts/ensure-chromium.sh
-	$(BIN)/python -m pytest
+	# the system's tests; `make unit` runs tests/unit and the decision tables (once)
+	$(BIN)/python -m pytest tests --ignore=tests/unit
 
-test: lint typecheck policy-test pytest
+# The decision tables run once, inside pytest (policies/tests); `make policy-test` runs them
+# through the operator's CLI.
+test: lint typecheck unit pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/acting_overhead.py
