@@ -18,6 +18,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cpu import CpuMeter, report
 from onbehalf.postgres import start_postgres
 from onbehalf.stack import SERVICES, start_stack
 from tests.support import Api, build_world, ok
@@ -60,9 +61,12 @@ def _count(reader: Api, event_type: str) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--customers", type=int, default=8, help="concurrent acting sessions")
+    parser.add_argument("--customers", type=int, default=16, help="concurrent acting sessions")
     parser.add_argument("--orders", type=int, default=50, help="orders per customer")
     parser.add_argument("--postgres", action="store_true", help="all services on PostgreSQL")
+    parser.add_argument(
+        "--idle-seconds", type=float, default=5.0, help="measure the idle system's CPU this long"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="onbehalf-bench-"))
@@ -98,6 +102,12 @@ def main() -> None:
                     )
                 return [latency for result in results for latency in result]
 
+            meter = CpuMeter.of_stack(stack, postgres_pid=postgres.pid if postgres else None)
+            # What the system spends doing nothing (polls, timers), to tell it from the orders.
+            meter.snapshot()
+            time.sleep(args.idle_seconds)
+            idle = meter.delta()
+            meter.snapshot()
             began = time.perf_counter()
             latencies = asyncio.run(run())
             placed_at = time.perf_counter()
@@ -105,6 +115,7 @@ def main() -> None:
             while _count(admin, "orders.order.placed") < total:
                 time.sleep(0.05)  # polling the audit log, not synchronisation
             audited_at = time.perf_counter()
+            cpu = meter.delta()
         latencies.sort()
         database = "PostgreSQL" if postgres else "SQLite"
         print(
@@ -119,6 +130,19 @@ def main() -> None:
         )
         print(
             f"  until audited:                        {total / (audited_at - began):8.1f} orders/s"
+        )
+        idle_rate = sum(idle.values()) / args.idle_seconds
+        print(
+            report(
+                cpu,
+                total,
+                what="audited order (add item + order, until audited)",
+                extra=[
+                    f"  idle system: {idle_rate * 1000:.1f} ms CPU per second "
+                    f"({idle_rate * (audited_at - began) * 1000 / total:.2f} ms of the total per "
+                    "order at this rate)"
+                ],
+            )
         )
     finally:
         stack.stop()

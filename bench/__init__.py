@@ -1,0 +1,1 @@
+"""Benchmarks: each script starts its own stack and prints its figures."""
