@@ -488,7 +488,8 @@ def traced_decide(
         os.environ["POLAR_LOG"] = "1"
         try:
             with contextlib.redirect_stdout(printed):
-                decision = authorizer.decide(principal, action, resource)
+                # Past the decision cache: the trace is of Oso deciding.
+                decision = authorizer.decide(principal, action, resource, cached=False)
         finally:
             if previous is None:
                 del os.environ["POLAR_LOG"]

@@ -7,7 +7,8 @@ import hashlib
 import io
 import re
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -202,19 +203,82 @@ def describe(obj: Any) -> str:
     return f"{type(obj).__name__}:{ident}"
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _attributes(obj: object) -> tuple[Any, ...] | None:
+    """Everything a rule can read of a principal or resource: its class and every field
+    (lists as tuples). The classes the policy sees are dataclasses whose methods are pure
+    functions of their fields, so equal attributes mean an equal decision. None when `obj`
+    is not such a dataclass (then the decision is not cached)."""
+    cls = type(obj)
+    names = _FIELDS.get(cls)
+    if names is None:
+        if not is_dataclass(obj):
+            return None
+        names = _FIELDS[cls] = tuple(f.name for f in fields(obj))
+    values: list[Any] = [cls]
+    for name in names:
+        value = getattr(obj, name)
+        if isinstance(value, list):
+            value = tuple(value)
+        values.append(value)
+    return tuple(values)
+
+
 class Authorizer:
-    """Asks Oso; never decides anything itself. One instance per process."""
+    """Asks Oso; never decides anything itself. One instance per process.
+
+    Answers are cached, keyed by the policy revision and every attribute of the principal
+    and the resource (the rules read nothing else: no I/O, no clock), so a cached answer is
+    the answer Oso would give; a reload changes the revision, and no answer of the old
+    policy is served again."""
+
+    CACHE_SIZE = 20_000
 
     def __init__(self, policy_dir: Path) -> None:
         self.policy_dir = policy_dir
         self.oso, self.revision = load_policy(policy_dir)
+        # (revision, principal attributes, action, resource attributes) -> (allowed, reason)
+        self._cache: OrderedDict[tuple[Any, ...], tuple[bool, str | None]] = OrderedDict()
+        self.cache_hits = 0
 
-    def decide(self, principal: Principal, action: str, resource: object) -> Decision:
+    def reload(self) -> str:
+        """Load policies/ again into a new Oso and swap it in (a second load into a running
+        Oso is unsafe, see PITFALLS); returns the new revision. A PolicyError keeps the old."""
+        oso, revision = load_policy(self.policy_dir)
+        self.oso, self.revision = oso, revision
+        self._cache.clear()
+        log.info("policy_reloaded", policy_revision=revision)
+        return revision
+
+    def decide(
+        self, principal: Principal, action: str, resource: object, *, cached: bool = True
+    ) -> Decision:
+        """Oso's answer (from the cache when the same question was asked under the same
+        revision); `cached=False` asks Oso itself, e.g. to trace which rules decide."""
         started = time.perf_counter()
-        allowed = bool(self.oso.is_allowed(principal, action, resource))
-        reason = None if allowed else self.deny_reason(principal, action, resource)
+        oso, revision = self.oso, self.revision
+        who, what = _attributes(principal), _attributes(resource)
+        key = None if who is None or what is None or not cached else (revision, who, action, what)
+        hit: tuple[bool, str | None] | None = None
+        if key is not None:
+            try:
+                hit = self._cache.get(key)
+            except TypeError:  # an unhashable field value: decide without the cache
+                key = None
+        if hit is not None:
+            self.cache_hits += 1
+            allowed, reason = hit
+        else:
+            allowed = bool(oso.is_allowed(principal, action, resource))
+            reason = None if allowed else self._deny_reason(oso, principal, action, resource)
+            if key is not None and revision == self.revision:
+                self._cache[key] = (allowed, reason)
+                if len(self._cache) > self.CACHE_SIZE:
+                    self._cache.popitem(last=False)
         micros = (time.perf_counter() - started) * 1e6
-        decision = Decision(allowed, action, reason, self.revision, micros)
+        decision = Decision(allowed, action, reason, revision, micros)
         self._log(principal, resource, decision)
         return decision
 
@@ -230,9 +294,11 @@ class Authorizer:
 
     def deny_reason(self, principal: Principal, action: str, resource: object) -> str:
         """The first `deny_reason` rule of the policy that matches, else a generic one."""
-        results = self.oso.query_rule(
-            "deny_reason", principal, action, resource, Variable("reason")
-        )
+        return self._deny_reason(self.oso, principal, action, resource)
+
+    @staticmethod
+    def _deny_reason(oso: Oso, principal: Principal, action: str, resource: object) -> str:
+        results = oso.query_rule("deny_reason", principal, action, resource, Variable("reason"))
         for result in results:
             reason = result["bindings"].get("reason")
             if isinstance(reason, str):
