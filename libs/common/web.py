@@ -1,7 +1,9 @@
-"""The FastAPI frame every service shares: error bodies, health, metrics, principal dependency."""
+"""The FastAPI frame every service shares: error bodies, health and readiness, metrics, principal
+dependency."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
@@ -18,6 +20,7 @@ from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -219,6 +222,27 @@ def contract_openapi(app: FastAPI) -> dict[str, Any]:
     return spec
 
 
+async def _database_answers(runtime: ServiceRuntime, timeout: float = 2.0) -> bool:
+    async def ping() -> None:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        await asyncio.wait_for(ping(), timeout=timeout)
+    except Exception:  # any failure means "not reachable"
+        return False
+    return True
+
+
+async def readiness(runtime: ServiceRuntime) -> dict[str, bool]:
+    """What `/readyz` checks: each part and whether it is ready."""
+    return {
+        "nats": bool(runtime.nc.is_connected),
+        "database": await _database_answers(runtime),
+        "policy": bool(runtime.authorizer.revision),
+    }
+
+
 def create_service_app(
     *,
     title: str,
@@ -242,6 +266,27 @@ def create_service_app(
             "nats_connected": runtime.nc.is_connected,
             "policy_revision": runtime.authorizer.revision,
         }
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"description": "Not ready: `not_ready` names what is missing"}},
+    )
+    async def readyz(request: Request) -> JSONResponse:
+        """Readiness (liveness is `/healthz`): NATS connected, the database answering, the
+        policy loaded. 503 with `not_ready` naming each part that is not."""
+        checks = await readiness(get_runtime(request))
+        not_ready = sorted(name for name, ok in checks.items() if not ok)
+        body: dict[str, Any] = {
+            "status": "not_ready" if not_ready else "ready",
+            "service": get_runtime(request).settings.service_name,
+            "checks": checks,
+            "not_ready": not_ready,
+        }
+        if not_ready:
+            # An ErrorBody like every other error, with the checks beside it.
+            body |= {"detail": "not ready: " + ", ".join(not_ready), "reason": "not_ready"}
+        return JSONResponse(body, status_code=503 if not_ready else 200)
 
     @app.get("/.well-known/event-keys.json", tags=["operations"])
     async def event_keys(request: Request) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def test_every_service_has_probes_resources_a_pdb_and_a_service(name: str) -> No
         assert probe in container, f"{name}: no {probe}"
         probe_paths[probe] = container[probe]["httpGet"]["path"]
     assert probe_paths["livenessProbe"] == "/healthz"
-    assert probe_paths["readinessProbe"] in ("/healthz", "/readyz")
+    assert probe_paths["readinessProbe"] == "/readyz"
     for amount in ("requests", "limits"):
         assert {"cpu", "memory"} <= set(container["resources"][amount]), f"{name}: {amount}"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
