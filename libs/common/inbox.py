@@ -9,8 +9,8 @@ from sqlalchemy import String
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
-from libs.common.outbox import utcnow
 
 
 class InboxMixin:

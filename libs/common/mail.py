@@ -28,8 +28,8 @@ from sqlalchemy import Integer, String, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
-from libs.common.outbox import utcnow
 
 log = structlog.get_logger("mail")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar
 
 import structlog
@@ -22,6 +22,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
 from libs.common.events import encode, nats_subject
 
@@ -29,10 +30,6 @@ log = structlog.get_logger("outbox")
 
 PUBLISHED = Counter("onbehalf_outbox_published_total", "Outbox events published to JetStream")
 PUBLISH_FAILURES = Counter("onbehalf_outbox_publish_failures_total", "Failed relay rounds")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class OutboxMixin:

@@ -97,15 +97,6 @@ def subject_ref(principal: Principal) -> tuple[str | None, str | None]:
     return None, None
 
 
-def customer_org_of(principal: Principal) -> str | None:
-    """The customer organisation whose world the caller sees (None for plain staff)."""
-    if isinstance(principal, ActingSession):
-        return principal.subject_org_id
-    if isinstance(principal, CustomerUser):
-        return principal.org_id
-    return None
-
-
 def org_in_view(principal: Principal) -> str:
     """The organisation whose catalog, cart and orders a request is about. Plain staff get
     their own organisation, so the policy, not a handler, explains why that is refused."""

@@ -7,8 +7,9 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
-from libs.common.outbox import OutboxMixin, utcnow
+from libs.common.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):

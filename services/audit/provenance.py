@@ -14,9 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.audit_chain import emitter_of
+from libs.common.clock import utcnow
 from libs.common.errors import Invalid
 from libs.common.events import EventContext
-from libs.common.outbox import utcnow
 from libs.common.principals import Principal
 from libs.common.resources import AuditLog
 from libs.common.runtime import ServiceRuntime, UnitOfWork

@@ -9,9 +9,9 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.clock import utcnow
 from libs.common.errors import Conflict, Forbidden
 from libs.common.events import EventContext
-from libs.common.outbox import utcnow
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import CartLock as CartLockResource
 from libs.common.revocation import RevocationSet

@@ -8,9 +8,10 @@ from decimal import Decimal
 from sqlalchemy import ForeignKey, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
 from libs.common.inbox import InboxMixin
-from libs.common.outbox import OutboxMixin, utcnow
+from libs.common.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):

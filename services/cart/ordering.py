@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from libs.common.clock import utcnow
 from libs.common.errors import Invalid
-from libs.common.outbox import utcnow
 from libs.common.principals import Principal, org_in_view
 from libs.common.resources import OrderBook
 from libs.common.runtime import ServiceRuntime

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.clock import utcnow
 from libs.common.errors import Conflict, Invalid, NotFound
-from libs.common.outbox import utcnow
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import Cart as CartResource
 from libs.common.resources import SavedList as SavedListResource

@@ -8,9 +8,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.clock import utcnow
 from libs.common.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from libs.common.events import EventContext
-from libs.common.outbox import utcnow
 from libs.common.principals import Principal, org_in_view
 from libs.common.quotes import request_quote
 from libs.common.resources import Cart as CartResource

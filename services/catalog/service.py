@@ -11,8 +11,8 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.clock import utcnow
 from libs.common.errors import Conflict, Invalid, NotFound
-from libs.common.outbox import utcnow
 from libs.common.principals import Principal, org_in_view
 from libs.common.resources import Administration, Catalog, CustomerProductNumbers
 from libs.common.runtime import ServiceRuntime

@@ -7,10 +7,11 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
 from libs.common.inbox import InboxMixin
 from libs.common.mail import MailOutboxMixin
-from libs.common.outbox import OutboxMixin, utcnow
+from libs.common.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):
