@@ -4,6 +4,7 @@ dependency."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any
@@ -22,7 +23,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from libs.common.errors import DomainError, Unauthenticated
 from libs.common.principals import ActingSession, Principal
@@ -162,12 +162,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route of this path answers (Starlette names only the first route's)."""
+    """Every method some operation of this path answers (Starlette names only the first
+    route's), read from the published document so that `Allow` and OpenAPI agree."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        if route_methods and route.matches(request.scope)[0] != Match.NONE:
-            methods |= set(route_methods)
+    for template, item in contract_openapi(request.app).get("paths", {}).items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in item}
     return sorted(methods)
 
 
