@@ -53,8 +53,10 @@ async def discovery(request: Request, identity: Ident) -> dict[str, Any]:
     return {
         "issuer": identity.settings.token_issuer,
         "jwks_uri": f"{base}/.well-known/jwks.json",
-        # RFC 8414 metadata: the form endpoints of docs/oauth.md (v1 clients keep /v1/auth/token).
-        "token_endpoint": f"{base}/oauth/token",
+        # The v1 JSON endpoint stays the advertised one (v1 clients); OAuth clients post forms
+        # to the RFC 6749/8693 endpoint (docs/api.md#oauth).
+        "token_endpoint": f"{base}/v1/auth/token",
+        "oauth_token_endpoint": f"{base}/oauth/token",
         "introspection_endpoint": f"{base}/oauth/introspect",
         "introspection_endpoint_auth_methods_supported": ["bearer"],
         "token_endpoint_auth_methods_supported": ["none"],

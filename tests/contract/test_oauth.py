@@ -31,10 +31,10 @@ def test_authlib_exchanges_a_staff_token_and_introspects_it(world: World) -> Non
     assert EXCHANGE in meta["grant_types_supported"] and meta["introspection_endpoint"]
     with OAuth2Client(client_id="outside-app", token_endpoint_auth_method="none") as client:
         staff = client.fetch_token(
-            meta["token_endpoint"], username=world.rep["email"], password=PASSWORD
+            meta["oauth_token_endpoint"], username=world.rep["email"], password=PASSWORD
         )
         acting = client.fetch_token(
-            meta["token_endpoint"],
+            meta["oauth_token_endpoint"],
             grant_type=EXCHANGE,
             subject_token=staff["access_token"],
             subject_token_type=ACCESS_TOKEN,
