@@ -50,3 +50,58 @@ class OrderCancelled(Event):
     placed_by: Party
     placed_in_acting_session: str | None
     cancelled_by: Party
+
+
+class BudgetSet(Event):
+    """A customer admin created or changed a budget (`created` says which)."""
+
+    event_type: ClassVar[str] = "orders.budget.set"
+
+    budget_id: Id
+    created: bool
+    kind: str
+    name: str
+    user_id: str | None
+    member_ids: list[str] = Field(default_factory=list)
+    amount: Decimal
+    currency: str
+    period: str
+    on_exceed: str
+    for_assisted_orders: bool
+
+
+class BudgetDeleted(Event):
+    event_type: ClassVar[str] = "orders.budget.deleted"
+
+    budget_id: Id
+    name: str
+
+
+class BudgetCharged(Event):
+    """An order counted against a budget: `state` spent, awaiting (approval) or returned (the
+    order was cancelled or rejected); `spent` is the period's total after it."""
+
+    event_type: ClassVar[str] = "orders.budget.charged"
+
+    budget_id: Id
+    order_id: Id
+    period_key: str
+    amount: Decimal
+    currency: str
+    state: str
+    spent: Decimal
+    remaining: Decimal
+
+
+class OrderDecided(Event):
+    """A customer admin approved or rejected an order that exceeded a budget."""
+
+    event_type: ClassVar[str] = "orders.order.decided"
+
+    order_id: Id
+    budget_id: str | None
+    decision: str
+    status: str
+    total: Decimal
+    currency: str
+    placed_by: Party

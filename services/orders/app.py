@@ -11,6 +11,7 @@ from libs.common.runtime import start_runtime
 from libs.common.web import create_service_app
 from services.orders.models import Base, OutboxMessage
 from services.orders.routes import router
+from services.orders.routes_budgets import router as budgets_router
 from services.orders.settings import OrdersSettings
 
 
@@ -25,4 +26,6 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
             app.state.runtime = runtime
             yield
 
-    return create_service_app(title="onbehalf orders", lifespan=lifespan, routers=[router])
+    return create_service_app(
+        title="onbehalf orders", lifespan=lifespan, routers=[router, budgets_router]
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from libs.common.db import UtcDateTime
@@ -34,7 +34,7 @@ class Order(Base):
     placed_by_id: Mapped[str] = mapped_column(String(36))
     placed_by_name: Mapped[str] = mapped_column(String(200))
     acting_session_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    status: Mapped[str] = mapped_column(String(16), default="placed")
+    status: Mapped[str] = mapped_column(String(32), default="placed")
     currency: Mapped[str] = mapped_column(String(3))
     total: Mapped[Decimal] = mapped_column(Numeric(14, 2))
     purchase_order_number: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -83,6 +83,69 @@ class OrderCancellation(Base):
     cancelled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
     order: Mapped[Order] = relationship(back_populates="cancellation")
+
+
+class Budget(Base):
+    """What an employee, or the members of a cost center, may spend per period (budgets.py)."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (
+        Index("ix_budgets_org_id", "org_id"),
+        Index("ix_budgets_employee", "org_id", "user_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[str] = mapped_column(String(36))
+    # `employee` (user_id set) or `cost_center` (name set, members in budget_members).
+    kind: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    name: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3))
+    # month | quarter | year (calendar periods, UTC).
+    period: Mapped[str] = mapped_column(String(8))
+    # refuse (409) | approval (the order waits for a customer admin).
+    on_exceed: Mapped[str] = mapped_column(String(16))
+    # The one budget of the organisation that orders placed by acting staff count against.
+    for_assisted_orders: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class BudgetMember(Base):
+    """An employee whose orders count against a cost center's budget."""
+
+    __tablename__ = "budget_members"
+
+    budget_id: Mapped[str] = mapped_column(
+        ForeignKey("budgets.id", name="fk_budget_members_budget_id"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class BudgetPeriod(Base):
+    """What a budget has spent in one period: the row the conditional UPDATE spends on."""
+
+    __tablename__ = "budget_periods"
+
+    budget_id: Mapped[str] = mapped_column(
+        ForeignKey("budgets.id", name="fk_budget_periods_budget_id"), primary_key=True
+    )
+    # 2026-12, 2026-Q4 or 2026.
+    period_key: Mapped[str] = mapped_column(String(8), primary_key=True)
+    spent: Mapped[Decimal] = mapped_column(Numeric(14, 2), default=Decimal(0))
+
+
+class BudgetCharge(Base):
+    """Which budget and period an order counted against, so that cancelling gives it back."""
+
+    __tablename__ = "budget_charges"
+
+    order_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    budget_id: Mapped[str] = mapped_column(String(36))
+    period_key: Mapped[str] = mapped_column(String(8))
+    amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    # spent | awaiting (approval) | rejected | returned (cancelled).
+    state: Mapped[str] = mapped_column(String(16))
 
 
 class OutboxMessage(OutboxMixin, Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -61,3 +62,43 @@ class OrderRead(BaseModel):
 
 class OrderPage(BaseModel):
     items: list[OrderRead]
+
+
+class BudgetWrite(BaseModel):
+    """A budget per employee (`user_id`) or per cost center (`name` and `member_ids`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["employee", "cost_center"]
+    user_id: str | None = Field(default=None, min_length=1, max_length=36)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    member_ids: list[Annotated[str, Field(min_length=1, max_length=36)]] = Field(
+        default_factory=list, max_length=500
+    )
+    amount: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    period: Literal["month", "quarter", "year"]
+    on_exceed: Literal["refuse", "approval"]
+    for_assisted_orders: bool = False
+
+
+class BudgetRead(BaseModel):
+    id: str
+    org_id: str
+    kind: str
+    user_id: str | None
+    name: str
+    member_ids: list[str]
+    amount: Decimal
+    currency: str
+    period: str
+    on_exceed: str
+    for_assisted_orders: bool
+    # The current period: its key (2026-12, 2026-Q4, 2026), what was spent, what is left.
+    period_key: str
+    spent: Decimal
+    remaining: Decimal
+
+
+class BudgetPage(BaseModel):
+    items: list[BudgetRead]

@@ -21,7 +21,7 @@ from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import OrderBook, PlacedOrder
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.cart import CheckoutOrder
-from services.orders import events
+from services.orders import budgets, events
 from services.orders.models import Order, OrderCancellation, OrderLine
 from services.orders.schemas import (
     CancellationRead,
@@ -165,6 +165,8 @@ async def place_order(
     )
     try:
         async with runtime.unit_of_work() as uow:
+            # The budget decides in this transaction: placed, awaiting approval, or 409.
+            order.status = await budgets.charge(uow, order=order, principal=principal)
             uow.session.add(order)
             await uow.session.flush()
             read = _read(order)
@@ -253,6 +255,7 @@ async def cancel_order(
             select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
         )
         assert order is not None
+        await budgets.give_back(uow, order=order, principal=principal)
         uow.publish(
             events.OrderCancelled(
                 order_id=order.id,
