@@ -144,7 +144,7 @@ async def start_runtime(
     fetch_jwks: bool = True,
 ) -> AsyncIterator[ServiceRuntime]:
     """Start everything a service needs, in an order that fails fast on a bad policy."""
-    configure_logging(settings.log_level, service=settings.service_name)
+    configure_logging(settings.log_level, service=settings.service_name, fmt=settings.log_format)
     authorizer = Authorizer(settings.policy_dir)
     signing_key = load_service_signing_key(settings)
     engine = create_engine(settings.sqlalchemy_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,8 +37,16 @@ class ServiceSettings(BaseSettings):
     # Copies of every stream and KV bucket JetStream keeps when they are provisioned: 1 on one
     # NATS server, 3 on a three-node cluster (then a node can die without losing a message).
     stream_replicas: int = Field(default=1, ge=1, le=5)
+    # Retention of the EVENTS stream, applied when the streams are provisioned (docs/operations.md,
+    # "Retention of the EVENTS stream"): JetStream drops an event once it is this old, and the
+    # oldest events once the stream holds this many bytes, consumed or not, so audit must have
+    # consumed every event by then. 0: no limit. The age is at least the de-duplication window.
+    events_max_age_seconds: float = Field(default=7 * 24 * 3600.0, ge=0)
+    events_max_bytes: int = Field(default=10 * 1024**3, ge=0)
     policy_dir: Path = Field(default_factory=default_policy_dir)
     log_level: str = "info"
+    # Every log line JSON (`json`) or every line plain (`console`); see libs/common/logging.py.
+    log_format: Literal["json", "console"] = "json"
     # How long a service waits at start-up for NATS and identity's key set before giving up.
     startup_timeout_seconds: float = 30.0
     relay_poll_seconds: float = 0.5

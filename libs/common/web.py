@@ -17,6 +17,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi_offline import FastAPIOffline
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -25,8 +26,10 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.common.errors import DomainError, Unauthenticated
+from libs.common.logging import configure_logging
 from libs.common.principals import ActingSession, Principal
 from libs.common.runtime import ServiceRuntime
+from libs.common.settings import ServiceSettings
 
 log = structlog.get_logger("web")
 
@@ -250,7 +253,12 @@ def create_service_app(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]],
     routers: list[APIRouter],
 ) -> FastAPI:
-    app = FastAPI(
+    # From here on, uvicorn's own lines are rendered like ours (the lifespan configures again
+    # with the service's settings).
+    base = ServiceSettings()
+    configure_logging(base.log_level, service=title.removeprefix("onbehalf "), fmt=base.log_format)
+    # Swagger UI (/docs) and ReDoc (/redoc) load their assets from this process, not a CDN.
+    app = FastAPIOffline(
         title=title,
         version=API_VERSION,
         lifespan=lifespan,

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from libs.common.logging import configure_logging
 from services.console import routes, routes_admin, routes_shop
 from services.console.pages import (
     ActingEnded,
@@ -33,6 +34,7 @@ log = structlog.get_logger("console")
 
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     settings = settings or ConsoleSettings()
+    configure_logging(settings.log_level, service="console", fmt=settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

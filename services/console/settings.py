@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,3 +25,6 @@ class ConsoleSettings(BaseSettings):
     # Behind TLS set this true: the session cookie is then sent over HTTPS only.
     console_cookie_secure: bool = False
     console_request_timeout_seconds: float = 10.0
+    log_level: str = "info"
+    # Every log line JSON (`json`) or every line plain (`console`), as the services.
+    log_format: Literal["json", "console"] = "json"

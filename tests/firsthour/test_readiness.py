@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 
-from onbehalf.stack import SERVICES, Stack
+from onbehalf.stack import CONSOLE, SERVICES, Stack
 from tests.support import wait_until
 
 
@@ -52,3 +54,24 @@ def test_readyz_names_nats_while_it_is_away_and_healthz_stays_alive(own_stack: S
             timeout=30.0,
             what=f"{name} /readyz back to 200",
         )
+
+
+def test_every_log_line_is_json(own_stack: Stack) -> None:
+    """After start-up, demo data and a NATS outage (when run after the test above): every line
+    of every service's log file, uvicorn's and the libraries' included, is one JSON object."""
+    from_stdlib = 0
+    for name in (*SERVICES, CONSOLE):
+        path = own_stack.workdir / "logs" / f"{name}.log"
+        lines = path.read_text().splitlines()
+        # The console logs nothing at info in a quiet run; the five services always do.
+        assert lines or name == CONSOLE, f"{path} is empty"
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise AssertionError(f"{path}:{number} is not JSON: {line!r}") from None
+            assert isinstance(record, dict), line
+            assert {"event", "level", "timestamp"} <= set(record), line
+            from_stdlib += "logger" in record
+    # Alembic's lines at start-up, for one: the standard library's logging renders as JSON too.
+    assert from_stdlib, "no line from the standard library's logging"
