@@ -27,6 +27,7 @@ from libs.common.bus import (
 )
 from libs.common.bus_permissions import OPERATOR, PROVISIONER, USERS, render_server_config
 from libs.common.revocation import REVOCATION_BUCKET
+from libs.common.settings import ServiceSettings
 
 NATS_SECRETS_DIR = "nats"
 SERVER_CONFIG = "nats.conf"
@@ -134,7 +135,28 @@ NATS_CREDS_OPTION: Any = typer.Option(
 DATA_DIR_OPTION: Any = typer.Option(Path("data"), "--data-dir", help="Where `make run` keeps state")
 
 
-def stream_configs(*, replicas: int = 1) -> list[StreamConfig]:
+@dataclass(frozen=True)
+class Retention:
+    """How long (seconds) and how much (bytes) the EVENTS stream keeps; 0 means no limit."""
+
+    max_age_seconds: float
+    max_bytes: int
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings | None = None) -> Retention:
+        settings = settings or ServiceSettings()
+        return cls(settings.events_max_age_seconds, settings.events_max_bytes)
+
+    def check(self) -> None:
+        if 0 < self.max_age_seconds < DUPLICATE_WINDOW_SECONDS:
+            raise ValueError(
+                f"ONBEHALF_EVENTS_MAX_AGE_SECONDS={self.max_age_seconds:g} is shorter than the "
+                f"de-duplication window ({DUPLICATE_WINDOW_SECONDS:g} s); use 0 or more"
+            )
+
+
+def stream_configs(*, replicas: int = 1, retention: Retention | None = None) -> list[StreamConfig]:
+    retention = retention or Retention(0, 0)
     return [
         StreamConfig(
             name=EVENTS_STREAM,
@@ -142,6 +164,10 @@ def stream_configs(*, replicas: int = 1) -> list[StreamConfig]:
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_SECONDS,
             num_replicas=replicas,
+            # Limits, not work-queue: every consumer (audit and the others) reads every event;
+            # past either limit the oldest go (DiscardPolicy.OLD), consumed or not.
+            max_age=retention.max_age_seconds or None,
+            max_bytes=retention.max_bytes or None,
         ),
         StreamConfig(
             name=DEADLETTER_STREAM,
@@ -170,21 +196,41 @@ async def _ensure_replicas(js: JetStreamContext, stream: str, replicas: int) -> 
         await js.update_stream(config)
 
 
+async def _ensure_retention(js: JetStreamContext, retention: Retention) -> None:
+    """An existing EVENTS stream gets the limits of the settings (provisioning again applies a
+    changed ONBEHALF_EVENTS_MAX_AGE_SECONDS / _MAX_BYTES)."""
+    config = (await js.stream_info(EVENTS_STREAM)).config
+    age, size = config.max_age or 0, config.max_bytes if (config.max_bytes or 0) > 0 else 0
+    if abs(age - retention.max_age_seconds) > 1e-6 or size != retention.max_bytes:
+        config.max_age = retention.max_age_seconds or None
+        config.max_bytes = retention.max_bytes or -1
+        await js.update_stream(config)
+
+
 async def provision(
-    url: str, seed_file: Path, *, revocation_ttl_seconds: float, replicas: int = 1
+    url: str,
+    seed_file: Path,
+    *,
+    revocation_ttl_seconds: float,
+    replicas: int = 1,
+    retention: Retention | None = None,
 ) -> None:
     """Create every stream and the revocation bucket, as the one user allowed to (`seed_file`
-    is the provisioner's nkey seed)."""
+    is the provisioner's nkey seed). `retention`: the EVENTS stream's limits (default: from
+    the settings, ONBEHALF_EVENTS_MAX_AGE_SECONDS and ONBEHALF_EVENTS_MAX_BYTES)."""
+    retention = retention or Retention.from_settings()
+    retention.check()
     nc = await connect(url, name=PROVISIONER, timeout=10.0, seed_file=seed_file)
     try:
         js = nc.jetstream()
-        for config in stream_configs(replicas=replicas):
+        for config in stream_configs(replicas=replicas, retention=retention):
             try:
                 await js.stream_info(config.name or "")
             except Exception:
                 await js.add_stream(config)
             else:
                 await _ensure_replicas(js, config.name or "", replicas)
+        await _ensure_retention(js, retention)
         try:
             await js.key_value(REVOCATION_BUCKET)
         except Exception:
