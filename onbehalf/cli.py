@@ -131,6 +131,29 @@ def run(
         console.print("stopped.")
 
 
+@app.command()
+def serve(
+    service: str = typer.Argument(..., help="identity, catalog, cart, orders, audit or console"),
+) -> None:
+    """Run one service in this process, listening on ONBEHALF_HOST:ONBEHALF_PORT (default
+    127.0.0.1 and the service's own port, 8000-8005): what a container runs."""
+    import uvicorn
+
+    if service not in DEFAULT_PORTS:
+        raise typer.BadParameter(f"no service {service!r}; one of {', '.join(DEFAULT_PORTS)}")
+    host = os.environ.get("ONBEHALF_HOST") or "127.0.0.1"
+    port = int(os.environ.get("ONBEHALF_PORT") or DEFAULT_PORTS[service])
+    # log_config=None: the service's own logging (libs/common/logging.py) renders every line.
+    uvicorn.run(
+        f"services.{service}.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+    )
+
+
 def _setting_port(name: str, default: int) -> int:
     value = os.environ.get(f"ONBEHALF_{name.upper()}_PORT")
     return int(value) if value else default
@@ -160,6 +183,7 @@ def _print_welcome(
             "csr@seller.example      customer service, caretaker of Acme (view-only acting)",
             "reviewer@seller.example security reviewer (audit log)",
             "buyer@acme.example      buyer at Acme",
+            "admin@acme.example      customer admin at Acme (its users, remote assistance)",
             "buyer@borealis.example  buyer at Borealis",
         ]:
             console.print(f"  {email}", soft_wrap=True)
