@@ -30,7 +30,7 @@ allow(staff: StaffUser, "act_full", org: CustomerOrg) if
 may_act_fully(staff: StaffUser, _org: CustomerOrg) if
     staff.has_role("platform_admin");
 may_act_fully(staff: StaffUser, org: CustomerOrg) if
-    org.has_caretaker(staff.id) and
+    staff.id in org.caretaker_ids and
     staff.has_permission("place_orders_as_customer");
 
 # Read-only acting is for whoever may act fully, and for a caretaker who holds the
@@ -39,7 +39,7 @@ allow(staff: StaffUser, "act_view", org: CustomerOrg) if
     allow(staff, "act_full", org);
 allow(staff: StaffUser, "act_view", org: CustomerOrg) if
     assistable(staff, org) and
-    org.has_caretaker(staff.id) and
+    staff.id in org.caretaker_ids and
     staff.has_permission("view_as_customer");
 
 # ---------------------------------------------------------------- the customer's world

@@ -16,9 +16,11 @@ import structlog
 from oso import Oso
 from polar import Variable
 from polar.exceptions import OsoError
+from polar.partial import TypeConstraint
 from prometheus_client import Counter
 
 from libs.common.errors import Forbidden
+from libs.common.policy_filter import Untranslatable
 from libs.common.principals import (
     ActingSession,
     CustomerUser,
@@ -281,6 +283,30 @@ class Authorizer:
         decision = Decision(allowed, action, reason, revision, micros)
         self._log(principal, resource, decision)
         return decision
+
+    def conditions(self, principal: Principal, action: str, resource: type) -> list[Any]:
+        """The policy's conditions for `principal` to `action` some `resource` it does not
+        name yet: one expression over `_this` (the resource) per way the policy allows, or
+        True for one that allows unconditionally; [] when nothing could be allowed. Oso's
+        partial evaluation of `allow`; see libs/common/policy_filter.py for its SQL."""
+        oso = self.oso
+        unknown = Variable("resource")
+        found = []
+        try:
+            for result in oso.query_rule(
+                "allow",
+                principal,
+                action,
+                unknown,
+                bindings={"resource": TypeConstraint(unknown, resource.__name__)},
+                accept_expression=True,
+            ):
+                bound = result["bindings"].get("resource")
+                found.append(True if bound is None or isinstance(bound, resource) else bound)
+        except OsoError as exc:
+            # e.g. a rule calls a method of the unknown resource: only a row can answer that.
+            raise Untranslatable(_headline(str(exc))) from exc
+        return found
 
     def authorize(self, principal: Principal, action: str, resource: object) -> Decision:
         """Allow or raise Forbidden carrying the policy's reason."""

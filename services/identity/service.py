@@ -5,18 +5,22 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+import structlog
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
-from libs.common.authz import Decision
+from libs.common.authz import Authorizer, Decision
 from libs.common.db import is_sqlite
 from libs.common.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
 from libs.common.events import EventContext
+from libs.common.policy_filter import Untranslatable, sql_filter
 from libs.common.principals import ActingSession, CustomerUser, Principal, StaffUser, actor_ref
 from libs.common.resources import Account, Administration, CustomerOrg
 from libs.common.runtime import ServiceRuntime, UnitOfWork
@@ -54,6 +58,8 @@ from services.identity.schemas import (
     UserUpdate,
 )
 from services.identity.settings import IdentitySettings
+
+log = structlog.get_logger("identity")
 
 ADMINISTRATION = Administration(area="identity")
 # Start-up work (the seller organisation, the first admin) is done by the platform itself.
@@ -174,6 +180,56 @@ async def _policy_org(session: AsyncSession, org: Organization) -> CustomerOrg:
     )
 
 
+async def _policy_orgs(
+    session: AsyncSession, orgs: Sequence[Organization]
+) -> dict[str, CustomerOrg]:
+    """`_policy_org` for many organisations, with one query for their caretakers."""
+    caretakers: dict[str, list[str]] = {org.id: [] for org in orgs}
+    if orgs:
+        rows = await session.execute(
+            select(Caretaker.org_id, Caretaker.user_id).where(Caretaker.org_id.in_(caretakers))
+        )
+        for org_id, user_id in rows:
+            caretakers[org_id].append(user_id)
+    return {
+        org.id: CustomerOrg(
+            id=org.id,
+            name=org.name,
+            status=org.status,
+            allow_assistance=org.allow_assistance,
+            caretaker_ids=caretakers[org.id],
+            is_seller=org.is_seller,
+        )
+        for org in orgs
+    }
+
+
+def _may_act_for(authorizer: Authorizer, caller: Principal) -> ColumnElement[bool] | None:
+    """The organisations the policy could let `caller` act for (`act_view`, which full
+    acting implies), as SQL derived from the policy's own conditions; None when the policy
+    says something the filter cannot translate (then every organisation is asked)."""
+    try:
+        return sql_filter(
+            authorizer.conditions(caller, "act_view", CustomerOrg),
+            resource=CustomerOrg,
+            columns={
+                "id": Organization.id,
+                "name": Organization.name,
+                "status": Organization.status,
+                "allow_assistance": Organization.allow_assistance,
+                "is_seller": Organization.is_seller,
+            },
+            relations={
+                "caretaker_ids": lambda user_id: Organization.id.in_(
+                    select(Caretaker.org_id).where(Caretaker.user_id == user_id)
+                )
+            },
+        )
+    except Untranslatable as exc:
+        log.warning("customer_filter_untranslatable", error=str(exc))
+        return None
+
+
 # ---------------------------------------------------------------- start-up
 
 
@@ -280,6 +336,7 @@ async def list_customers(
     chunk = 200
     async with identity.runtime.reading() as session:
         caller = await _fresh(session, principal)
+        may_allow = _may_act_for(authorizer, caller)
         while len(found) <= limit:
             query = select(Organization).where(Organization.is_seller.is_(False))
             if q:
@@ -298,13 +355,17 @@ async def list_customers(
                         (Organization.name == after[0]) & (Organization.id > after[1]),
                     )
                 )
+            if may_allow is not None:
+                query = query.where(may_allow)
             orgs = (
                 await session.scalars(
                     query.order_by(Organization.name, Organization.id).limit(chunk)
                 )
             ).all()
+            resources = await _policy_orgs(session, orgs)
             for org in orgs:
-                resource = await _policy_org(session, org)
+                # The filter only narrows the candidates: the policy still decides each one.
+                resource = resources[org.id]
                 if authorizer.decide(caller, "act_view", resource).allowed:
                     # The modes the policy allows now, so a page offers only those buttons.
                     full = authorizer.decide(caller, "act_full", resource).allowed
