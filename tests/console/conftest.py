@@ -24,13 +24,16 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API runs an event loop in the main thread
+# while it is open, and every async test that runs after it (pytest-asyncio, asyncio.run)
+# would find a loop already running.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         # Never a silent skip: scripts/ensure-chromium.sh (run by make test and .ci/run) installs it.
