@@ -109,6 +109,20 @@ class Budgets:
     org_id: str
 
 
+@dataclass(slots=True)
+class LoginLink:
+    """A user's personal login link (identity's login_links.py), with the platform's settings
+    and the user's choice that the policy weighs."""
+
+    user_id: str
+    org_id: str = ""
+    # ONBEHALF_LOGIN_LINKS_ENABLED; ONBEHALF_LOGIN_LINKS_FOR_ACTING_STAFF.
+    platform_allows: bool = False
+    allowed_for_acting_staff: bool = False
+    # "Yes, I want an individual login link" (PUT /v1/me/preferences {login_link: true}).
+    opted_in: bool = False
+
+
 POLICY_CLASSES: tuple[type, ...] = (
     Account,
     CustomerOrg,
@@ -122,4 +136,5 @@ POLICY_CLASSES: tuple[type, ...] = (
     SavedList,
     PlacedOrder,
     Budgets,
+    LoginLink,
 )

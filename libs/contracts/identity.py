@@ -170,3 +170,42 @@ class SigningKeyRotated(Event):
 
     kid: str
     previous_kid: str | None
+
+
+class PreferencesChanged(Event):
+    """A user changed their own preferences: a staff member's default customer after login,
+    or the opt-in to a personal login link."""
+
+    event_type: ClassVar[str] = "identity.user.preferences_changed"
+
+    user_id: Id
+    default_customer_org_id: str | None
+    after_login: str
+    mode: str
+    login_link: bool
+
+
+class LoginLinkIssued(Event):
+    """A personal login link was made (`replaced`: an earlier one stopped working) or revoked."""
+
+    event_type: ClassVar[str] = "identity.login_link.issued"
+
+    user_id: Id
+    replaced: bool
+
+
+class LoginLinkRevoked(Event):
+    event_type: ClassVar[str] = "identity.login_link.revoked"
+
+    user_id: Id
+
+
+class LoginLinkUsed(Event):
+    """Someone logged in with a personal login link, from `address`; `refused` says why it
+    did not log them in (unknown or revoked link, inactive user...), or is None."""
+
+    event_type: ClassVar[str] = "identity.login_link.used"
+
+    user_id: str | None
+    address: str
+    refused: str | None = None

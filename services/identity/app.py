@@ -17,6 +17,7 @@ from services.identity.models import Base, MailOutbox, OutboxMessage
 from services.identity.passwords import PasswordPool
 from services.identity.routes import router
 from services.identity.routes_customers import router as customers_router
+from services.identity.routes_me import router as me_router
 from services.identity.routes_oauth import router as oauth_router
 from services.identity.settings import IdentitySettings
 
@@ -76,5 +77,5 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
     return create_service_app(
         title="onbehalf identity",
         lifespan=lifespan,
-        routers=[router, customers_router, oauth_router],
+        routers=[router, customers_router, oauth_router, me_router],
     )

@@ -189,3 +189,35 @@ class NoticeInbox(InboxMixin, Base):
 
 class MailOutbox(MailOutboxMixin, Base):
     pass
+
+
+class UserPreferences(Base):
+    """A user's own choices: the default customer a staff member acts for after login
+    (preferences.py), and whether they want a personal login link (login_links.py)."""
+
+    __tablename__ = "user_preferences"
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", name="fk_user_preferences_user_id"), primary_key=True
+    )
+    default_customer_org_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # company_selection | default_customer
+    after_login: Mapped[str] = mapped_column(String(32), default="company_selection")
+    acting_mode: Mapped[str] = mapped_column(String(8), default="full")
+    login_link_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LoginLink(Base):
+    """A user's personal login link: one per user (regenerating replaces the secret); only
+    the secret's SHA-256 is stored."""
+
+    __tablename__ = "login_links"
+    __table_args__ = (Index("ix_login_links_secret_hash", "secret_hash", unique=True),)
+
+    user_id: Mapped[str] = mapped_column(
+        ForeignKey("users.id", name="fk_login_links_user_id"), primary_key=True
+    )
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from libs.common.tokens import ALGORITHM
 from libs.common.web import CurrentPrincipal, problems
-from services.identity import keys, login, login_sessions, service
+from services.identity import keys, login, login_sessions, preferences, service
+from services.identity.preferences import LoginRead
 from services.identity.schemas import (
     ActingContextRead,
     ActingCreate,
@@ -81,12 +82,15 @@ async def rotate_keys(principal: CurrentPrincipal, identity: Ident) -> dict[str,
 
 
 @router.post("/v1/auth/token", tags=["tokens"], responses=problems(401, 429))
-async def token(body: TokenRequest, request: Request, identity: Ident) -> TokenRead:
-    """429 with Retry-After once the account or the client address failed too often."""
+async def token(body: TokenRequest, request: Request, identity: Ident) -> LoginRead:
+    """429 with Retry-After once the account or the client address failed too often. A staff
+    member whose preference is `after_login: default_customer` also gets an acting session
+    for that customer, or the reason there is none (preferences.py)."""
     address = request.client.host if request.client else "unknown"
-    return await login.login(
+    issued = await login.login(
         identity=identity, email=body.email, password=body.password, address=address
     )
+    return await preferences.after_login(identity=identity, issued=issued)
 
 
 @router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"])

@@ -56,6 +56,11 @@ class IdentitySettings(ServiceSettings):
     acting_digest_period_seconds: float = 24 * 3600
     acting_digest_check_seconds: float = 60.0
 
+    # Personal login links (login_links.py): offered to users who opt in; to staff who can act
+    # for customers only when the second setting says so too (docs/decisions.md).
+    login_links_enabled: bool = True
+    login_links_for_acting_staff: bool = False
+
     @property
     def longest_token_seconds(self) -> int:
         """How long a token may live: a retired key is published this long after retiring."""
