@@ -36,7 +36,7 @@ NOT_THE_CUSTOMERS_WORLD = {
     ("catalog", "/v1/customers/{org_id}/groups"),
 }
 # Not the customer's world: probes, metrics and the service's public event-signing key.
-OPERATIONS = {"/healthz", "/metrics", "/.well-known/event-keys.json"}
+OPERATIONS = {"/healthz", "/readyz", "/metrics", "/.well-known/event-keys.json"}
 SERVICES = ("catalog", "cart", "orders")
 
 
