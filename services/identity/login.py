@@ -124,6 +124,12 @@ async def _succeeded(identity: Identity, *, account: str) -> None:
 
 
 async def login(*, identity: Identity, email: str, password: str, address: str) -> TokenRead:
+    limit = identity.settings.login_max_in_flight_per_address
+    with identity.login_gate.admitted(address, limit=limit):
+        return await _login(identity=identity, email=email, password=password, address=address)
+
+
+async def _login(*, identity: Identity, email: str, password: str, address: str) -> TokenRead:
     account = email.strip().lower()
     await _throttled(identity, account=account, address=address)
     async with identity.runtime.reading() as session:

@@ -29,6 +29,9 @@ class IdentitySettings(ServiceSettings):
     login_window_seconds: int = 15 * 60
     login_max_failures_per_account: int = 10
     login_max_failures_per_address: int = 100
+    # Logins from one client address being handled at once; more are refused at once (429),
+    # so that a burst from one address never makes other people's logins queue behind it.
+    login_max_in_flight_per_address: int = 16
     # Threads that compute scrypt; more would only make a login flood eat more CPU.
     password_hash_workers: int = 2
     password_min_length: int = 12

@@ -160,3 +160,25 @@ def test_customer_admin_cannot_tell_whether_an_address_exists(world: World) -> N
     )
     assert len(refused) == 2 and refused[0]["data"]["reason"] == "email_taken"
     assert ok(own_admin.get("identity", "/v1/me"))["org_id"] == world.org_a["id"]
+
+
+def test_a_burst_from_one_address_is_refused_at_once_not_queued(world: World) -> None:
+    """More logins in flight from one address than it may have are refused at once (429), so
+    a burst never makes other people's logins wait behind it; none of them is a 500."""
+    transport = httpx.HTTPTransport(local_address="127.0.0.4")
+    with httpx.Client(transport=transport, timeout=30.0) as burst_client:
+
+        def guess(n: int) -> httpx.Response:
+            email = f"{unique('burst')}-{n}@example.test"
+            return _login(burst_client, world.admin, email, "not-the-password")
+
+        with ThreadPoolExecutor(max_workers=60) as pool:
+            answers = list(pool.map(guess, range(60)))
+    codes = [answer.status_code for answer in answers]
+    assert set(codes) <= {401, 429}, codes
+    refused = [answer for answer in answers if answer.status_code == 429]
+    # Before, all 60 queued and each got its 401 in turn.
+    assert refused, codes
+    assert all(r.json()["reason"] == "login_throttled" for r in refused)
+    assert all(r.headers["Retry-After"] == "1" for r in refused)
+    world.login(world.buyer_a)  # another address is not affected
