@@ -34,6 +34,8 @@ NOT_THE_CUSTOMERS_WORLD = {
     ("catalog", "/v1/promotions"),
     ("catalog", "/v1/promotions/{promotion_id}"),
     ("catalog", "/v1/customers/{org_id}/groups"),
+    # The customer admin's alone (never while acting): refused to buyers and acting staff alike.
+    ("orders", "/v1/budgets"),
 }
 # Not the customer's world: probes, metrics and the service's public event-signing key.
 OPERATIONS = {"/healthz", "/readyz", "/metrics", "/.well-known/event-keys.json"}
