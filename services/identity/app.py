@@ -13,6 +13,7 @@ from libs.common.runtime import start_runtime
 from libs.common.web import create_service_app
 from services.identity import handlers, notifications, service
 from services.identity.keys import key_refresher, load_or_create_kek, load_signer, protect_file
+from services.identity.login_guard import LoginBurstGuard
 from services.identity.models import Base, MailOutbox, OutboxMessage
 from services.identity.passwords import PasswordPool
 from services.identity.routes import router
@@ -74,8 +75,10 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             app.state.identity = identity
             yield
 
-    return create_service_app(
+    app = create_service_app(
         title="onbehalf identity",
         lifespan=lifespan,
         routers=[router, customers_router, oauth_router, me_router],
     )
+    app.add_middleware(LoginBurstGuard, limit=settings.login_max_in_flight_per_address)
+    return app

@@ -63,7 +63,7 @@ async def _retry_after(
 
 
 async def _throttled(identity: Identity, *, account: str, address: str) -> None:
-    """Refuse (429, audited) when the account or the client address failed too often. A read:
+    """Refuse (429; audited once per burst) when the account or the address failed too often. A read:
     a legitimate login writes nothing, so it never queues behind a flood's writes."""
     settings = identity.settings
     window = settings.login_window_seconds
@@ -81,17 +81,25 @@ async def _throttled(identity: Identity, *, account: str, address: str) -> None:
     if found is None:
         return
     scope, wait = found
+    key = f"{scope}:{account if scope == 'account' else address}"
+    if identity.login_gate.report_due(key, quiet_seconds=min(wait, 60)):
+        await _report_throttled(identity, account=account, address=address, scope=scope, wait=wait)
+    raise TooManyRequests(
+        f"too many failed logins for this {scope}; try again in {wait} s",
+        reason="login_throttled",
+        retry_after=wait,
+    )
+
+
+async def _report_throttled(
+    identity: Identity, *, account: str, address: str, scope: str, wait: int
+) -> None:
     async with identity.runtime.unit_of_work() as uow:
         user = await uow.session.scalar(select(User).where(User.email == account))
         uow.publish(
             events.LoginThrottled(email=account, address=address, scope=scope, retry_after=wait),
             _context(uow, user),
         )
-    raise TooManyRequests(
-        f"too many failed logins for this {scope}; try again in {wait} s",
-        reason="login_throttled",
-        retry_after=wait,
-    )
 
 
 async def _failed(
@@ -124,12 +132,7 @@ async def _succeeded(identity: Identity, *, account: str) -> None:
 
 
 async def login(*, identity: Identity, email: str, password: str, address: str) -> TokenRead:
-    limit = identity.settings.login_max_in_flight_per_address
-    with identity.login_gate.admitted(address, limit=limit):
-        return await _login(identity=identity, email=email, password=password, address=address)
-
-
-async def _login(*, identity: Identity, email: str, password: str, address: str) -> TokenRead:
+    """Logins beyond a few in flight per address never get here (login_guard.LoginBurstGuard)."""
     account = email.strip().lower()
     await _throttled(identity, account=account, address=address)
     async with identity.runtime.reading() as session:

@@ -9,21 +9,12 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from prometheus_client import Counter
 from zxcvbn.frequency_lists import FREQUENCY_LISTS  # type: ignore[import-untyped]
-
-from libs.common.errors import TooManyRequests
-
-# Counted, not audited one by one: auditing each would make a flood write to the database.
-LOGINS_REFUSED_IN_FLIGHT = Counter(
-    "onbehalf_logins_refused_in_flight_total",
-    "Logins refused at once because their address had too many in flight",
-)
 
 _N, _R, _P = 2**14, 8, 1
 
@@ -123,36 +114,22 @@ class PasswordPool:
 
 class AddressGate:
     """At most one password check per client address at a time: a flood from one address
-    queues behind itself instead of filling the hashing pool ahead of everyone else.
-
-    And at most a few logins per address in flight at all: beyond that a login is refused at
-    once, before any database work, so a burst from one address cannot make everyone else's
-    login wait behind it (each queued login still costs reads, a write and an event)."""
+    queues behind itself instead of filling the hashing pool ahead of everyone else."""
 
     def __init__(self) -> None:
         self._gates: dict[str, tuple[asyncio.Lock, int]] = {}
-        self._in_flight: dict[str, int] = {}
+        self._reported: dict[str, float] = {}
 
-    @contextmanager
-    def admitted(self, address: str, *, limit: int) -> Iterator[None]:
-        """Raises TooManyRequests when `address` already has `limit` logins in flight."""
-        busy = self._in_flight.get(address, 0)
-        if busy >= limit:
-            LOGINS_REFUSED_IN_FLIGHT.inc()
-            raise TooManyRequests(
-                f"too many logins at once from this address (at most {limit}); try again in 1 s",
-                reason="login_throttled",
-                retry_after=1,
-            )
-        self._in_flight[address] = busy + 1
-        try:
-            yield
-        finally:
-            left = self._in_flight[address] - 1
-            if left:
-                self._in_flight[address] = left
-            else:
-                del self._in_flight[address]
+    def report_due(self, key: str, *, quiet_seconds: float) -> bool:
+        """True once per `quiet_seconds` for `key`: a throttled burst is audited once, not once
+        per refused request (each audit is a write and an event, which a flood would multiply)."""
+        now = time.monotonic()
+        if self._reported.get(key, 0.0) > now:
+            return False
+        if len(self._reported) > 10_000:
+            self._reported = {k: t for k, t in self._reported.items() if t > now}
+        self._reported[key] = now + quiet_seconds
+        return True
 
     @asynccontextmanager
     async def turn(self, address: str) -> AsyncIterator[None]:
