@@ -27,9 +27,10 @@ from libs.common.resources import Account, LoginLink
 from libs.contracts.identity import LoginLinkIssued, LoginLinkRevoked, LoginLinkUsed
 from services.identity.models import LoginLink as LoginLinkRow
 from services.identity.models import Organization, User, UserPreferences
+from services.identity.org_people import principal_of as _principal_of
 from services.identity.preferences import LoginRead, after_login
 from services.identity.schemas import Strict
-from services.identity.service import Identity, _principal_of, issue_login_token
+from services.identity.service import Identity, issue_login_token
 
 REFUSED = "this login link is not valid: it was revoked, replaced, or never existed"
 

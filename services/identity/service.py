@@ -28,6 +28,9 @@ from libs.common.tokens import claims_of
 from services.identity import events
 from services.identity.keys import Signer
 from services.identity.models import ActingSessionRecord, Caretaker, Organization, User
+from services.identity.org_people import fresh_caller as _fresh
+from services.identity.org_people import policy_org as _policy_org
+from services.identity.org_people import principal_of as _principal_of
 from services.identity.passwords import (
     DUMMY_HASH,
     AddressGate,
@@ -82,35 +85,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _staff(user: User) -> StaffUser:
-    return StaffUser(
-        id=user.id,
-        org_id=user.org_id,
-        name=user.name,
-        email=user.email,
-        roles=list(user.roles),
-        permissions=list(user.permissions),
-        active=user.active,
-        generation=user.generation,
-    )
-
-
-def _customer(user: User) -> CustomerUser:
-    return CustomerUser(
-        id=user.id,
-        org_id=user.org_id,
-        name=user.name,
-        email=user.email,
-        roles=list(user.roles),
-        active=user.active,
-        generation=user.generation,
-    )
-
-
-def _principal_of(user: User) -> Principal:
-    return _staff(user) if user.kind == "staff" else _customer(user)
-
-
 def _login_principal(user: User, org: Organization, *, login_session_id: str) -> Principal:
     """What a login token says: the user's rights now, their generations, a new login session."""
     principal = _principal_of(user)
@@ -152,31 +126,6 @@ def _context(record: ActingSessionRecord) -> ActingContextRead:
         expires_at=record.expires_at,
         actor=PartyRead(id=record.actor_id, name=record.actor_name),
         subject=SubjectRead(org_id=record.subject_org_id, name=record.subject_name),
-    )
-
-
-async def _fresh(session: AsyncSession, principal: Principal) -> Principal:
-    """The caller as the database knows them now: roles, permissions and activity may
-    have changed since the token was issued. An acting session stays what it is."""
-    if isinstance(principal, ActingSession):
-        return principal
-    user = await session.get(User, principal.id)
-    if user is None:
-        raise Unauthenticated("the token's user no longer exists")
-    return _principal_of(user)
-
-
-async def _policy_org(session: AsyncSession, org: Organization) -> CustomerOrg:
-    caretakers = (
-        await session.scalars(select(Caretaker.user_id).where(Caretaker.org_id == org.id))
-    ).all()
-    return CustomerOrg(
-        id=org.id,
-        name=org.name,
-        status=org.status,
-        allow_assistance=org.allow_assistance,
-        caretaker_ids=list(caretakers),
-        is_seller=org.is_seller,
     )
 
 
@@ -695,7 +644,7 @@ async def _revoke_no_longer_allowed(
             continue
         action = "act_full" if record.mode == "full" else "act_view"
         decision = uow.runtime.authorizer.decide(
-            _staff(user), action, await _policy_org(session, org)
+            _principal_of(user), action, await _policy_org(session, org)
         )
         if not decision.allowed:
             _end(uow, record, reason="revoked", detail=decision.reason, actor=caller)
