@@ -367,6 +367,9 @@ class Stack:
             env["DATABASE_URL"] = self.database_urls[name]
         if name == "identity" and self.mail is not None and "SMTP_URL" not in os.environ:
             env.setdefault("SMTP_URL", self.mail.url)
+        if name == "identity" and CONSOLE in self.ports:
+            # Links in mails (invitations, approvals, login links) open this stack's console.
+            env.setdefault("ONBEHALF_CONSOLE_URL", self.url(CONSOLE))
         return env
 
     def _console_env(self) -> dict[str, str]:

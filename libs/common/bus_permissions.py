@@ -97,7 +97,12 @@ def _extend(
 
 # The durable consumers each service owns on the EVENTS stream.
 DURABLES: dict[str, tuple[str, ...]] = {
-    "identity": ("identity-revocations", "identity-standing", "identity-notices"),
+    "identity": (
+        "identity-revocations",
+        "identity-standing",
+        "identity-notices",
+        "identity-approvals",
+    ),
     "catalog": (),
     "cart": ("cart-checkout", "cart-lock-release"),
     "orders": (),

@@ -86,3 +86,14 @@ class ActingNoticeSent(Event):
     session_ids: list[str]
     recipients: int
     digest: bool
+
+
+class ApprovalRequestSent(Event):
+    """Mail asked the organisation's admins to approve (or reject) an order that exceeds a
+    budget (orders' `orders.budget.charged` with `state: awaiting`)."""
+
+    event_type: ClassVar[str] = "identity.approval_request.sent"
+
+    org_id: Id
+    order_id: Id
+    recipients: int

@@ -11,7 +11,7 @@ from libs.common.db import is_sqlite
 from libs.common.mail import MailRelay
 from libs.common.runtime import start_runtime
 from libs.common.web import create_service_app
-from services.identity import handlers, notifications, service
+from services.identity import approval_notices, handlers, notifications, service
 from services.identity.keys import key_refresher, load_or_create_kek, load_signer, protect_file
 from services.identity.login_guard import LoginBurstGuard
 from services.identity.models import Base, MailOutbox, OutboxMessage
@@ -70,6 +70,9 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             notifications.register_relay(runtime, mail)
             runtime.spawn(mail.run(), name="mail-relay")
             runtime.spawn(notifications.tell_customers(runtime, settings), name="acting-notices")
+            runtime.spawn(
+                approval_notices.ask_for_approvals(runtime, settings), name="approval-requests"
+            )
             runtime.spawn(notifications.digest_loop(runtime, settings), name="acting-digest")
             app.state.runtime = runtime
             app.state.identity = identity

@@ -1,11 +1,10 @@
-"""Mail from identity: the templates an admin can change, staging a mail in a change's
-transaction, and telling a customer's admins that staff acted for their organisation (at
-once, or in a daily digest, or not at all: the organisation's choice)."""
+"""Mail from identity: changing the templates (mail_templates.py), the relay, and telling a
+customer's admins that staff acted for their organisation (at once, or in a daily digest, or
+not at all: the organisation's choice)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -17,15 +16,21 @@ from libs.common.consumer import Delivery, checked_context, consume, event_data
 from libs.common.errors import Invalid, NotFound
 from libs.common.events import EventContext
 from libs.common.inbox import first_delivery
-from libs.common.mail import MailRelay, render, stage_mail
+from libs.common.mail import MailRelay
 from libs.common.principals import Principal
 from libs.common.resources import Administration
 from libs.common.runtime import ServiceRuntime, UnitOfWork
 from libs.contracts.customers import ActingNoticesChanged, ActingNoticeSent, MailTemplateChanged
 from libs.contracts.identity import ActingSessionStarted
+from services.identity.mail_templates import (
+    DEFAULT_TEMPLATES,
+    Template,
+    fmt_time,
+    send_mail,
+    template,
+)
 from services.identity.models import (
     ActingSessionRecord,
-    MailOutbox,
     MailTemplate,
     NoticeInbox,
     Organization,
@@ -41,91 +46,6 @@ NoticeChoice = Literal["every_session", "daily_digest", "none"]
 MAIL_ADMINISTRATION = Administration(area="mail")
 
 
-@dataclass(frozen=True)
-class Template:
-    subject: str
-    body: str
-    placeholders: tuple[str, ...]
-
-
-DEFAULT_TEMPLATES: dict[str, Template] = {
-    "invitation": Template(
-        subject="$inviter_name invites you to $org_name",
-        body=(
-            "Hello $name,\n\n"
-            "$inviter_name invites you to use the shop of $org_name as $roles.\n"
-            "Choose your password and sign in here (this link works once, until $expires_at):\n\n"
-            "$link\n\n"
-            'Or with the API: POST $accept_url with {"password": "..."}.\n'
-            "If you did not expect this, ignore this mail.\n"
-        ),
-        placeholders=(
-            "name",
-            "inviter_name",
-            "org_name",
-            "roles",
-            "expires_at",
-            "link",
-            "accept_url",
-        ),
-    ),
-    "invitation_expired": Template(
-        subject="$email tried to accept an expired invitation to $org_name",
-        body=(
-            "Hello $inviter_name,\n\n"
-            "$email tried to accept your invitation to $org_name, which expired on "
-            "$expired_at.\nResend it to give them another seven days.\n"
-        ),
-        placeholders=("inviter_name", "email", "org_name", "expired_at"),
-    ),
-    "acting_notice": Template(
-        subject="$actor_name acted on behalf of $org_name",
-        body=(
-            "Hello $name,\n\n"
-            "$actor_name of $seller_name started a $mode acting session on behalf of "
-            "$org_name at $started_at (session $session_id).\n"
-            "$mode_explained\n\n"
-            "Every acting session is listed under Remote assistance: $assistance_url\n"
-            "To withdraw your consent to remote assistance (which ends every acting session "
-            "at once), switch it off there, or PUT $consent_url with "
-            '{"allow_assistance": false}.\n'
-        ),
-        placeholders=(
-            "name",
-            "actor_name",
-            "seller_name",
-            "org_name",
-            "mode",
-            "mode_explained",
-            "started_at",
-            "session_id",
-            "assistance_url",
-            "consent_url",
-        ),
-    ),
-    "acting_digest": Template(
-        subject="Acting sessions on behalf of $org_name: $count since $since",
-        body=(
-            "Hello $name,\n\n"
-            "Staff of $seller_name acted on behalf of $org_name $count time(s) since $since:\n\n"
-            "$sessions\n\n"
-            "Every acting session is listed under Remote assistance: $assistance_url\n"
-            "To withdraw your consent to remote assistance, switch it off there, or PUT "
-            '$consent_url with {"allow_assistance": false}.\n'
-        ),
-        placeholders=(
-            "name",
-            "seller_name",
-            "org_name",
-            "count",
-            "since",
-            "sessions",
-            "assistance_url",
-            "consent_url",
-        ),
-    ),
-}
-
 _relays: dict[int, MailRelay] = {}
 
 
@@ -138,31 +58,6 @@ def mail_committed(runtime: ServiceRuntime) -> None:
     relay = _relays.get(id(runtime))
     if relay is not None:
         relay.notify()
-
-
-async def template(session: AsyncSession, key: str) -> tuple[str, str]:
-    stored = await session.get(MailTemplate, key)
-    if stored is not None:
-        return stored.subject, stored.body
-    default = DEFAULT_TEMPLATES[key]
-    return default.subject, default.body
-
-
-async def send_mail(uow: UnitOfWork, *, to: str, key: str, values: dict[str, str]) -> str:
-    """Stage the mail `key` to `to` in the unit of work; it goes out only if that commits."""
-    subject, body = await template(uow.session, key)
-    return stage_mail(
-        uow.session,
-        MailOutbox,
-        to=to,
-        subject=render(subject, values),
-        body=render(body, values),
-        kind=key,
-    )
-
-
-def fmt_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 # ---------------------------------------------------------------- templates (platform admins)
@@ -280,7 +175,7 @@ def _links(settings: IdentitySettings, org_id: str) -> dict[str, str]:
     }
 
 
-async def _admins(session: AsyncSession, org_id: str) -> list[User]:
+async def active_admins(session: AsyncSession, org_id: str) -> list[User]:
     users = (
         await session.scalars(
             select(User).where(
@@ -313,7 +208,7 @@ async def notify_session_started(
             choice = preferences.previous_notices or "every_session"
         if choice != "every_session":
             return  # the digest tells them, or they chose not to hear
-    admins = await _admins(uow.session, org_id)
+    admins = await active_admins(uow.session, org_id)
     seller = await _seller_name(uow.session)
     explained = (
         "In full mode staff see what your users see and may change the cart and place orders."
@@ -406,7 +301,7 @@ async def send_digests(runtime: ServiceRuntime, settings: IdentitySettings) -> i
             if not records:
                 continue
             org = await session.get(Organization, preferences.org_id)
-            admins = await _admins(session, preferences.org_id)
+            admins = await active_admins(session, preferences.org_id)
             lines = "\n".join(
                 f"- {fmt_time(r.started_at)}: {r.actor_name}, {r.mode} mode"
                 + (f", ended ({r.end_reason})" if r.end_reason else "")
