@@ -15,7 +15,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.common.logging import configure_logging
-from services.console import routes, routes_admin, routes_shop
+from services.console import (
+    routes,
+    routes_account,
+    routes_admin,
+    routes_budgets,
+    routes_people,
+    routes_shop,
+)
 from services.console.pages import (
     ActingEnded,
     CsrfRefused,
@@ -59,7 +66,14 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
         max_sessions=settings.console_max_sessions,
     )
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
-    for router in (routes.router, routes_shop.router, routes_admin.router):
+    for router in (
+        routes.router,
+        routes_shop.router,
+        routes_admin.router,
+        routes_people.router,
+        routes_budgets.router,
+        routes_account.router,
+    ):
         app.include_router(router)
     _install_error_pages(app)
     return app

@@ -128,6 +128,30 @@ def render(
     )
 
 
+async def begin_session(
+    request: Request, session: BrowserSession, answer: dict[str, Any]
+) -> Response:
+    """Sign this browser in with identity's login answer (a password, a login link or an
+    accepted invitation): a new session id (no fixation), and for a staff member whose
+    default company identity opened, that acting session, or the policy's reason for none."""
+    token = str(answer["access_token"])
+    me = await service.me(services_of(request), token=token)
+    fresh = store(request).renew(session)
+    fresh.token, fresh.me = token, me
+    after = answer.get("after_login")
+    if isinstance(after, dict):
+        if after.get("acting_as"):
+            fresh.acting = service.acting_of(after["acting_as"])
+        else:
+            fresh.flash.append(
+                "No acting session for your default company: "
+                f"{after.get('reason') or 'the policy does not allow it now'}."
+            )
+    response = redirect(home_of(fresh))
+    set_cookie(request, response, fresh)
+    return response
+
+
 async def ensure_acting(request: Request, session: BrowserSession) -> None:
     """While acting, ask identity whether the session still lives before drawing a page."""
     if session.acting is None:

@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.console import service
 from services.console.pages import (
+    begin_session,
     checked_form,
     current,
     ensure_acting,
@@ -64,8 +65,8 @@ async def login(request: Request) -> Response:
     services = services_of(request)
     email = form.get("email", "").strip()
     try:
-        token = await service.sign_in(services, email=email, password=form.get("password", ""))
-        me = await service.me(services, token=token)
+        answer = await service.sign_in(services, email=email, password=form.get("password", ""))
+        return await begin_session(request, session, answer)
     except ServiceError as exc:
         if exc.status in (400, 401, 422):
             # The same words for an unknown address and a wrong password: nothing leaks.
@@ -75,11 +76,6 @@ async def login(request: Request) -> Response:
         else:
             message = f"Signing in failed: {exc.message}"
         return render(request, "login.html", session, status=exc.status, error=message, email=email)
-    fresh = store(request).renew(session)
-    fresh.token, fresh.me = token, me
-    response = redirect(home_of(fresh))
-    set_cookie(request, response, fresh)
-    return response
 
 
 @router.post("/logout")

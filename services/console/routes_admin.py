@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from services.console import service
+from services.console import service, service_org
 from services.console.pages import (
     checked_form,
     ensure_acting,
@@ -24,6 +24,13 @@ router = APIRouter()
 AUDIT_FILTERS = ("actor_id", "subject_org_id", "type", "session_id", "since", "until")
 
 
+NOTICE_CHOICES = {
+    "every_session": "a mail for every acting session",
+    "daily_digest": "one mail a day listing them",
+    "none": "no mail (the sessions stay listed here and audited)",
+}
+
+
 def _org_id(session: BrowserSession) -> str:
     return str(session.me["org_id"]) if session.me else ""
 
@@ -37,6 +44,7 @@ async def _assistance_page(
     try:
         org = await service.organisation(services, token=token, org_id=_org_id(session))
         sessions = await service.acting_sessions(services, token=token, org_id=_org_id(session))
+        notices = await service_org.acting_notices(services, token=token, org_id=_org_id(session))
     except ServiceError as exc:
         refused = await failed(request, session, exc)
         return render(request, "error.html", session, status=exc.status, error=refused)
@@ -44,10 +52,12 @@ async def _assistance_page(
         request,
         "assistance.html",
         session,
+        choices=NOTICE_CHOICES,
         status=status,
         error=error,
         org=org,
         sessions=sessions,
+        notices=notices,
     )
 
 
@@ -76,6 +86,26 @@ async def consent(request: Request) -> Response:
         if allow
         else "Remote assistance is refused; acting sessions held on your organisation ended."
     )
+    return redirect("/assistance")
+
+
+@router.post("/assistance/notices")
+async def notices(request: Request) -> Response:
+    """How the organisation's admins hear that staff acted for it (identity decides who may
+    choose: never an acting session, so staff cannot silence the notices about themselves)."""
+    session = signed_in(request)
+    form = await checked_form(request, session)
+    try:
+        chosen = await service_org.set_acting_notices(
+            services_of(request),
+            token=session.api_token or "",
+            org_id=_org_id(session),
+            choice=form.get("acting_notices", ""),
+        )
+    except ServiceError as exc:
+        refused = await failed(request, session, exc)
+        return await _assistance_page(request, session, status=exc.status, error=refused)
+    session.flash.append(f"Your admins now get {NOTICE_CHOICES.get(chosen, chosen)}.")
     return redirect("/assistance")
 
 

@@ -23,7 +23,7 @@ class Services:
     urls: dict[str, str]
 
 
-async def _call(
+async def call(
     services: Services,
     method: str,
     service: str,
@@ -34,6 +34,8 @@ async def _call(
     params: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Any:
+    """One request to `service` with the person's token; a 4xx/5xx becomes a ServiceError
+    (also for the page modules' own call lists, e.g. service_org.py)."""
     sent = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = await services.client.request(
@@ -66,8 +68,10 @@ async def _call(
 # ---------------------------------------------------------------- identity
 
 
-async def sign_in(services: Services, *, email: str, password: str) -> str:
-    body = await _call(
+async def sign_in(services: Services, *, email: str, password: str) -> dict[str, Any]:
+    """The login answer: the token, and for staff with a default company its acting session
+    (or why there is none) in `after_login`."""
+    body = await call(
         services,
         "POST",
         "identity",
@@ -75,16 +79,16 @@ async def sign_in(services: Services, *, email: str, password: str) -> str:
         token=None,
         json={"email": email, "password": password},
     )
-    return str(body["access_token"])
+    return dict(body)
 
 
 async def sign_out(services: Services, *, token: str) -> None:
     """Ends the login session and every acting session started from it, in every service."""
-    await _call(services, "POST", "identity", "/v1/auth/logout", token=token)
+    await call(services, "POST", "identity", "/v1/auth/logout", token=token)
 
 
 async def me(services: Services, *, token: str) -> dict[str, Any]:
-    return dict(await _call(services, "GET", "identity", "/v1/me", token=token))
+    return dict(await call(services, "GET", "identity", "/v1/me", token=token))
 
 
 async def customers(
@@ -92,11 +96,11 @@ async def customers(
 ) -> dict[str, Any]:
     params = {"q": q, "cursor": cursor, "limit": 20}
     return dict(
-        await _call(services, "GET", "identity", "/v1/customers", token=token, params=params)
+        await call(services, "GET", "identity", "/v1/customers", token=token, params=params)
     )
 
 
-def _acting(body: dict[str, Any]) -> Acting:
+def acting_of(body: dict[str, Any]) -> Acting:
     return Acting(
         token=str(body["access_token"]),
         session_id=str(body["session_id"]),
@@ -113,7 +117,7 @@ async def start_acting(
 ) -> Acting:
     """A new acting session; while one runs, identity switches (ends it, starts the next)."""
     path = "/v1/acting-as/switch" if acting_token else "/v1/acting-as"
-    body = await _call(
+    body = await call(
         services,
         "POST",
         "identity",
@@ -121,23 +125,23 @@ async def start_acting(
         token=acting_token or token,
         json={"customer_org_id": org_id, "mode": mode},
     )
-    return _acting(body)
+    return acting_of(body)
 
 
 async def acting_context(services: Services, *, acting_token: str) -> dict[str, Any]:
     return dict(
-        await _call(services, "GET", "identity", "/v1/acting-as/current", token=acting_token)
+        await call(services, "GET", "identity", "/v1/acting-as/current", token=acting_token)
     )
 
 
 async def stop_acting(services: Services, *, acting_token: str) -> None:
-    await _call(services, "DELETE", "identity", "/v1/acting-as/current", token=acting_token)
+    await call(services, "DELETE", "identity", "/v1/acting-as/current", token=acting_token)
 
 
 async def why_acting_ended(services: Services, *, token: str, session_id: str) -> str | None:
     """Identity's record of how one's own acting session ended ("consent_withdrawn: ...")."""
     try:
-        body = await _call(
+        body = await call(
             services, "GET", "identity", f"/v1/me/acting-sessions/{session_id}", token=token
         )
     except ServiceError:
@@ -151,18 +155,18 @@ async def why_acting_ended(services: Services, *, token: str, session_id: str) -
 
 
 async def acting_sessions(services: Services, *, token: str, org_id: str) -> list[dict[str, Any]]:
-    body = await _call(
+    body = await call(
         services, "GET", "identity", f"/v1/orgs/{org_id}/acting-sessions", token=token
     )
     return list(body["items"])
 
 
 async def organisation(services: Services, *, token: str, org_id: str) -> dict[str, Any]:
-    return dict(await _call(services, "GET", "identity", f"/v1/orgs/{org_id}", token=token))
+    return dict(await call(services, "GET", "identity", f"/v1/orgs/{org_id}", token=token))
 
 
 async def set_consent(services: Services, *, token: str, org_id: str, allow: bool) -> None:
-    await _call(
+    await call(
         services,
         "PUT",
         "identity",
@@ -173,98 +177,96 @@ async def set_consent(services: Services, *, token: str, org_id: str, allow: boo
 
 
 async def create_org(services: Services, *, token: str, body: dict[str, Any]) -> dict[str, Any]:
-    return dict(await _call(services, "POST", "identity", "/v1/orgs", token=token, json=body))
+    return dict(await call(services, "POST", "identity", "/v1/orgs", token=token, json=body))
 
 
 async def update_org(
     services: Services, *, token: str, org_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     return dict(
-        await _call(services, "PATCH", "identity", f"/v1/orgs/{org_id}", token=token, json=body)
+        await call(services, "PATCH", "identity", f"/v1/orgs/{org_id}", token=token, json=body)
     )
 
 
 async def create_user(services: Services, *, token: str, body: dict[str, Any]) -> dict[str, Any]:
-    return dict(await _call(services, "POST", "identity", "/v1/users", token=token, json=body))
+    return dict(await call(services, "POST", "identity", "/v1/users", token=token, json=body))
 
 
 async def update_user(
     services: Services, *, token: str, user_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     path = f"/v1/users/{user_id}"
-    return dict(await _call(services, "PATCH", "identity", path, token=token, json=body))
+    return dict(await call(services, "PATCH", "identity", path, token=token, json=body))
 
 
 async def set_caretaker(
     services: Services, *, token: str, org_id: str, user_id: str, assign: bool
 ) -> None:
     method = "PUT" if assign else "DELETE"
-    await _call(
-        services, method, "identity", f"/v1/orgs/{org_id}/caretakers/{user_id}", token=token
-    )
+    await call(services, method, "identity", f"/v1/orgs/{org_id}/caretakers/{user_id}", token=token)
 
 
 # ---------------------------------------------------------------- catalog, cart, orders
 
 
 async def products(services: Services, *, token: str, q: str | None) -> list[dict[str, Any]]:
-    body = await _call(services, "GET", "catalog", "/v1/products", token=token, params={"q": q})
+    body = await call(services, "GET", "catalog", "/v1/products", token=token, params={"q": q})
     return list(body["items"])
 
 
 async def cart(services: Services, *, token: str) -> dict[str, Any]:
-    return dict(await _call(services, "GET", "cart", "/v1/cart", token=token))
+    return dict(await call(services, "GET", "cart", "/v1/cart", token=token))
 
 
 async def add_to_cart(services: Services, *, token: str, sku: str, quantity: int) -> None:
     body = {"sku": sku, "quantity": quantity}
-    await _call(services, "POST", "cart", "/v1/cart/items", token=token, json=body)
+    await call(services, "POST", "cart", "/v1/cart/items", token=token, json=body)
 
 
 async def change_quantity(services: Services, *, token: str, sku: str, quantity: int) -> None:
     if quantity <= 0:
-        await _call(services, "DELETE", "cart", f"/v1/cart/items/{sku}", token=token)
+        await call(services, "DELETE", "cart", f"/v1/cart/items/{sku}", token=token)
         return
     body = {"quantity": quantity}
-    await _call(services, "PATCH", "cart", f"/v1/cart/items/{sku}", token=token, json=body)
+    await call(services, "PATCH", "cart", f"/v1/cart/items/{sku}", token=token, json=body)
 
 
 async def lock_cart(services: Services, *, token: str) -> None:
-    await _call(services, "POST", "cart", "/v1/cart/lock", token=token)
+    await call(services, "POST", "cart", "/v1/cart/lock", token=token)
 
 
 async def unlock_cart(services: Services, *, token: str) -> None:
-    await _call(services, "DELETE", "cart", "/v1/cart/lock", token=token)
+    await call(services, "DELETE", "cart", "/v1/cart/lock", token=token)
 
 
 async def take_over_cart(services: Services, *, token: str, holder_session_id: str) -> None:
     """Names the holder the person saw: if the lock changed hands since, the 409 says to whom."""
     body = {"holder_session_id": holder_session_id}
-    await _call(services, "POST", "cart", "/v1/cart/lock/takeover", token=token, json=body)
+    await call(services, "POST", "cart", "/v1/cart/lock/takeover", token=token, json=body)
 
 
 async def saved_lists(services: Services, *, token: str) -> list[dict[str, Any]]:
-    body = await _call(services, "GET", "cart", "/v1/saved-lists", token=token)
+    body = await call(services, "GET", "cart", "/v1/saved-lists", token=token)
     return list(body["items"])
 
 
 async def place_order(services: Services, *, token: str, idempotency_key: str) -> dict[str, Any]:
     """The key is made when the cart page is drawn: a double click places one order."""
     headers = {"Idempotency-Key": idempotency_key}
-    return dict(await _call(services, "POST", "orders", "/v1/orders", token=token, headers=headers))
+    return dict(await call(services, "POST", "orders", "/v1/orders", token=token, headers=headers))
 
 
 async def orders(services: Services, *, token: str) -> list[dict[str, Any]]:
-    return list((await _call(services, "GET", "orders", "/v1/orders", token=token))["items"])
+    return list((await call(services, "GET", "orders", "/v1/orders", token=token))["items"])
 
 
 async def order(services: Services, *, token: str, order_id: str) -> dict[str, Any]:
-    return dict(await _call(services, "GET", "orders", f"/v1/orders/{order_id}", token=token))
+    return dict(await call(services, "GET", "orders", f"/v1/orders/{order_id}", token=token))
 
 
 async def cancel_order(services: Services, *, token: str, order_id: str) -> None:
     path = f"/v1/orders/{order_id}/cancel"
-    await _call(services, "POST", "orders", path, token=token, json={})
+    await call(services, "POST", "orders", path, token=token, json={})
 
 
 # ---------------------------------------------------------------- audit
@@ -275,9 +277,9 @@ async def audit_events(
 ) -> dict[str, Any]:
     params: dict[str, Any] = {**filters, "cursor": cursor, "limit": 25}
     return dict(
-        await _call(services, "GET", "audit", "/v1/audit/events", token=token, params=params)
+        await call(services, "GET", "audit", "/v1/audit/events", token=token, params=params)
     )
 
 
 async def verify_chain(services: Services, *, token: str) -> dict[str, Any]:
-    return dict(await _call(services, "GET", "audit", "/v1/audit/verify", token=token))
+    return dict(await call(services, "GET", "audit", "/v1/audit/verify", token=token))
