@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, event
+from sqlalchemy import DateTime, Dialect, MetaData, Select, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -18,6 +19,37 @@ from sqlalchemy.types import TypeDecorator
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+# What differs between PostgreSQL and SQLite is decided here, never in service code.
+
+_T = TypeVar("_T")
+
+
+def skipping_locked(query: Select[_T], url: str) -> Select[_T]:
+    """`FOR UPDATE SKIP LOCKED` where several instances may work the same rows (PostgreSQL);
+    SQLite has one writer at a time (BEGIN IMMEDIATE), so there is nothing to skip."""
+    return query if is_sqlite(url) else query.with_for_update(skip_locked=True)
+
+
+async def insert_if_absent(
+    session: AsyncSession, table: type[Any], values: dict[str, Any], *, key: list[str]
+) -> None:
+    """INSERT .. ON CONFLICT (key) DO NOTHING: two first uses at once never fail; on
+    PostgreSQL the second waits for the first and then finds its row."""
+    connection = await session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    await session.execute(
+        dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=key)
+    )
+
+
+async def transaction_lock(session: AsyncSession, key: int) -> None:
+    """Serialise writers of one thing until the transaction ends: an advisory lock on
+    PostgreSQL; on SQLite the transaction's BEGIN IMMEDIATE already holds the write lock."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:

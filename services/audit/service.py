@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 
 from cloudevents.core.v1.event import CloudEvent
 from prometheus_client import Counter
-from sqlalchemy import Table, insert, select, text
+from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 # The pure chain lives in libs/common/audit_chain.py (the CLI verifies with it too); these
@@ -32,6 +32,7 @@ from libs.common.audit_chain import (
     check_chain as check_chain,
 )
 from libs.common.consumer import PoisonMessage
+from libs.common.db import transaction_lock
 from libs.common.errors import Invalid
 from libs.common.principals import Principal
 from libs.common.resources import AuditLog
@@ -155,10 +156,7 @@ async def append(
         session = uow.session
         # SQLite: the transaction began with BEGIN IMMEDIATE, so the head read below is the
         # head we write after. PostgreSQL: take the chain's lock for the same guarantee.
-        if runtime.engine.dialect.name == "postgresql":
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY}
-            )
+        await transaction_lock(session, CHAIN_LOCK_KEY)
         ids = list({item.event.get_id() for item in genuine})
         seen = set(
             (await session.scalars(select(AuditRecord.id).where(AuditRecord.id.in_(ids)))).all()

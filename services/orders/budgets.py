@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, cast
 from uuid import uuid4
 
 from sqlalchemy import CursorResult, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.clock import utcnow
+from libs.common.db import insert_if_absent
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import Budgets
@@ -61,12 +61,11 @@ async def _spent(session: AsyncSession, budget_id: str, key: str) -> Decimal:
 
 async def _ensure_period(session: AsyncSession, budget_id: str, key: str) -> None:
     """The period's row exists (two transactions creating it at once: one inserts)."""
-    connection = await session.connection()
-    values = {"budget_id": budget_id, "period_key": key, "spent": Decimal(0)}
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(BudgetPeriod).values(**values)
-    await session.execute(
-        statement.on_conflict_do_nothing(index_elements=["budget_id", "period_key"])
+    await insert_if_absent(
+        session,
+        BudgetPeriod,
+        {"budget_id": budget_id, "period_key": key, "spent": Decimal(0)},
+        key=["budget_id", "period_key"],
     )
 
 
