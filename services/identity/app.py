@@ -11,7 +11,7 @@ from libs.common.db import is_sqlite
 from libs.common.mail import MailRelay
 from libs.common.runtime import start_runtime
 from libs.common.web import create_service_app
-from services.identity import approval_notices, handlers, notifications, service
+from services.identity import accounts, handlers, notifications
 from services.identity.keys import key_refresher, load_or_create_kek, load_signer, protect_file
 from services.identity.login_guard import LoginBurstGuard
 from services.identity.models import Base, MailOutbox, OutboxMessage
@@ -20,6 +20,7 @@ from services.identity.routes import router
 from services.identity.routes_customers import router as customers_router
 from services.identity.routes_me import router as me_router
 from services.identity.routes_oauth import router as oauth_router
+from services.identity.service import Identity
 from services.identity.settings import IdentitySettings
 
 
@@ -46,8 +47,8 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
                     token_lifetime_seconds=settings.longest_token_seconds,
                 )
             runtime.verifier.set_jwks(signer.jwks())
-            await service.bootstrap(runtime=runtime, settings=settings)
-            identity = service.Identity(
+            await accounts.bootstrap(runtime=runtime, settings=settings)
+            identity = Identity(
                 runtime=runtime,
                 signer=signer,
                 settings=settings,
@@ -70,9 +71,6 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             notifications.register_relay(runtime, mail)
             runtime.spawn(mail.run(), name="mail-relay")
             runtime.spawn(notifications.tell_customers(runtime, settings), name="acting-notices")
-            runtime.spawn(
-                approval_notices.ask_for_approvals(runtime, settings), name="approval-requests"
-            )
             runtime.spawn(notifications.digest_loop(runtime, settings), name="acting-digest")
             app.state.runtime = runtime
             app.state.identity = identity

@@ -21,7 +21,7 @@ from libs.common.revocation import (
     user_key,
 )
 from libs.common.runtime import ServiceRuntime
-from services.identity import service
+from services.identity import acting_sessions
 from services.identity.events import (
     ActingSessionEnded,
     LoginSessionEnded,
@@ -29,6 +29,7 @@ from services.identity.events import (
     PasswordChanged,
     UserUpdated,
 )
+from services.identity.service import Identity
 
 log = structlog.get_logger("identity.handlers")
 
@@ -135,7 +136,7 @@ async def record_activity(runtime: ServiceRuntime, *, flush_seconds: float = 1.0
                 batch = set(seen)
                 seen.clear()
                 try:
-                    await service.record_activity(runtime=runtime, session_ids=batch)
+                    await acting_sessions.record_activity(runtime=runtime, session_ids=batch)
                 except Exception as exc:
                     seen.update(batch)
                     log.warning("activity_write_failed", error=repr(exc))
@@ -143,12 +144,12 @@ async def record_activity(runtime: ServiceRuntime, *, flush_seconds: float = 1.0
         await subscription.unsubscribe()
 
 
-async def end_timed_out_sessions(identity: service.Identity) -> None:
+async def end_timed_out_sessions(identity: Identity) -> None:
     """Idle and over-age sessions end (and so are revoked) within one sweep period."""
     while True:
         await asyncio.sleep(identity.settings.session_sweep_seconds)  # a period, not sync
         try:
-            while await service.end_timed_out_sessions(identity=identity) == 500:
+            while await acting_sessions.end_timed_out_sessions(identity=identity) == 500:
                 pass
         except Exception as exc:
             log.warning("session_sweep_failed", error=repr(exc))

@@ -17,28 +17,21 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.errors import Conflict, DomainError, Invalid, NotFound
-from libs.common.events import EventContext
 from libs.common.principals import ActingSession, Principal
 from libs.common.runtime import UnitOfWork
 from libs.contracts.customers import (
-    InvitationAccepted,
-    InvitationExpired,
     InvitationRefused,
     InvitationRevoked,
     InvitationSent,
 )
-from libs.contracts.identity import UserCreated
 from services.identity.models import Invitation, Organization, User
 from services.identity.notifications import fmt_time, mail_committed, send_mail
 from services.identity.org_people import (
     customer_org,
     fresh_caller,
     policy_org,
-    principal_of,
-    user_record,
 )
-from services.identity.passwords import check_password_policy
-from services.identity.schemas import CUSTOMER_ROLES, TokenRead
+from services.identity.schemas import CUSTOMER_ROLES
 from services.identity.service import Identity
 
 
@@ -49,7 +42,7 @@ class Gone(DomainError):
 STATUSES = ("pending", "accepted", "expired", "revoked")
 
 
-def _hash(token: str) -> str:
+def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -115,7 +108,7 @@ async def _send(
     """A new token and a new validity period, and the mail carrying the token."""
     token = secrets.token_urlsafe(32)
     now = _now()
-    invitation.token_hash = _hash(token)
+    invitation.token_hash = hash_token(token)
     invitation.sent_at = now
     invitation.expires_at = now + timedelta(days=identity.settings.invitation_valid_days)
     invitation.status = "pending"
@@ -356,118 +349,3 @@ async def revoke(
             subject_org_id=org.id,
         )
     return result
-
-
-async def accept(*, identity: Identity, token: str, password: str) -> TokenRead:
-    """Create the active user the invitation describes and log them in. An expired one is
-    410 "this invitation expired on <date>", and its inviter hears of the attempt."""
-    from services.identity import service  # issue_login_token: shared with login
-
-    token_hash = _hash(token)
-    async with identity.runtime.reading() as session:
-        found = await session.scalar(select(Invitation).where(Invitation.token_hash == token_hash))
-    if found is None:
-        raise NotFound("no such invitation (the link is wrong, or was replaced by a newer one)")
-    if status_of(found) == "expired":
-        await _expired_attempt(identity, found.id)
-        raise Gone(
-            f"this invitation expired on {fmt_time(found.expires_at)}",
-            reason="expired",
-            expired_at=found.expires_at.isoformat(),
-        )
-    if found.status != "pending":
-        raise Gone(f"this invitation was {found.status}", reason=found.status)
-    weak = check_password_policy(
-        password, email=found.email, min_length=identity.settings.password_min_length
-    )
-    if weak:
-        raise Invalid(weak, reason="weak_password")
-    password_hash = await identity.passwords.hash(password)
-    try:
-        async with identity.runtime.unit_of_work() as uow:
-            invitation = await uow.session.get(Invitation, found.id)
-            # Re-checked in the transaction: accepted twice at once, or revoked meanwhile.
-            if (
-                invitation is None
-                or invitation.token_hash != token_hash
-                or status_of(invitation) != "pending"
-            ):
-                raise Gone("this invitation is no longer open", reason="closed")
-            org = await customer_org(uow.session, invitation.org_id)
-            user = User(
-                id=str(uuid4()),
-                email=invitation.email,
-                name=invitation.name,
-                password_hash=password_hash,
-                kind="customer",
-                org_id=org.id,
-                roles=list(invitation.roles),
-                permissions=[],
-                active=True,
-            )
-            uow.session.add(user)
-            invitation.status = "accepted"
-            invitation.closed_at = _now()
-            invitation.user_id = user.id
-            await uow.session.flush()
-            # The new user is the actor of their own creation (nobody else is signed in).
-            actor = principal_of(user)
-            uow.publish(UserCreated(**user_record(user).model_dump()), actor, subject_org_id=org.id)
-            uow.publish(
-                InvitationAccepted(
-                    invitation_id=invitation.id,
-                    org_id=org.id,
-                    user_id=user.id,
-                    email=user.email,
-                    roles=list(user.roles),
-                ),
-                actor,
-                subject_org_id=org.id,
-            )
-    except IntegrityError as exc:
-        raise Conflict(f"{found.email} already has an account", reason="email_taken") from exc
-    return await service.issue_login_token(identity=identity, user=user, org=org)
-
-
-async def _expired_attempt(identity: Identity, invitation_id: str) -> None:
-    async with identity.runtime.unit_of_work() as uow:
-        invitation = await uow.session.get(Invitation, invitation_id)
-        if invitation is None:
-            return
-        org = await uow.session.get(Organization, invitation.org_id)
-        if invitation.status == "pending":
-            invitation.status = "expired"
-            invitation.closed_at = _now()
-        if invitation.invited_by_email:
-            await send_mail(
-                uow,
-                to=invitation.invited_by_email,
-                key="invitation_expired",
-                values={
-                    "inviter_name": invitation.invited_by_name,
-                    "email": invitation.email,
-                    "org_name": org.name if org else invitation.org_id,
-                    "expired_at": fmt_time(invitation.expires_at),
-                },
-            )
-        uow.publish(
-            InvitationExpired(
-                invitation_id=invitation.id,
-                org_id=invitation.org_id,
-                email=invitation.email,
-                expired_at=invitation.expires_at,
-            ),
-            _anonymous_context(uow, invitation.org_id),
-        )
-    mail_committed(identity.runtime)
-
-
-def _anonymous_context(uow: UnitOfWork, org_id: str) -> EventContext:
-    return EventContext(
-        actor_id=None,
-        actor_org_id=None,
-        subject_org_id=org_id,
-        subject_user_id=None,
-        acting_session_id=None,
-        policy_revision=uow.runtime.authorizer.revision,
-    )

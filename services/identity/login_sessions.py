@@ -5,7 +5,8 @@ from __future__ import annotations
 from libs.common.errors import Invalid
 from libs.common.principals import Principal, actor_ref
 from services.identity import events
-from services.identity.service import Identity, end_live_sessions
+from services.identity.acting_sessions import end_live_sessions
+from services.identity.service import Identity
 
 
 async def logout(*, identity: Identity, principal: Principal) -> None:

@@ -13,7 +13,7 @@ import jwt
 from libs.common.errors import Forbidden, NotFound, OAuthError, Unauthenticated
 from libs.common.principals import ActingSession, Principal, StaffUser
 from libs.common.resources import Administration
-from services.identity import login, service
+from services.identity import acting_sessions, login
 from services.identity.schemas import Mode
 from services.identity.service import Identity
 
@@ -77,7 +77,7 @@ async def exchange(
     if not isinstance(principal, StaffUser):
         raise OAuthError("invalid_request", "subject_token must be a staff member's login token")
     try:
-        started = await service.start_acting(
+        started = await acting_sessions.start_acting(
             identity=identity, principal=principal, customer_org_id=org_id, mode=mode
         )
     except (Forbidden, NotFound) as exc:
@@ -119,7 +119,7 @@ async def introspect(
         verified = await identity.runtime.verifier.verify_async(token)
         if isinstance(verified, ActingSession):
             # Identity knows its sessions: stopped is inactive even before the bucket says so.
-            await service.current_acting(identity=identity, principal=verified)
+            await acting_sessions.current_acting(identity=identity, principal=verified)
     except (Unauthenticated, NotFound):
         return {"active": False}
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})

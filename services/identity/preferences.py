@@ -18,7 +18,7 @@ from libs.common.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from libs.common.principals import ActingSession, Principal, StaffUser
 from libs.common.resources import Account
 from libs.contracts.identity import PreferencesChanged
-from services.identity import service
+from services.identity import acting_sessions
 from services.identity.models import Organization, User, UserPreferences
 from services.identity.schemas import ActingStarted, Mode, Strict, TokenRead
 from services.identity.service import Identity
@@ -154,7 +154,7 @@ async def after_login(*, identity: Identity, issued: TokenRead) -> LoginRead:
         return answer
     org_id = prefs.default_customer_org_id
     try:
-        started = await service.start_acting(
+        started = await acting_sessions.start_acting(
             identity=identity,
             principal=principal,
             customer_org_id=org_id,

@@ -1,4 +1,4 @@
-"""Identity's HTTP routes: thin; every decision is in service.py and the policy."""
+"""Identity's HTTP routes: thin; every decision is in the business modules and the policy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 
 from libs.common.tokens import ALGORITHM
 from libs.common.web import CurrentPrincipal, problems
-from services.identity import keys, login, login_sessions, preferences, service
+from services.identity import (
+    accounts,
+    administration,
+    consent,
+    keys,
+    login,
+    login_sessions,
+    preferences,
+    session_history,
+)
+from services.identity import acting_sessions as acting
+from services.identity import customers as customer_search
 from services.identity.preferences import LoginRead
 from services.identity.schemas import (
     ActingContextRead,
@@ -102,7 +113,7 @@ async def logout(principal: CurrentPrincipal, identity: Ident) -> Response:
 
 @router.get("/v1/me", tags=["self"])
 async def me(principal: CurrentPrincipal, identity: Ident) -> MeRead:
-    return await service.me(identity=identity, principal=principal)
+    return await accounts.me(identity=identity, principal=principal)
 
 
 @router.get("/v1/customers", tags=["acting-as"])
@@ -113,7 +124,7 @@ async def customers(
     limit: Annotated[int, Query(ge=1, le=20)] = 20,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> CustomerPage:
-    return await service.list_customers(
+    return await customer_search.list_customers(
         identity=identity, principal=principal, q=q, limit=limit, cursor=cursor
     )
 
@@ -127,7 +138,7 @@ async def customers(
 async def start_acting(
     body: ActingCreate, principal: CurrentPrincipal, identity: Ident
 ) -> ActingStarted:
-    return await service.start_acting(
+    return await acting.start_acting(
         identity=identity,
         principal=principal,
         customer_org_id=body.customer_org_id,
@@ -145,7 +156,7 @@ async def switch_acting(
     body: ActingCreate, principal: CurrentPrincipal, identity: Ident
 ) -> ActingStarted:
     """With an acting token: end this session and start one for another customer."""
-    return await service.switch_acting(
+    return await acting.switch_acting(
         identity=identity,
         principal=principal,
         customer_org_id=body.customer_org_id,
@@ -162,7 +173,7 @@ async def acting_sessions(
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> ActingSessionPage:
     """Every acting session staff held on the organisation: for its admins (transparency)."""
-    return await service.list_acting_sessions(
+    return await session_history.list_acting_sessions(
         identity=identity, principal=principal, org_id=org_id, limit=limit, cursor=cursor
     )
 
@@ -170,7 +181,7 @@ async def acting_sessions(
 @router.get("/v1/orgs/{org_id}", tags=["self"])
 async def read_org(org_id: str, principal: CurrentPrincipal, identity: Ident) -> OrgRead:
     """The organisation's settings, consent included (for the remote-assistance page)."""
-    return await service.read_org(identity=identity, principal=principal, org_id=org_id)
+    return await consent.read_org(identity=identity, principal=principal, org_id=org_id)
 
 
 @router.get("/v1/me/acting-sessions/{session_id}", tags=["self"])
@@ -180,7 +191,7 @@ async def own_acting_session(
     identity: Ident,
 ) -> ActingSessionRead:
     """An acting session the caller held (signed in as themselves): when and why it ended."""
-    return await service.own_acting_session(
+    return await session_history.own_acting_session(
         identity=identity, principal=principal, session_id=session_id
     )
 
@@ -190,7 +201,7 @@ async def set_consent(
     org_id: str, body: ConsentUpdate, principal: CurrentPrincipal, identity: Ident
 ) -> OrgRead:
     """The customer's admin allows or refuses remote assistance for the whole organisation."""
-    return await service.set_consent(
+    return await consent.set_consent(
         identity=identity,
         principal=principal,
         org_id=org_id,
@@ -203,7 +214,7 @@ async def change_password(
     body: PasswordChange, principal: CurrentPrincipal, identity: Ident
 ) -> TokenRead:
     """Every other session of the user ends; the answer is this session's new token."""
-    return await service.change_password(
+    return await accounts.change_password(
         identity=identity,
         principal=principal,
         current_password=body.current_password,
@@ -216,7 +227,7 @@ async def replace_password(
     body: PasswordChange, principal: CurrentPrincipal, identity: Ident
 ) -> Response:
     """The earlier form: every session ends, the caller's too (no new token is returned)."""
-    await service.change_password(
+    await accounts.change_password(
         identity=identity,
         principal=principal,
         current_password=body.current_password,
@@ -227,7 +238,7 @@ async def replace_password(
 
 @router.get("/v1/acting-as/current", tags=["acting-as"], responses=problems(404))
 async def current_acting(principal: CurrentPrincipal, identity: Ident) -> ActingContextRead:
-    return await service.current_acting(identity=identity, principal=principal)
+    return await acting.current_acting(identity=identity, principal=principal)
 
 
 @router.delete(
@@ -237,7 +248,7 @@ async def current_acting(principal: CurrentPrincipal, identity: Ident) -> Acting
     responses=problems(404),
 )
 async def stop_acting(principal: CurrentPrincipal, identity: Ident) -> Response:
-    await service.stop_acting(identity=identity, principal=principal)
+    await acting.stop_acting(identity=identity, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -248,14 +259,14 @@ async def stop_acting(principal: CurrentPrincipal, identity: Ident) -> Response:
     responses=problems(409),
 )
 async def create_org(body: OrgCreate, principal: CurrentPrincipal, identity: Ident) -> OrgRead:
-    return await service.create_org(identity=identity, principal=principal, body=body)
+    return await administration.create_org(identity=identity, principal=principal, body=body)
 
 
 @router.patch("/v1/orgs/{org_id}", tags=["administration"])
 async def update_org(
     org_id: str, body: OrgUpdate, principal: CurrentPrincipal, identity: Ident
 ) -> OrgRead:
-    return await service.update_org(
+    return await administration.update_org(
         identity=identity, principal=principal, org_id=org_id, body=body
     )
 
@@ -267,14 +278,14 @@ async def update_org(
     responses=problems(409),
 )
 async def create_user(body: UserCreate, principal: CurrentPrincipal, identity: Ident) -> UserRead:
-    return await service.create_user(identity=identity, principal=principal, body=body)
+    return await administration.create_user(identity=identity, principal=principal, body=body)
 
 
 @router.patch("/v1/users/{user_id}", tags=["administration"])
 async def update_user(
     user_id: str, body: UserUpdate, principal: CurrentPrincipal, identity: Ident
 ) -> UserRead:
-    return await service.update_user(
+    return await administration.update_user(
         identity=identity, principal=principal, user_id=user_id, body=body
     )
 
@@ -287,7 +298,7 @@ async def update_user(
 async def assign_caretaker(
     org_id: str, user_id: str, principal: CurrentPrincipal, identity: Ident
 ) -> Response:
-    await service.assign_caretaker(
+    await administration.assign_caretaker(
         identity=identity, principal=principal, org_id=org_id, user_id=user_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -301,7 +312,7 @@ async def assign_caretaker(
 async def remove_caretaker(
     org_id: str, user_id: str, principal: CurrentPrincipal, identity: Ident
 ) -> Response:
-    await service.remove_caretaker(
+    await administration.remove_caretaker(
         identity=identity, principal=principal, org_id=org_id, user_id=user_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from libs.common.web import CurrentPrincipal
-from services.identity import employees, invitations, notifications
+from services.identity import employees, invitation_accept, invitations, notifications
 from services.identity.routes import Ident
 from services.identity.schemas import (
     ActingNoticesUpdate,
@@ -100,7 +100,7 @@ async def revoke_invitation(
 @router.post("/v1/invitations/{token}/accept", tags=["invitations"])
 async def accept_invitation(token: Token, body: InvitationAccept, identity: Ident) -> TokenRead:
     """No bearer token: the invitation's token is the credential. 410 once it expired."""
-    return await invitations.accept(identity=identity, token=token, password=body.password)
+    return await invitation_accept.accept(identity=identity, token=token, password=body.password)
 
 
 @router.get("/v1/orgs/{org_id}/employees", tags=["employees"])
