@@ -9,7 +9,7 @@ from nats.aio.subscription import Subscription
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.base import BadMessage
 from libs.contracts.catalog import PriceQuoteRequest, QuoteRefused
-from services.catalog import service
+from services.catalog import products
 
 log = structlog.get_logger("catalog.handlers")
 
@@ -18,7 +18,7 @@ async def serve_quotes(runtime: ServiceRuntime) -> Subscription:
     async def on_request(message: Msg) -> None:
         try:
             request = PriceQuoteRequest.decode(message.data)
-            reply = await service.quote(runtime=runtime, org_id=request.org_id, skus=request.skus)
+            reply = await products.quote(runtime=runtime, org_id=request.org_id, skus=request.skus)
             payload = reply.encode()
         except BadMessage as exc:
             payload = QuoteRefused(error=f"invalid quote request: {exc}").encode()

@@ -83,6 +83,11 @@ class Promotion(Base):
     )
 
 
+# What a PromotionTarget names: an organisation or a customer group.
+TARGET_ORG = "org"
+TARGET_GROUP = "group"
+
+
 class PromotionTarget(Base):
     """Who a promotion is for: an organisation (kind "org") or a customer group ("group")."""
 

@@ -1,4 +1,5 @@
-"""Catalog's HTTP routes: thin; decisions live in service.py and the policy."""
+"""Catalog's HTTP routes: thin; decisions live in products.py, administration.py,
+promotions.py and the policy."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response, status
 
 from libs.common.web import CurrentPrincipal, Runtime, problems
-from services.catalog import service
+from services.catalog import administration, products, promotions
 from services.catalog.schemas import (
     SKU_PATTERN,
     AssortmentRead,
@@ -42,14 +43,14 @@ async def list_products(
 ) -> ProductPage:
     """The products the caller's organisation (or the acting subject) sees, at its prices;
     `q` matches SKU, name or the customer's own product number."""
-    return await service.list_products(runtime=runtime, principal=principal, q=q)
+    return await products.list_products(runtime=runtime, principal=principal, q=q)
 
 
 @router.put("/v1/products/{sku}/customer-number", responses=problems(409))
 async def set_product_number(
     sku: SkuPath, body: ProductNumberUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> ProductNumberRead:
-    return await service.set_product_number(
+    return await products.set_product_number(
         runtime=runtime, principal=principal, sku=sku, number=body.number
     )
 
@@ -58,7 +59,7 @@ async def set_product_number(
 async def remove_product_number(
     sku: SkuPath, principal: CurrentPrincipal, runtime: Runtime
 ) -> Response:
-    await service.remove_product_number(runtime=runtime, principal=principal, sku=sku)
+    await products.remove_product_number(runtime=runtime, principal=principal, sku=sku)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -66,7 +67,7 @@ async def remove_product_number(
 async def create_product(
     body: ProductCreate, principal: CurrentPrincipal, runtime: Runtime
 ) -> ProductRead:
-    return await service.create_product(runtime=runtime, principal=principal, body=body)
+    return await administration.create_product(runtime=runtime, principal=principal, body=body)
 
 
 @router.put("/v1/customers/{org_id}/prices/{sku}")
@@ -77,7 +78,7 @@ async def set_customer_price(
     principal: CurrentPrincipal,
     runtime: Runtime,
 ) -> CustomerPriceRead:
-    return await service.set_customer_price(
+    return await administration.set_customer_price(
         runtime=runtime, principal=principal, org_id=org_id, sku=sku, price=body.price
     )
 
@@ -86,7 +87,7 @@ async def set_customer_price(
 async def remove_customer_price(
     org_id: OrgIdPath, sku: SkuPath, principal: CurrentPrincipal, runtime: Runtime
 ) -> Response:
-    await service.remove_customer_price(
+    await administration.remove_customer_price(
         runtime=runtime, principal=principal, org_id=org_id, sku=sku
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -99,7 +100,7 @@ async def set_assortment(
     principal: CurrentPrincipal,
     runtime: Runtime,
 ) -> AssortmentRead:
-    return await service.set_assortment(
+    return await administration.set_assortment(
         runtime=runtime, principal=principal, org_id=org_id, skus=body.skus
     )
 
@@ -108,14 +109,16 @@ async def set_assortment(
 async def get_customer_groups(
     org_id: OrgIdPath, principal: CurrentPrincipal, runtime: Runtime
 ) -> CustomerGroupsRead:
-    return await service.get_customer_groups(runtime=runtime, principal=principal, org_id=org_id)
+    return await administration.get_customer_groups(
+        runtime=runtime, principal=principal, org_id=org_id
+    )
 
 
 @router.put("/v1/customers/{org_id}/groups")
 async def set_customer_groups(
     org_id: OrgIdPath, body: CustomerGroupsUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> CustomerGroupsRead:
-    return await service.set_customer_groups(
+    return await administration.set_customer_groups(
         runtime=runtime, principal=principal, org_id=org_id, groups=body.groups
     )
 
@@ -124,7 +127,7 @@ async def set_customer_groups(
 async def create_promotion(
     body: PromotionCreate, principal: CurrentPrincipal, runtime: Runtime
 ) -> PromotionRead:
-    return await service.create_promotion(runtime=runtime, principal=principal, body=body)
+    return await promotions.create_promotion(runtime=runtime, principal=principal, body=body)
 
 
 @router.get("/v1/promotions")
@@ -136,7 +139,7 @@ async def list_promotions(
     group: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> PromotionPage:
-    return await service.list_promotions(
+    return await promotions.list_promotions(
         runtime=runtime,
         principal=principal,
         status=status,
@@ -150,7 +153,7 @@ async def list_promotions(
 async def get_promotion(
     promotion_id: PromotionIdPath, principal: CurrentPrincipal, runtime: Runtime
 ) -> PromotionRead:
-    return await service.get_promotion(
+    return await promotions.get_promotion(
         runtime=runtime, principal=principal, promotion_id=promotion_id
     )
 
@@ -159,6 +162,6 @@ async def get_promotion(
 async def end_promotion(
     promotion_id: PromotionIdPath, principal: CurrentPrincipal, runtime: Runtime
 ) -> PromotionRead:
-    return await service.end_promotion(
+    return await promotions.end_promotion(
         runtime=runtime, principal=principal, promotion_id=promotion_id
     )
