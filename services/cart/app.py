@@ -28,7 +28,6 @@ def create_app(settings: CartSettings | None = None) -> FastAPI:
             runtime.spawn(handlers.check_out_ordered_carts(runtime), name="checkout")
             runtime.spawn(handlers.release_locks_of_ended_sessions(runtime), name="lock-release")
             app.state.runtime = runtime
-            app.state.settings = settings
             try:
                 yield
             finally:

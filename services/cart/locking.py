@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.clock import utcnow
+from libs.common.db import insert_if_absent
 from libs.common.errors import Conflict, Forbidden
 from libs.common.events import EventContext
 from libs.common.principals import ActingSession, Principal, org_in_view
@@ -19,7 +19,7 @@ from libs.common.runtime import ServiceRuntime, UnitOfWork
 from services.cart import events
 from services.cart.models import CartLock
 from services.cart.schemas import CartLockRead, LockHolderRead
-from services.cart.settings import CartSettings
+from services.cart.settings import CartSettings, cart_settings
 
 _FREE: dict[str, Any] = {
     "holder_id": None,
@@ -117,14 +117,7 @@ async def current_lock(session: AsyncSession, org_id: str) -> CartLock | None:
 
 async def _lock_row(uow: UnitOfWork, org_id: str, *, for_update: bool = False) -> CartLock:
     """The organisation's lock row, created (free) on first use."""
-    dialect = postgresql if uow.runtime.engine.dialect.name == "postgresql" else sqlite
-    # INSERT .. ON CONFLICT DO NOTHING: two first uses at once never fail, the second waits
-    # for the first on PostgreSQL and then finds its row.
-    await uow.session.execute(
-        dialect.insert(CartLock)
-        .values(org_id=org_id, version=0)
-        .on_conflict_do_nothing(index_elements=["org_id"])
-    )
+    await insert_if_absent(uow.session, CartLock, {"org_id": org_id, "version": 0}, key=["org_id"])
     query = (
         select(CartLock).where(CartLock.org_id == org_id).execution_options(populate_existing=True)
     )
@@ -247,10 +240,9 @@ async def _lock_free_or_own(
     return lock_read(current)
 
 
-async def lock_cart(
-    *, runtime: ServiceRuntime, settings: CartSettings, principal: Principal
-) -> CartLockRead:
+async def lock_cart(*, runtime: ServiceRuntime, principal: Principal) -> CartLockRead:
     """Lock the subject's cart for the calling acting session; 409 names a live holder."""
+    settings = cart_settings(runtime)
     org_id = org_in_view(principal)
     resource = CartLockResource(
         org_id=org_id, takeover_idle_seconds=settings.lock_takeover_idle_seconds
@@ -267,7 +259,6 @@ async def lock_cart(
 async def take_over_lock(
     *,
     runtime: ServiceRuntime,
-    settings: CartSettings,
     principal: Principal,
     holder_session_id: str | None,
 ) -> CartLockRead:
@@ -278,6 +269,7 @@ async def take_over_lock(
     Naming the holder makes a take-over a compare-and-set from the caller's point of view:
     of two staff members taking over the same lock at once, exactly one wins and the other
     gets 409 naming the winner, on SQLite (which serialises them) as on PostgreSQL."""
+    settings = cart_settings(runtime)
     org_id = org_in_view(principal)
     async with runtime.unit_of_work() as uow:
         row = await _lock_row(uow, org_id)

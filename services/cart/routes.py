@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Request, Response, status
+from fastapi import APIRouter, Header, Path, Response, status
 
 from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.cart import locking, saved_lists, service
@@ -20,15 +20,7 @@ from services.cart.schemas import (
     SavedListRead,
     SavedListRename,
 )
-from services.cart.settings import CartSettings
 
-
-def get_settings(request: Request) -> CartSettings:
-    settings: CartSettings = request.app.state.settings
-    return settings
-
-
-Settings = Annotated[CartSettings, Depends(get_settings)]
 SkuPath = Annotated[str, Path(min_length=1, max_length=64)]
 ListId = Annotated[str, Path(min_length=1, max_length=64)]
 IfMatch = Annotated[
@@ -59,12 +51,10 @@ async def add_item(
     response: Response,
     principal: CurrentPrincipal,
     runtime: Runtime,
-    settings: Settings,
     if_match: IfMatch = None,
 ) -> CartRead:
     cart = await service.add_item(
         runtime=runtime,
-        settings=settings,
         principal=principal,
         sku=body.sku,
         quantity=body.quantity,
@@ -80,12 +70,10 @@ async def change_item(
     response: Response,
     principal: CurrentPrincipal,
     runtime: Runtime,
-    settings: Settings,
     if_match: IfMatch = None,
 ) -> CartRead:
     cart = await service.change_item(
         runtime=runtime,
-        settings=settings,
         principal=principal,
         sku=sku,
         quantity=body.quantity,
@@ -100,34 +88,29 @@ async def remove_item(
     response: Response,
     principal: CurrentPrincipal,
     runtime: Runtime,
-    settings: Settings,
     if_match: IfMatch = None,
 ) -> CartRead:
     cart = await service.remove_item(
-        runtime=runtime, settings=settings, principal=principal, sku=sku, if_match=if_match
+        runtime=runtime, principal=principal, sku=sku, if_match=if_match
     )
     return _with_etag(response, cart)
 
 
 @router.post("/v1/cart/lock", responses=problems(409))
-async def lock_cart(
-    principal: CurrentPrincipal, runtime: Runtime, settings: Settings
-) -> CartLockRead:
-    return await locking.lock_cart(runtime=runtime, settings=settings, principal=principal)
+async def lock_cart(principal: CurrentPrincipal, runtime: Runtime) -> CartLockRead:
+    return await locking.lock_cart(runtime=runtime, principal=principal)
 
 
 @router.post("/v1/cart/lock/takeover", responses=problems(409))
 async def take_over_lock(
     principal: CurrentPrincipal,
     runtime: Runtime,
-    settings: Settings,
     body: CartLockTakeover | None = None,
 ) -> CartLockRead:
     """Without a body (contract v1) whoever holds the lock now is taken over; with
     `holder_session_id` only that holder is (409 naming whoever holds it instead)."""
     return await locking.take_over_lock(
         runtime=runtime,
-        settings=settings,
         principal=principal,
         holder_session_id=body.holder_session_id if body else None,
     )
@@ -148,10 +131,10 @@ async def list_saved_lists(principal: CurrentPrincipal, runtime: Runtime) -> Sav
 
 @lists_router.post("/v1/saved-lists", status_code=status.HTTP_201_CREATED, responses=problems(409))
 async def create_saved_list(
-    body: SavedListCreate, principal: CurrentPrincipal, runtime: Runtime, settings: Settings
+    body: SavedListCreate, principal: CurrentPrincipal, runtime: Runtime
 ) -> SavedListRead:
     return await saved_lists.create_saved_list(
-        runtime=runtime, settings=settings, principal=principal, name=body.name, items=body.items
+        runtime=runtime, principal=principal, name=body.name, items=body.items
     )
 
 
@@ -182,11 +165,9 @@ async def add_list_item(
     body: SavedListItemWrite,
     principal: CurrentPrincipal,
     runtime: Runtime,
-    settings: Settings,
 ) -> SavedListRead:
     return await saved_lists.add_list_item(
         runtime=runtime,
-        settings=settings,
         principal=principal,
         list_id=list_id,
         sku=body.sku,
@@ -201,11 +182,9 @@ async def change_list_item(
     body: CartItemUpdate,
     principal: CurrentPrincipal,
     runtime: Runtime,
-    settings: Settings,
 ) -> SavedListRead:
     return await saved_lists.change_list_item(
         runtime=runtime,
-        settings=settings,
         principal=principal,
         list_id=list_id,
         sku=sku,
@@ -228,10 +207,9 @@ async def add_list_to_cart(
     response: Response,
     principal: CurrentPrincipal,
     runtime: Runtime,
-    settings: Settings,
     if_match: IfMatch = None,
 ) -> CartRead:
     cart = await saved_lists.add_list_to_cart(
-        runtime=runtime, settings=settings, principal=principal, list_id=list_id, if_match=if_match
+        runtime=runtime, principal=principal, list_id=list_id, if_match=if_match
     )
     return _with_etag(response, cart)

@@ -25,7 +25,7 @@ from services.cart.schemas import (
     SavedListPage,
     SavedListRead,
 )
-from services.cart.settings import CartSettings
+from services.cart.settings import CartSettings, cart_settings
 
 
 def _read(saved: SavedList) -> SavedListRead:
@@ -112,11 +112,11 @@ async def get_saved_list(
 async def create_saved_list(
     *,
     runtime: ServiceRuntime,
-    settings: CartSettings,
     principal: Principal,
     name: str,
     items: list[SavedListItemWrite],
 ) -> SavedListRead:
+    settings = cart_settings(runtime)
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "change", SavedListResource(org_id=org_id))
     wanted = _merged(items, settings)
@@ -208,12 +208,12 @@ async def delete_saved_list(*, runtime: ServiceRuntime, principal: Principal, li
 async def add_list_item(
     *,
     runtime: ServiceRuntime,
-    settings: CartSettings,
     principal: Principal,
     list_id: str,
     sku: str,
     quantity: int,
 ) -> SavedListRead:
+    settings = cart_settings(runtime)
     org_id = _may_change(runtime, principal, list_id)
     carts.check_quantity(settings, quantity)
     line = (await carts.quote(runtime, org_id, [sku])).lines[sku]
@@ -250,12 +250,12 @@ async def add_list_item(
 async def change_list_item(
     *,
     runtime: ServiceRuntime,
-    settings: CartSettings,
     principal: Principal,
     list_id: str,
     sku: str,
     quantity: int,
 ) -> SavedListRead:
+    settings = cart_settings(runtime)
     org_id = _may_change(runtime, principal, list_id)
     carts.check_quantity(settings, quantity)
     async with runtime.unit_of_work() as uow:
@@ -297,12 +297,12 @@ async def remove_list_item(
 async def add_list_to_cart(
     *,
     runtime: ServiceRuntime,
-    settings: CartSettings,
     principal: Principal,
     list_id: str,
     if_match: str | None = None,
 ) -> CartRead:
     """Every line of the list into the cart at today's catalog prices, or nothing at all."""
+    settings = cart_settings(runtime)
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "read", SavedListResource(org_id=org_id, id=list_id))
     runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
@@ -311,17 +311,16 @@ async def add_list_to_cart(
     if not lines:
         raise Invalid("the saved list is empty")
     quote = await carts.quote(runtime, org_id, list(lines))
-    async with runtime.unit_of_work() as uow:
-        cart = await carts.begin_change(
-            uow, settings=settings, principal=principal, org_id=org_id, if_match=if_match
-        )
+    async with carts.changing_cart(
+        runtime, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+    ) as change:
         # The list as it is now, inside the cart's transaction: it may have changed meanwhile.
-        saved = await _find(uow.session, org_id, list_id)
+        saved = await _find(change.uow.session, org_id, list_id)
         if {i.sku for i in saved.items} - set(quote.lines):
             raise Conflict("the saved list changed at the same moment; try again")
         added: list[events.PricedListLine] = []
         for entry in saved.items:
-            carts.add_line(cart, quote.lines[entry.sku], entry.quantity, settings)
+            carts.add_line(change.cart, quote.lines[entry.sku], entry.quantity, settings)
             line = quote.lines[entry.sku]
             added.append(
                 events.PricedListLine(
@@ -330,17 +329,13 @@ async def add_list_to_cart(
             )
         if not added:
             raise Invalid("the saved list is empty")
-        cart.version += 1
-        cart.updated_at = utcnow()
-        await uow.session.flush()
-        uow.publish(
+        cart = await change.advance()
+        return await change.publish(
             events.SavedListAddedToCart(
                 list_id=saved.id,
                 name=saved.name,
                 cart_id=cart.id,
                 cart_version=cart.version,
                 items=added,
-            ),
-            principal,
+            )
         )
-        return await carts.read_in(uow, cart, org_id)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from uuid import uuid4
 
 from sqlalchemy import func, select
@@ -15,12 +18,13 @@ from libs.common.principals import Principal, org_in_view
 from libs.common.quotes import request_quote
 from libs.common.resources import Cart as CartResource
 from libs.common.runtime import ServiceRuntime, UnitOfWork
+from libs.contracts.base import Event
 from libs.contracts.cart import CheckoutOrder
 from libs.contracts.catalog import PriceQuote, QuotedLine
 from services.cart import events, locking
 from services.cart.models import Cart, CartItem
 from services.cart.schemas import CartItemRead, CartLockRead, CartRead
-from services.cart.settings import CartSettings
+from services.cart.settings import CartSettings, cart_settings
 
 
 def etag(version: int) -> str:
@@ -74,7 +78,7 @@ async def _active_cart_for_change(uow: UnitOfWork, org_id: str) -> Cart:
     return cart
 
 
-async def read_in(uow: UnitOfWork, cart: Cart, org_id: str) -> CartRead:
+async def _read_in(uow: UnitOfWork, cart: Cart, org_id: str) -> CartRead:
     """The cart as the change that just happened leaves it (lock included)."""
     lock = await locking.current_lock(uow.session, org_id)
     now = utcnow()
@@ -100,7 +104,7 @@ def check_if_match(if_match: str | None, version: int) -> None:
         )
 
 
-async def begin_change(
+async def _begin_change(
     uow: UnitOfWork,
     *,
     settings: CartSettings,
@@ -113,6 +117,48 @@ async def begin_change(
     cart = await _active_cart_for_change(uow, org_id)
     check_if_match(if_match, cart.version)
     return cart
+
+
+@dataclass
+class CartChange:
+    """The cart being changed inside `changing_cart`'s transaction."""
+
+    uow: UnitOfWork
+    cart: Cart
+    org_id: str
+    principal: Principal
+
+    async def advance(self) -> Cart:
+        """The change is made: the cart's version moves on (every ETag read before it is
+        stale now) and the rows are written, so the event can name the new version."""
+        self.cart.version += 1
+        self.cart.updated_at = utcnow()
+        await self.uow.session.flush()
+        return self.cart
+
+    async def publish(self, event: Event) -> CartRead:
+        """Stage the change's event (the caller is its actor) and answer the cart as left."""
+        self.uow.publish(event, self.principal)
+        return await _read_in(self.uow, self.cart, self.org_id)
+
+
+@asynccontextmanager
+async def changing_cart(
+    runtime: ServiceRuntime,
+    *,
+    settings: CartSettings,
+    principal: Principal,
+    org_id: str,
+    if_match: str | None,
+) -> AsyncIterator[CartChange]:
+    """One change of the organisation's active cart, in one transaction: lock (409) and
+    version (412) checked first; the caller mutates `change.cart`, then `advance()`s it and
+    `publish()`es its event; the change and the event commit together or not at all."""
+    async with runtime.unit_of_work() as uow:
+        cart = await _begin_change(
+            uow, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+        )
+        yield CartChange(uow=uow, cart=cart, org_id=org_id, principal=principal)
 
 
 async def quote(runtime: ServiceRuntime, org_id: str, skus: list[str]) -> PriceQuote:
@@ -185,36 +231,33 @@ def add_line(cart: Cart, line: QuotedLine, quantity: int, settings: CartSettings
 async def add_item(
     *,
     runtime: ServiceRuntime,
-    settings: CartSettings,
     principal: Principal,
     sku: str,
     quantity: int,
     if_match: str | None = None,
 ) -> CartRead:
+    settings = cart_settings(runtime)
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
     check_quantity(settings, quantity)
     line = await _quote_one(runtime, org_id, sku)
     try:
-        async with runtime.unit_of_work() as uow:
-            cart = await begin_change(
-                uow, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+        async with changing_cart(
+            runtime, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+        ) as change:
+            item = add_line(change.cart, line, quantity, settings)
+            cart = await change.advance()
+            return await change.publish(
+                events.CartItemAdded(
+                    cart_id=cart.id,
+                    cart_version=cart.version,
+                    sku=item.sku,
+                    quantity=item.quantity,
+                    unit_price=item.unit_price,
+                    currency=item.currency,
+                    added=quantity,
+                )
             )
-            item = add_line(cart, line, quantity, settings)
-            cart.version += 1
-            cart.updated_at = utcnow()
-            await uow.session.flush()
-            added = events.CartItemAdded(
-                cart_id=cart.id,
-                cart_version=cart.version,
-                sku=item.sku,
-                quantity=item.quantity,
-                unit_price=item.unit_price,
-                currency=item.currency,
-                added=quantity,
-            )
-            uow.publish(added, principal)
-            return await read_in(uow, cart, org_id)
     except IntegrityError as exc:
         # Two first items at once both tried to open the cart: the loser may simply retry.
         raise Conflict("the cart changed at the same moment; try again") from exc
@@ -223,65 +266,58 @@ async def add_item(
 async def change_item(
     *,
     runtime: ServiceRuntime,
-    settings: CartSettings,
     principal: Principal,
     sku: str,
     quantity: int,
     if_match: str | None = None,
 ) -> CartRead:
+    settings = cart_settings(runtime)
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
     check_quantity(settings, quantity)
     line = await _quote_one(runtime, org_id, sku)
-    async with runtime.unit_of_work() as uow:
-        cart = await begin_change(
-            uow, settings=settings, principal=principal, org_id=org_id, if_match=if_match
-        )
-        item = next((i for i in cart.items if i.sku == sku), None)
+    async with changing_cart(
+        runtime, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+    ) as change:
+        item = next((i for i in change.cart.items if i.sku == sku), None)
         if item is None:
             raise NotFound(f"SKU {sku} is not in the cart")
         item.quantity = quantity
         item.unit_price = line.unit_price
-        cart.version += 1
-        cart.updated_at = utcnow()
-        await uow.session.flush()
-        changed = events.CartItemChanged(
-            cart_id=cart.id,
-            cart_version=cart.version,
-            sku=item.sku,
-            quantity=item.quantity,
-            unit_price=item.unit_price,
-            currency=item.currency,
+        cart = await change.advance()
+        return await change.publish(
+            events.CartItemChanged(
+                cart_id=cart.id,
+                cart_version=cart.version,
+                sku=item.sku,
+                quantity=item.quantity,
+                unit_price=item.unit_price,
+                currency=item.currency,
+            )
         )
-        uow.publish(changed, principal)
-        return await read_in(uow, cart, org_id)
 
 
 async def remove_item(
     *,
     runtime: ServiceRuntime,
-    settings: CartSettings,
     principal: Principal,
     sku: str,
     if_match: str | None = None,
 ) -> CartRead:
+    settings = cart_settings(runtime)
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
-    async with runtime.unit_of_work() as uow:
-        cart = await begin_change(
-            uow, settings=settings, principal=principal, org_id=org_id, if_match=if_match
-        )
-        item = next((i for i in cart.items if i.sku == sku), None)
+    async with changing_cart(
+        runtime, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+    ) as change:
+        item = next((i for i in change.cart.items if i.sku == sku), None)
         if item is None:
             raise NotFound(f"SKU {sku} is not in the cart")
-        cart.items.remove(item)
-        cart.version += 1
-        cart.updated_at = utcnow()
-        await uow.session.flush()
-        uow.publish(
-            events.CartItemRemoved(cart_id=cart.id, cart_version=cart.version, sku=sku), principal
+        change.cart.items.remove(item)
+        cart = await change.advance()
+        return await change.publish(
+            events.CartItemRemoved(cart_id=cart.id, cart_version=cart.version, sku=sku)
         )
-        return await read_in(uow, cart, org_id)
 
 
 async def check_out(*, uow: UnitOfWork, context: EventContext, order: CheckoutOrder) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from libs.common.runtime import ServiceRuntime
 from libs.common.settings import ServiceSettings
 
 
@@ -18,3 +19,12 @@ class CartSettings(ServiceSettings):
     require_lock_for_acting_changes: bool = False
     max_saved_lists: int = 200
     max_saved_list_items: int = 500
+
+
+def cart_settings(runtime: ServiceRuntime) -> CartSettings:
+    """Cart's own settings, as the runtime was started with them (app.py): business functions
+    reach them through the runtime, like everything else they need."""
+    settings = runtime.settings
+    if not isinstance(settings, CartSettings):
+        raise TypeError(f"cart runs with CartSettings, not {type(settings).__name__}")
+    return settings
