@@ -48,7 +48,6 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
                 )
             app.state.runtime = runtime
             app.state.event_keys = keys
-            app.state.audit_settings = settings
             yield
 
     return create_service_app(title="onbehalf audit", lifespan=lifespan, routers=[router])

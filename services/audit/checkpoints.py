@@ -28,7 +28,7 @@ from libs.common.signing import EventPublicKey
 from services.audit.events import CheckpointRequested
 from services.audit.models import AuditRecord
 from services.audit.schemas import CheckpointRead
-from services.audit.settings import AuditSettings
+from services.audit.settings import AuditSettings, audit_settings
 
 log = structlog.get_logger("audit.checkpoints")
 
@@ -122,11 +122,11 @@ async def latest_published(
 async def checkpoint_now(
     *,
     runtime: ServiceRuntime,
-    settings: AuditSettings,
     keys: dict[str, EventPublicKey],
     principal: Principal,
 ) -> CheckpointRead:
     """On demand: a reviewer has the current head signed and published now."""
+    settings = audit_settings(runtime)
     runtime.authorizer.authorize(principal, "checkpoint", AuditLog())
     head = await chain_head(runtime)
     if head is None:

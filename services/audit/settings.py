@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from libs.common.runtime import ServiceRuntime
 from libs.common.settings import ServiceSettings
 
 
@@ -22,3 +23,12 @@ class AuditSettings(ServiceSettings):
     checkpoint_interval_seconds: float = Field(default=60.0, ge=0)
     # Default: <data_dir>/audit-checkpoints.jsonl. Ship it somewhere audit's writers cannot write.
     checkpoint_file: Path | None = None
+
+
+def audit_settings(runtime: ServiceRuntime) -> AuditSettings:
+    """Audit's own settings, as the runtime was started with them (app.py): business functions
+    reach them through the runtime, like everything else they need."""
+    settings = runtime.settings
+    if not isinstance(settings, AuditSettings):
+        raise TypeError(f"audit runs with AuditSettings, not {type(settings).__name__}")
+    return settings
