@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy libs services onbehalf policies tests bench
+	$(BIN)/mypy libs services onbehalf policies tests bench devtools
 
 policy-test: $(STAMP)
 	$(BIN)/onbehalf policy test

@@ -19,8 +19,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devtools.harness import Api, build_world, ok
 from onbehalf.stack import start_stack
-from tests.support import Api, build_world, ok
 
 ENDPOINTS = [("catalog", "/v1/products"), ("cart", "/v1/cart"), ("orders", "/v1/orders")]
 

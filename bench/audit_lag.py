@@ -29,11 +29,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devtools.harness import Api, World, build_world, ok
+from devtools.postgres import PostgresServer, start_postgres
 from libs.common.events import EventContext, build_event, encode, nats_subject
 from libs.common.signing import load_signing_key, signing_key_path
-from onbehalf.postgres import PostgresServer, start_postgres
 from onbehalf.stack import SERVICES, Stack, start_service, start_stack, wait_healthy
-from tests.support import Api, World, build_world, ok
 
 ADMIN = "admin@bench.test"
 # The bus lets a service publish only its own events, signed: the backlog poses as catalog's.

@@ -24,9 +24,9 @@ from sqlalchemy import create_engine, insert
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cpu import CpuMeter
+from devtools.harness import Api, ok, unique
 from onbehalf.stack import start_stack
 from services.identity.models import Caretaker, Organization, User
-from tests.support import Api, ok, unique
 
 
 def _load(db_path: Path, *, orgs: int, staff: int, rep_id: str, cared: int) -> list[str]:

@@ -21,8 +21,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devtools.harness import PASSWORD, Api, build_world, ok, unique
 from onbehalf.stack import start_stack
-from tests.support import PASSWORD, Api, build_world, ok, unique
 
 
 def _flood(url: str, bodies: list[dict[str, str]], started: Any) -> Counter[int]:

@@ -19,9 +19,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cpu import CpuMeter, report
-from onbehalf.postgres import start_postgres
+from devtools.harness import Api, build_world, ok
+from devtools.postgres import start_postgres
 from onbehalf.stack import SERVICES, start_stack
-from tests.support import Api, build_world, ok
 
 
 async def _place(

@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.acting_overhead import _measure, _wrk
 from bench.cpu import CpuMeter
+from devtools.harness import Api, build_world, ok
 from onbehalf.stack import start_stack
-from tests.support import Api, build_world, ok
 
 
 def main() -> None:

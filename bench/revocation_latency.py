@@ -16,8 +16,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devtools.harness import Api, build_world
 from onbehalf.stack import start_stack
-from tests.support import Api, build_world
 
 WATCHED = [("cart", "/v1/cart"), ("orders", "/v1/orders"), ("catalog", "/v1/products")]
 

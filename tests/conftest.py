@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from onbehalf.postgres import PostgresServer, start_postgres
+from devtools.postgres import PostgresServer, start_postgres
 from onbehalf.stack import Stack, start_stack
 from tests.support import Api, World, build_world
 

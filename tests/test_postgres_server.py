@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from onbehalf.postgres import PostgresServer, start_postgres
+from devtools.postgres import PostgresServer, start_postgres
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Who the cart and orders tests need (acting staff, customer admins, reviewers); requests fired at once."""
+"""Who the cart and orders tests need (acting staff, customer admins, reviewers: the builders of
+tests.support under the names these tests use); requests fired at once."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import httpx
 
-from tests.support import PASSWORD, Api, World, ok, unique
+from tests.support import Api, World, acting_rep, customer_admin, security_reviewer
+
+__all__ = ["Call", "acting_staff", "at_once", "customer_admin", "reviewer"]
 
 # (caller, method, service, path, keyword arguments of httpx's request)
 Call = tuple[Api, str, str, str, dict[str, Any]]
@@ -19,31 +22,11 @@ def acting_staff(
 ) -> tuple[Api, dict[str, Any], dict[str, Any]]:
     """A new staff member, caretaker of A with the full permission, acting for A:
     (acting api, the staff user, the started session)."""
-    user = world.staff(
-        roles=roles or ["sales_rep"],
-        permissions=["place_orders_as_customer", "view_as_customer"],
-        caretaker_of=[world.org_a],
-    )
-    acting, started = world.act_as(world.admin.login(user["email"]), world.org_a, mode)
-    return acting, user, started
-
-
-def customer_admin(world: World, org: dict[str, Any]) -> tuple[Api, dict[str, Any]]:
-    body = {
-        "email": unique("admin") + "@example.test",
-        "name": unique("Admin"),
-        "password": PASSWORD,
-        "kind": "customer",
-        "org_id": org["id"],
-        "roles": ["admin"],
-    }
-    user = ok(world.admin.post("identity", "/v1/users", json=body), 201)
-    return world.login(user), user
+    return acting_rep(world, world.org_a, roles=roles, mode=mode)
 
 
 def reviewer(world: World) -> Api:
-    user = world.staff(roles=["security_reviewer"], permissions=[], caretaker_of=[])
-    return world.admin.login(user["email"])
+    return security_reviewer(world.admin)
 
 
 def at_once(calls: list[Call]) -> list[httpx.Response]:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from onbehalf.postgres import start_postgres
+from devtools.postgres import start_postgres
 from onbehalf.stack import Stack, start_stack
 from tests.cart.people import acting_staff, at_once, customer_admin
 from tests.conftest import ADMIN_EMAIL

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.support import PASSWORD, Api, ok, unique
+from tests.support import Api, new_user, ok, unique
+from tests.support import act_as as start_acting
 
 
 @dataclass
@@ -23,25 +24,8 @@ class Customer:
         return str(self.org["id"])
 
 
-def create_user(
-    admin: Api,
-    *,
-    kind: str,
-    roles: list[str],
-    org_id: str | None = None,
-    permissions: list[str] | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "email": unique(kind) + "@catalog.test",
-        "name": unique(kind.capitalize()),
-        "password": PASSWORD,
-        "kind": kind,
-        "roles": roles,
-        "permissions": permissions or [],
-    }
-    if org_id:
-        body["org_id"] = org_id
-    return dict(ok(admin.post("identity", "/v1/users", json=body), 201))
+# Users are made the one way (tests.support.new_user); the catalog tests call it create_user.
+create_user = new_user
 
 
 def create_customer(admin: Api, label: str) -> Customer:
@@ -61,14 +45,8 @@ def create_customer(admin: Api, label: str) -> Customer:
 
 def act_as(admin: Api, staff: dict[str, Any], customer: Customer, mode: str) -> Api:
     """A fresh acting session of `staff` for `customer` in `mode`."""
-    staff_api = admin.login(staff["email"])
-    started = ok(
-        staff_api.post(
-            "identity", "/v1/acting-as", json={"customer_org_id": customer.id, "mode": mode}
-        ),
-        201,
-    )
-    return staff_api.with_token(started["access_token"])
+    acting, _ = start_acting(admin.login(staff["email"]), customer.id, mode)
+    return acting
 
 
 def create_product(admin: Api, *, price: str, currency: str = "EUR", name: str = "") -> str:

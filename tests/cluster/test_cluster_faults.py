@@ -22,10 +22,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from devtools.postgres import PostgresServer
 from libs.common.bus import EVENTS_STREAM
 from libs.common.revocation import REVOCATION_BUCKET
 from onbehalf.nats_setup import init_bus_secrets
-from onbehalf.postgres import PostgresServer
 from onbehalf.stack import SERVICES, Stack, start_stack, wait_healthy
 from tests.cluster.harness import NatsCluster, start_nats_cluster
 from tests.support import PASSWORD, Api, ok, unique, wait_until

@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 from authlib.integrations.httpx_client import OAuth2Client
 
-from tests.support import PASSWORD, World, ok
+from tests.support import PASSWORD, World, ok, security_reviewer
 
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
@@ -83,9 +83,8 @@ def test_the_token_endpoint_speaks_oauth_errors_and_never_caches(world: World) -
         data={"grant_type": "password", "username": world.rep["email"], "password": PASSWORD},
     )
     assert issued.status_code == 200 and issued.headers["cache-control"] == "no-store"
-    reviewer = world.staff(roles=["security_reviewer"], permissions=[], caretaker_of=[])
     introspect = admin.stack.url("identity") + "/oauth/introspect"
-    as_reviewer = world.login(reviewer)
+    as_reviewer = security_reviewer(world.admin)
     denied = admin.client.post(
         introspect, data={"token": staff.token}, headers=as_reviewer.headers()
     )

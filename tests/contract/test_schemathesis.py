@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from tests.contract import fuzz
-from tests.support import Api, World, ok, unique
+from tests.support import Api, World, ok, security_reviewer, unique
 
 SERVICES = ["identity", "catalog", "cart", "orders", "audit"]
 # Bounded so the whole run stays within about two and a half minutes on two cores.
@@ -21,13 +21,12 @@ SELF_ENDING = ["logout", "stop_acting", "switch_acting", "replace_password", "ch
 
 
 def _callers(world: World) -> dict[str, Api]:
-    reviewer = world.staff(roles=["security_reviewer"], permissions=[], caretaker_of=[])
     acting, _ = world.act_as(world.login(world.rep), world.org_a)
     return {
         "admin": world.admin,
         "buyer": world.login(world.buyer_a),
         "acting": acting,
-        "reviewer": world.login(reviewer),
+        "reviewer": security_reviewer(world.admin),
     }
 
 

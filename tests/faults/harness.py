@@ -17,10 +17,10 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from devtools.postgres import PostgresServer
 from libs.common.bus import EVENTS_STREAM
 from libs.common.events import EventContext, build_event, encode, nats_subject
 from libs.common.signing import load_signing_key, signing_key_path
-from onbehalf.postgres import PostgresServer
 from onbehalf.stack import SERVICES, Stack, start_stack, wait_healthy
 from services.audit.service import CHAIN_LOCK_KEY, ChainReport, verify_engine
 from tests.support import Api

@@ -17,6 +17,7 @@ from sqlalchemy import insert, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from typer.testing import CliRunner
 
+from devtools.postgres import PostgresServer
 from libs.common.db import create_engine, create_tables
 from libs.common.migrations import (
     SERVICES,
@@ -31,7 +32,6 @@ from libs.common.migrations import (
     upgrade,
 )
 from onbehalf.db_cli import db_app
-from onbehalf.postgres import PostgresServer
 from onbehalf.stack import Stack
 from services.orders.models import Order, OrderLine
 

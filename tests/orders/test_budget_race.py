@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from devtools.postgres import PostgresServer
 from libs.common.clock import utcnow
 from libs.common.db import create_engine, create_sessionmaker
 from libs.common.migrations import upgrade
-from onbehalf.postgres import PostgresServer
 from services.orders.budgets import period_key, spend
 from services.orders.models import Budget
 

@@ -1,4 +1,5 @@
-"""Test helpers: waiting on conditions with a deadline, and a small client for the public API."""
+"""What tests and benchmarks share: waiting on a condition with a deadline, a small client for the
+public API, the one way to make a user and to act for a customer, and a fresh scenario (World)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,39 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json() if response.content else None
 
 
+def new_user(
+    admin: Api,
+    *,
+    kind: str,
+    roles: list[str],
+    org_id: str | None = None,
+    permissions: list[str] | None = None,
+) -> dict[str, Any]:
+    """The one way a test makes a user: through the public API, as `admin` (a platform admin,
+    or a customer's admin for its own organisation)."""
+    body: dict[str, Any] = {
+        "email": unique(kind) + ("@seller.test" if kind == "staff" else "@example.test"),
+        "name": unique(kind.capitalize()),
+        "password": PASSWORD,
+        "kind": kind,
+        "roles": roles,
+        "permissions": permissions or [],
+    }
+    if org_id:
+        body["org_id"] = org_id
+    return dict(ok(admin.post("identity", "/v1/users", json=body), 201))
+
+
+def act_as(staff: Api, org_id: str, mode: str = "full") -> tuple[Api, dict[str, Any]]:
+    """The one way to start acting: `staff` (signed in as themselves) acts for `org_id`;
+    (the acting API, the started session)."""
+    started = ok(
+        staff.post("identity", "/v1/acting-as", json={"customer_org_id": org_id, "mode": mode}),
+        201,
+    )
+    return staff.with_token(started["access_token"]), started
+
+
 @dataclass
 class World:
     """A fresh scenario per test: two customers, their users, staff, products and prices."""
@@ -115,46 +149,18 @@ class World:
     def act_as(
         self, staff: Api, org: dict[str, Any], mode: str = "full"
     ) -> tuple[Api, dict[str, Any]]:
-        started = ok(
-            staff.post(
-                "identity", "/v1/acting-as", json={"customer_org_id": org["id"], "mode": mode}
-            ),
-            201,
-        )
-        return staff.with_token(started["access_token"]), started
+        return act_as(staff, org["id"], mode)
 
     def customer_user(self, org: dict[str, Any], roles: list[str]) -> dict[str, Any]:
-        body = {
-            "email": unique("customer") + "@example.test",
-            "name": unique("Customer"),
-            "password": PASSWORD,
-            "kind": "customer",
-            "org_id": org["id"],
-            "roles": roles,
-        }
-        return dict(ok(self.admin.post("identity", "/v1/users", json=body), 201))
+        return new_user(self.admin, kind="customer", roles=roles, org_id=org["id"])
 
     def staff(
         self, *, roles: list[str], permissions: list[str], caretaker_of: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        user = ok(
-            self.admin.post(
-                "identity",
-                "/v1/users",
-                json={
-                    "email": unique("staff") + "@seller.test",
-                    "name": unique("Staff"),
-                    "password": PASSWORD,
-                    "kind": "staff",
-                    "roles": roles,
-                    "permissions": permissions,
-                },
-            ),
-            201,
-        )
+        user = new_user(self.admin, kind="staff", roles=roles, permissions=permissions)
         for org in caretaker_of:
             ok(self.admin.put("identity", f"/v1/orgs/{org['id']}/caretakers/{user['id']}"), 204)
-        return dict(user)
+        return user
 
 
 def build_world(admin: Api) -> World:
@@ -165,17 +171,7 @@ def build_world(admin: Api) -> World:
     def user(
         kind: str, org_id: str | None, roles: list[str], permissions: list[str] | None = None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "email": unique(kind) + "@example.test",
-            "name": unique(kind.capitalize()),
-            "password": PASSWORD,
-            "kind": kind,
-            "roles": roles,
-            "permissions": permissions or [],
-        }
-        if org_id:
-            body["org_id"] = org_id
-        return dict(ok(admin.post("identity", "/v1/users", json=body), 201))
+        return new_user(admin, kind=kind, roles=roles, org_id=org_id, permissions=permissions)
 
     org_a, org_b = org("Customer A"), org("Customer B")
     rep = user("staff", None, ["sales_rep"], ["place_orders_as_customer"])

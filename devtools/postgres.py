@@ -1,4 +1,5 @@
-"""A throwaway real PostgreSQL 16 (the pgserver wheel) for tests and the local stack."""
+"""A throwaway real PostgreSQL 16 (the pgserver wheel) for tests and benchmarks: development
+only, not in the wheel."""
 
 from __future__ import annotations
 
