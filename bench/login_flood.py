@@ -21,17 +21,22 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cpu import CpuMeter
 from devtools.harness import PASSWORD, Api, build_world, ok, unique
 from onbehalf.stack import start_stack
 
 
-def _flood(url: str, bodies: list[dict[str, str]], started: Any) -> Counter[int]:
+def _flood(url: str, bodies: list[dict[str, str]], started: Any, answers: Any) -> None:
     codes: Counter[int] = Counter()
     lock = threading.Lock()
+    ready = threading.Semaphore(0)
 
     def one(body: dict[str, str]) -> None:
         transport = httpx.HTTPTransport(local_address="127.0.0.2")
         with httpx.Client(transport=transport, timeout=60.0) as client:
+            # An attacker opens its connections at leisure; the guesses then arrive at once.
+            client.get(url.replace("/v1/auth/token", "/healthz"))
+            ready.release()
             started.wait()
             code = client.post(url, json=body).status_code
         with lock:
@@ -40,10 +45,22 @@ def _flood(url: str, bodies: list[dict[str, str]], started: Any) -> Counter[int]
     threads = [threading.Thread(target=one, args=(b,)) for b in bodies]
     for thread in threads:
         thread.start()
+    for _ in threads:
+        ready.acquire()
     started.set()
     for thread in threads:
         thread.join()
-    return codes
+    answers.put(codes)
+
+
+def _wait_quiet(meter: CpuMeter, *, deadline_seconds: float = 30.0) -> None:
+    """Until the system spends under 20 ms of CPU in 200 ms (relay and audit caught up)."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        before = sum(meter.delta().values())
+        time.sleep(0.2)
+        if sum(meter.delta().values()) - before < 0.02:
+            return
 
 
 def _timed_login(client: httpx.Client, url: str, email: str) -> float:
@@ -68,6 +85,9 @@ def main() -> None:
     )
     url = stack.url("identity") + "/v1/auth/token"
     results: dict[str, list[float]] = {}
+    cpu_ms: dict[str, float] = {}
+    by_process: dict[str, str] = {}
+    codes_of: dict[str, str] = {}
     try:
         with httpx.Client(timeout=60.0) as client:
             admin = Api(stack=stack, client=client).login("admin@bench.test", password)
@@ -104,27 +124,52 @@ def main() -> None:
                     {"email": v, "password": unique("guess")} for v in victims[: args.bogus]
                 ],
             }
+            meter = CpuMeter.of_stack(stack)
             for name, bodies_of in floods.items():
                 results[name] = []
+                codes: Counter[int] = Counter()
+                meter.snapshot()
                 for _ in range(args.rounds):
                     # The flood runs in a process of its own, as an attacker's client would: its
                     # 100 threads must not hold this process's GIL while the login is timed.
                     started = multiprocessing.Event()
                     bodies = bodies_of()
-                    flood = multiprocessing.Process(target=_flood, args=(url, bodies, started))
+                    answers: Any = multiprocessing.Queue()
+                    flood = multiprocessing.Process(
+                        target=_flood, args=(url, bodies, started, answers)
+                    )
                     flood.start()
                     started.wait()
                     if bodies:
                         time.sleep(0.05)  # let the flood reach identity first
                     results[name].append(_timed_login(client, url, legit))
+                    codes.update(answers.get(timeout=120))
                     flood.join()
+                # What the system spent on one round (the flood and the legitimate login),
+                # once the events it caused have reached the audit log.
+                _wait_quiet(meter)
+                deltas = meter.delta()
+                cpu_ms[name] = sum(deltas.values()) * 1000 / args.rounds
+                by_process[name] = ", ".join(
+                    f"{process} {seconds * 1000 / args.rounds:.0f}"
+                    for process, seconds in sorted(deltas.items(), key=lambda kv: -kv[1])
+                    if seconds * 1000 / args.rounds >= 1
+                )
+                codes_of[name] = ", ".join(
+                    f"{code} x{count // args.rounds}" for code, count in sorted(codes.items())
+                )
     finally:
         stack.stop()
     print(f"onbehalf login flood — {args.bogus} bogus logins from 127.0.0.2, SQLite, loopback")
     print("a legitimate login from 127.0.0.1 behind them, ms\n")
-    print(f"{'flood':<22}{'median':>9}{'max':>9}")
+    print(f"{'flood':<22}{'median':>9}{'max':>9}{'system CPU ms/round':>22}")
     for name, values in results.items():
-        print(f"{name:<22}{statistics.median(values):>9.1f}{max(values):>9.1f}")
+        print(
+            f"{name:<22}{statistics.median(values):>9.1f}{max(values):>9.1f}{cpu_ms[name]:>22.0f}"
+        )
+    print("\nper round: the flood's answers; CPU ms by process")
+    for name in results:
+        print(f"  {name:<20} {codes_of[name] or '-'};  {by_process[name]}")
 
 
 if __name__ == "__main__":

@@ -132,31 +132,29 @@ async def _succeeded(identity: Identity, *, account: str) -> None:
 
 
 async def login(*, identity: Identity, email: str, password: str, address: str) -> TokenRead:
-    """Logins beyond a few in flight per address never get here (login_guard.LoginBurstGuard)."""
+    """Logins beyond a few in flight per address never get here (login_guard.LoginBurstGuard);
+    those that do run one at a time per address, so a flood from one address queues behind
+    itself and a login from anywhere else waits for at most one of its attempts."""
     account = email.strip().lower()
-    await _throttled(identity, account=account, address=address)
-    async with identity.runtime.reading() as session:
-        user = await session.scalar(select(User).where(User.email == account))
-        org = await session.get(Organization, user.org_id) if user else None
-    pool = identity.passwords
-    if user is None:
-        # No CPU spent on an account that does not exist, but the same time as a real check.
-        await asyncio.sleep(pool.mean_seconds * random.uniform(0.9, 1.3))
-        correct = False
-    else:
-        async with identity.login_gate.turn(address):
-            # Guesses from one address run one at a time: asked again, the count is exact.
-            await _throttled(identity, account=account, address=address)
+    async with identity.login_gate.turn(address):
+        # Attempts from one address run one at a time: the failure count read here is exact.
+        await _throttled(identity, account=account, address=address)
+        async with identity.runtime.reading() as session:
+            user = await session.scalar(select(User).where(User.email == account))
+            org = await session.get(Organization, user.org_id) if user else None
+        pool = identity.passwords
+        if user is None:
+            # No CPU spent on an account that does not exist, but the same time as a real check.
+            await asyncio.sleep(pool.mean_seconds * random.uniform(0.9, 1.3))
+            correct = False
+        else:
             correct = await pool.verify(password, user.password_hash)
-            if not correct:
-                # Counted before the address's next guess is let through.
-                await _failed(
-                    identity, account=account, address=address, user=user, why="wrong_password"
-                )
-                raise Unauthenticated(WRONG)
-    if not correct:
-        await _failed(identity, account=account, address=address, user=user, why="wrong_password")
-        raise Unauthenticated(WRONG)
+        if not correct:
+            # Counted before the address's next attempt is let through.
+            await _failed(
+                identity, account=account, address=address, user=user, why="wrong_password"
+            )
+            raise Unauthenticated(WRONG)
     await _succeeded(identity, account=account)
     assert user is not None
     if not user.active:

@@ -113,8 +113,9 @@ class PasswordPool:
 
 
 class AddressGate:
-    """At most one password check per client address at a time: a flood from one address
-    queues behind itself instead of filling the hashing pool ahead of everyone else."""
+    """At most one login attempt per client address at a time: a flood from one address
+    queues behind itself instead of filling the hashing pool and the database ahead of
+    everyone else."""
 
     def __init__(self) -> None:
         self._gates: dict[str, tuple[asyncio.Lock, int]] = {}
