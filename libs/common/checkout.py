@@ -11,6 +11,7 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from libs.common import tracing
 from libs.common.errors import (
     Conflict,
     DomainError,
@@ -64,8 +65,8 @@ async def request_checkout(
     a little later (cart handles each order once)."""
     payload = CartCheckout(order=order).encode()
     try:
-        reply = await nc.request(
-            CHECKOUT_SUBJECT, payload, timeout=timeout, headers=bearer_header(bearer_token)
+        reply = await tracing.request(
+            nc, CHECKOUT_SUBJECT, payload, timeout=timeout, headers=bearer_header(bearer_token)
         )
         return CheckoutReply.decode(reply.data).ok
     except Exception:
@@ -101,7 +102,8 @@ async def request_order_snapshot(
     """The cart the token's holder may order now, priced by catalog; cart's refusal (policy,
     lock, empty cart, products gone) is raised as the same DomainError."""
     try:
-        reply = await nc.request(
+        reply = await tracing.request(
+            nc,
             CartSnapshotRequest.subject,
             CartSnapshotRequest().encode(),
             timeout=timeout,

@@ -17,6 +17,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
+from libs.common import tracing
 from libs.common.bus import EVENTS_STREAM
 from libs.common.deadletter import EXHAUSTED, POISON, UNDECODABLE, dead_letter, header_text
 from libs.common.events import EventContext, context_of_event, decode
@@ -234,11 +235,16 @@ class _Consumer:
                 await self._give_up(message, UNDECODABLE, exc)
         if not deliveries:
             return
+        # Tracing on only: each message's span continues the trace its publisher's span began.
+        spans = tracing.consumer_spans([d.message for d in deliveries], durable=self.durable)
         try:
-            await self.handle(deliveries)
+            with tracing.current(spans):
+                await self.handle(deliveries)
         except asyncio.CancelledError:
+            tracing.end_spans(spans)
             raise
         except Exception as exc:
+            tracing.end_spans(spans, exc)
             HANDLER_FAILURES.labels(self.durable).inc()
             if len(deliveries) == 1:
                 await self._failed(deliveries[0], exc)
@@ -253,6 +259,7 @@ class _Consumer:
                 )
                 await self._one_by_one(deliveries)
             return
+        tracing.end_spans(spans)
         await self._ack(deliveries)
 
     async def _one_by_one(self, deliveries: list[Delivery]) -> None:

@@ -11,6 +11,7 @@ import structlog
 from cloudevents.core.v1.event import CloudEvent
 from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
+from opentelemetry.trace import Span
 from prometheus_client import Counter
 from sqlalchemy import Integer, LargeBinary, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -22,11 +23,15 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from libs.common import tracing
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
 from libs.common.events import encode, nats_subject
 
 log = structlog.get_logger("outbox")
+
+# A pending outbox row as the relay reads it: event id, subject, payload, traceparent.
+Row = tuple[str, str, bytes, str | None]
 
 PUBLISHED = Counter("onbehalf_outbox_published_total", "Outbox events published to JetStream")
 PUBLISH_FAILURES = Counter("onbehalf_outbox_publish_failures_total", "Failed relay rounds")
@@ -44,6 +49,9 @@ class OutboxMixin:
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The W3C traceparent of the transaction that wrote the event (null when tracing is off):
+    # the relay publishes later, from another task, and continues that trace from here.
+    traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
 
 
 def add_to_outbox(session: AsyncSession, model: type[Any], event: CloudEvent) -> None:
@@ -56,6 +64,7 @@ def add_to_outbox(session: AsyncSession, model: type[Any], event: CloudEvent) ->
             payload=encode(event),
             created_at=utcnow(),
             attempts=0,
+            traceparent=event.get_extension(tracing.TRACEPARENT),
         )
     )
 
@@ -170,7 +179,9 @@ class OutboxRelay:
             ).all()
             if not rows:
                 return 0
-            done, error = await self._publish_rows([(r.id, r.subject, r.payload) for r in rows])
+            done, error = await self._publish_rows(
+                [(r.id, r.subject, r.payload, r.traceparent) for r in rows]
+            )
             now = utcnow()
             for row in rows:
                 if row.id in done:
@@ -185,17 +196,17 @@ class OutboxRelay:
         model = self._model
         async with self._sessionmaker() as session:
             result = await session.execute(
-                select(model.id, model.subject, model.payload)
+                select(model.id, model.subject, model.payload, model.traceparent)
                 .where(model.published_at.is_(None))
                 .order_by(model.created_at, model.id)
                 .limit(self._batch_size)
             )
-            rows = [(r.id, r.subject, r.payload) for r in result]
+            rows: list[Row] = [(r.id, r.subject, r.payload, r.traceparent) for r in result]
             await session.commit()
         if not rows:
             return 0
         done, error = await self._publish_rows(rows)
-        failed = [event_id for event_id, _, _ in rows if event_id not in done]
+        failed = [row[0] for row in rows if row[0] not in done]
         async with self._sessionmaker() as session, session.begin():
             if done:
                 await session.execute(
@@ -207,9 +218,7 @@ class OutboxRelay:
                 )
         return self._finish(len(done), error)
 
-    async def _publish_rows(
-        self, rows: list[tuple[str, str, bytes]]
-    ) -> tuple[set[str], Exception | None]:
+    async def _publish_rows(self, rows: list[Row]) -> tuple[set[str], Exception | None]:
         """Publish in order; returns the ids JetStream acknowledged and the first error.
 
         Publishes are pipelined (one round trip for the batch, not one per row); the
@@ -218,33 +227,42 @@ class OutboxRelay:
         """
         done: set[str] = set()
         if self._failing:
-            event_id, subject, payload = rows[0]
+            event_id, subject, payload, traceparent = rows[0]
+            span, headers = tracing.publish_span(subject, traceparent)
             try:
                 await self._js.publish(
                     subject,
                     payload,
                     timeout=self._publish_timeout,
-                    headers={"Nats-Msg-Id": event_id},
+                    headers={"Nats-Msg-Id": event_id, **headers},
                 )
             except Exception as exc:
+                tracing.end_span(span, exc)
                 return done, exc
+            tracing.end_span(span)
             done.add(event_id)
             self._failing = False
             rows = rows[1:]
         pending: dict[asyncio.Future[Any], str] = {}
+        # Producer spans (tracing on only), ended when their publish is answered.
+        spans: dict[str, Span] = {}
         error: Exception | None = None
-        for event_id, subject, payload in rows:
+        for event_id, subject, payload, traceparent in rows:
+            span, headers = tracing.publish_span(subject, traceparent)
             try:
                 future = await self._js.publish_async(
                     subject,
                     payload,
                     wait_stall=self._publish_timeout,
-                    headers={"Nats-Msg-Id": event_id},
+                    headers={"Nats-Msg-Id": event_id, **headers},
                 )
             except Exception as exc:
+                tracing.end_span(span, exc)
                 error = exc
                 break
             pending[future] = event_id
+            if span is not None:
+                spans[event_id] = span
         if pending:
             finished, unfinished = await asyncio.wait(pending, timeout=self._publish_timeout)
             for future in unfinished:
@@ -260,6 +278,8 @@ class OutboxRelay:
                     error = (
                         failure if isinstance(failure, Exception) else RuntimeError(repr(failure))
                     )
+        for event_id, span in spans.items():
+            tracing.end_span(span, None if event_id in done else error)
         if error is not None:
             self._failing = True
             if isinstance(error, NoStreamResponseError):

@@ -6,6 +6,7 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
+from libs.common import tracing
 from libs.common.errors import Unavailable
 from libs.contracts.base import BadMessage
 from libs.contracts.catalog import PriceQuote, PriceQuoteRequest, QuoteRefused
@@ -18,7 +19,7 @@ async def request_quote(
 ) -> PriceQuote:
     payload = PriceQuoteRequest(org_id=org_id, skus=sorted(set(skus))).encode()
     try:
-        reply = await nc.request(QUOTE_SUBJECT, payload, timeout=timeout)
+        reply = await tracing.request(nc, QUOTE_SUBJECT, payload, timeout=timeout)
     except NoRespondersError as exc:
         raise Unavailable("the catalog is not answering price quotes") from exc
     except NatsTimeoutError as exc:

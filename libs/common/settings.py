@@ -69,6 +69,9 @@ class ServiceSettings(BaseSettings):
     # A token naming an unknown key makes a service fetch identity's key set again, at most
     # once per this many seconds (garbage key ids cannot make it hammer identity).
     jwks_refetch_min_seconds: float = 30.0
+    # Tracing (docs/operations.md, "Tracing"): off unless OTEL_EXPORTER_OTLP_ENDPOINT names an
+    # OTLP/HTTP collector or this names a file every finished span is appended to as JSON.
+    trace_file: Path | None = None
 
     @property
     def sqlalchemy_url(self) -> str:

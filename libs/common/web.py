@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from libs.common import tracing
 from libs.common.errors import DomainError, Unauthenticated
 from libs.common.logging import configure_logging
 from libs.common.principals import ActingSession, Principal
@@ -256,7 +257,9 @@ def create_service_app(
     # From here on, uvicorn's own lines are rendered like ours (the lifespan configures again
     # with the service's settings).
     base = ServiceSettings()
-    configure_logging(base.log_level, service=title.removeprefix("onbehalf "), fmt=base.log_format)
+    service = title.removeprefix("onbehalf ")
+    configure_logging(base.log_level, service=service, fmt=base.log_format)
+    tracing.configure(service=service, trace_file=base.trace_file)
     # Swagger UI (/docs) and ReDoc (/redoc) load their assets from this process, not a CDN.
     app = FastAPIOffline(
         title=title,
@@ -309,6 +312,8 @@ def create_service_app(
 
     for router in routers:
         app.include_router(router)
+    # Server spans (tracing on only); the caller's `traceparent` header is continued.
+    tracing.instrument_app(app)
 
     def _openapi() -> dict[str, Any]:
         return contract_openapi(app)

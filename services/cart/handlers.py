@@ -7,6 +7,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from sqlalchemy import select
 
+from libs.common import tracing
 from libs.common.checkout import CHECKOUT_SUBJECT, BadCheckout, bearer_of, parse_checkout
 from libs.common.consumer import (
     Delivery,
@@ -49,6 +50,10 @@ async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
     can publish on the subject cannot empty another customer's cart or speak for anyone."""
 
     async def on_request(message: Msg) -> None:
+        with tracing.serving(message):
+            await answer(message)
+
+    async def answer(message: Msg) -> None:
         reply: CheckoutReply
         try:
             request = parse_checkout(message.data, message.headers)
@@ -88,6 +93,10 @@ async def serve_order_snapshots(runtime: ServiceRuntime) -> Subscription:
     comes back as the HTTP error orders answers with."""
 
     async def on_request(message: Msg) -> None:
+        with tracing.serving(message):
+            await answer(message)
+
+    async def answer(message: Msg) -> None:
         reply: CartSnapshotReply
         try:
             CartSnapshotRequest.decode(message.data or b"{}")

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from libs.common import tracing
 from libs.common.logging import configure_logging
 from services.console import (
     routes,
@@ -42,6 +43,7 @@ log = structlog.get_logger("console")
 def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     settings = settings or ConsoleSettings()
     configure_logging(settings.log_level, service="console", fmt=settings.log_format)
+    tracing.configure(service="console", trace_file=settings.trace_file)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +78,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     _install_error_pages(app)
+    tracing.instrument_app(app)
     return app
 
 

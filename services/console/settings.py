@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,3 +29,6 @@ class ConsoleSettings(BaseSettings):
     log_level: str = "info"
     # Every log line JSON (`json`) or every line plain (`console`), as the services.
     log_format: Literal["json", "console"] = "json"
+    # Tracing, as the services (libs/common/tracing.py): off unless OTEL_EXPORTER_OTLP_ENDPOINT
+    # or this file is set; the console's requests to the services then carry its traceparent.
+    trace_file: Path | None = None

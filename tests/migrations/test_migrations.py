@@ -220,8 +220,20 @@ async def test_a_database_made_by_create_all_is_adopted(
     assert await drift(url, service) == []
 
 
-# A real create_all, for the services whose models have not changed since the baseline.
-AT_BASELINE = [s for s in SERVICES if head_revision(s) == baseline_revision(s).revision]
+def _changed_since_baseline_only_by_outbox_traceparent(service: str) -> bool:
+    later = [r for r in script_directory(service).walk_revisions() if r.down_revision]
+    return [Path(r.path).name.split("_", 2)[-1] for r in later] == ["outbox_traceparent.py"]
+
+
+# A real create_all, for the services whose models have not changed since the baseline, or only
+# by the outbox's traceparent column (dropped again below: create_all before migrations did
+# not make it).
+AT_BASELINE = [
+    s
+    for s in SERVICES
+    if head_revision(s) == baseline_revision(s).revision
+    or _changed_since_baseline_only_by_outbox_traceparent(s)
+]
 
 
 @pytest.mark.parametrize("service", AT_BASELINE)
@@ -234,6 +246,9 @@ async def test_a_real_create_all_database_is_adopted_without_drift(
     engine = create_engine(url)
     try:
         await create_tables(engine, import_module(f"services.{service}.models").Base.metadata)
+        if head_revision(service) != baseline_revision(service).revision:
+            async with engine.begin() as connection:
+                await connection.execute(text("ALTER TABLE outbox DROP COLUMN traceparent"))
     finally:
         await engine.dispose()
 
@@ -293,7 +308,7 @@ async def test_replicas_starting_together_migrate_once(new_database: NewDatabase
 
     # One replica migrates; the others find the database at head (had two created the
     # tables at once, one would have failed or both would have stamped).
-    assert sorted(outputs) == sorted(["empty", "catalog_0001", "catalog_0001"])
+    assert sorted(outputs) == sorted(["empty", *[head_revision("catalog")] * 2])
     assert await drift(url, "catalog") == []
 
 
@@ -337,7 +352,7 @@ async def test_replicas_queue_on_the_advisory_lock(postgres: PostgresServer) -> 
 
     outputs = await _outputs(replicas)
 
-    assert sorted(outputs) == sorted(["empty", "catalog_0001", "catalog_0001"])
+    assert sorted(outputs) == sorted(["empty", *[head_revision("catalog")] * 2])
     assert await drift(url, "catalog") == []
 
 
