@@ -19,8 +19,9 @@ from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
 from libs.common.bus import await_provisioned_streams, connect
 from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
-from libs.common.events import EventContext, build_event, service_source
+from libs.common.events import EventContext, build_event
 from libs.common.logging import configure_logging
+from libs.common.metrics import count_committed
 from libs.common.migrations import has_migrations, upgrade
 from libs.common.outbox import OutboxRelay, add_to_outbox
 from libs.common.principals import Principal
@@ -40,6 +41,8 @@ class UnitOfWork:
     session: AsyncSession
     runtime: ServiceRuntime
     staged: int = 0
+    # The contracts staged, for the metrics counted once the transaction committed.
+    events: list[Event] = field(default_factory=list)
 
     def publish(
         self,
@@ -68,6 +71,7 @@ class UnitOfWork:
         )
         add_to_outbox(self.session, self.runtime.outbox_model, cloud_event)
         self.staged += 1
+        self.events.append(event)
 
 
 @dataclass
@@ -92,7 +96,7 @@ class ServiceRuntime:
 
     @property
     def source(self) -> str:
-        return service_source(self.settings.service_name)
+        return f"/onbehalf/{self.settings.service_name}"
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """A background task that lives as long as the service."""
@@ -108,6 +112,7 @@ class ServiceRuntime:
                 yield uow
             if uow.staged:
                 self.relay.notify()
+                count_committed(uow.events)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from libs.common import tracing
 from libs.common.errors import DomainError, Unauthenticated
 from libs.common.logging import configure_logging
+from libs.common.metrics import measure_outbox_backlog
 from libs.common.principals import ActingSession, Principal
 from libs.common.runtime import ServiceRuntime
 from libs.common.settings import ServiceSettings
@@ -307,7 +308,14 @@ def create_service_app(
         return {"keys": [get_runtime(request).signing_key.public().jwk()]}
 
     @app.get("/metrics", tags=["operations"], include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        runtime = get_runtime(request)
+        # Measured per scrape, not per commit: the order path pays nothing for it.
+        await measure_outbox_backlog(
+            service=runtime.settings.service_name,
+            engine=runtime.engine,
+            outbox_model=runtime.outbox_model,
+        )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     for router in routers:
