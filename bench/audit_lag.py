@@ -62,7 +62,7 @@ def _poll(
             now = time.perf_counter()
             items = ok(response)["items"]
             for item in items:
-                if item["type"] == "orders.order.placed":
+                if item["type"] == "com.onbehalf.orders.order.placed":
                     seen_at.setdefault(item["data"]["order_id"], now)
             if items:
                 cursor = str(items[-1]["seq"])

@@ -112,7 +112,7 @@ def main() -> None:
             latencies = asyncio.run(run())
             placed_at = time.perf_counter()
             total = args.customers * args.orders
-            while _count(admin, "orders.order.placed") < total:
+            while _count(admin, "com.onbehalf.orders.order.placed") < total:
                 time.sleep(0.05)  # polling the audit log, not synchronisation
             audited_at = time.perf_counter()
             cpu = meter.delta()

@@ -29,7 +29,7 @@ from libs.common.audit_chain import (
     verify_engine,
 )
 from libs.common.bus import CHECKPOINT_STREAM, CHECKPOINT_SUBJECT, EVENTS_STREAM, server_list
-from libs.common.events import decode
+from libs.common.events import decode, nats_subject
 from libs.common.signing import (
     EventPublicKey,
     SignatureProblem,
@@ -370,7 +370,9 @@ def tail(
         help="NATS with JetStream (default: the one `make run` started for --data-dir)",
     ),
     event_type: str = typer.Option(
-        ">", "--type", help="Event types to follow; NATS wildcards, e.g. 'orders.>'"
+        ">",
+        "--type",
+        help="Event types to follow, with or without com.onbehalf.; NATS wildcards, e.g. 'orders.>'",
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Stop after N events"),
     seconds: float | None = typer.Option(None, "--seconds", min=0, help="Stop after S seconds"),
@@ -383,7 +385,7 @@ def tail(
 ) -> None:
     """Follow new events live from JetStream: time, type, actor → subject, session."""
     _quiet_logs()
-    subject = f"events.{event_type}"
+    subject = nats_subject(event_type)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             _tail(

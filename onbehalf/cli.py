@@ -15,6 +15,7 @@ from rich.console import Console
 from onbehalf.audit_cli import audit_app
 from onbehalf.db_cli import db_app
 from onbehalf.deadletters_cli import deadletters_app
+from onbehalf.events_cli import events_app
 from onbehalf.keys_cli import keys_app
 from onbehalf.mail_cli import mail_app
 from onbehalf.nats_cli import nats_app
@@ -32,6 +33,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(nats_app, name="nats")
 app.add_typer(db_app, name="db")
 app.add_typer(openapi_app, name="openapi")
+app.add_typer(events_app, name="events")
 app.add_typer(mail_app, name="mail")
 console = Console()
 

@@ -15,6 +15,7 @@ from sqlalchemy import BigInteger, Text, column, select, table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.common.db import UtcDateTime
+from libs.common.events import LEGACY_SOURCE_PREFIX, nats_subject, service_source
 from libs.common.signing import (
     EventPublicKey,
     EventSigningKey,
@@ -25,9 +26,9 @@ from libs.common.signing import (
     sign_document,
     verify_signature,
 )
+from libs.contracts.base import event_name
 
 GENESIS = "0" * 64
-SOURCE_PREFIX = "/onbehalf/"
 # The service that signs checkpoints (with its event-signing key).
 CHECKPOINT_SIGNER = "audit"
 
@@ -59,18 +60,23 @@ def emitter_of(
     envelope: Mapping[str, Any], keys: Mapping[str, EventPublicKey], *, subject: str | None = None
 ) -> str:
     """The service that provably emitted the event `envelope`, or SignatureProblem saying why
-    none did: the signature must be valid with a key of service S, the event's `source` must be
-    `/onbehalf/S`, its type must start with `S.`, and (when known) it must have come in on the
-    NATS subject `events.<type>`, which only S may publish to."""
+    none did: the signature must be valid with a key of service S, the event's type must be
+    `com.onbehalf.S.<...>` and its `source` `urn:onbehalf:service:S` (or, a v1 envelope, type
+    `S.<...>` with source `/onbehalf/S`: stored events keep the form they were signed in), and
+    (when known) it must have come in on the NATS subject `events.S.<...>`, which only S may
+    publish to."""
     service = verify_signature(envelope, keys)
     event_type = envelope.get("type")
-    if not isinstance(event_type, str) or event_type.split(".", 1)[0] != service:
+    if not isinstance(event_type, str) or event_name(event_type).split(".", 1)[0] != service:
         raise SignatureProblem(f"signed by {service}, but type {event_type!r} is not {service}'s")
-    if envelope.get("source") != SOURCE_PREFIX + service:
+    v1 = event_type == event_name(event_type)
+    expected_source = LEGACY_SOURCE_PREFIX + service if v1 else service_source(service)
+    if envelope.get("source") != expected_source:
         raise SignatureProblem(
-            f"signed by {service}, but source {envelope.get('source')!r} names another emitter"
+            f"signed by {service}, but source {envelope.get('source')!r} names another emitter "
+            f"(expected {expected_source!r})"
         )
-    if subject is not None and subject != f"events.{event_type}":
+    if subject is not None and subject != nats_subject(event_type):
         raise SignatureProblem(f"type {event_type!r} arrived on another subject, {subject!r}")
     return service
 

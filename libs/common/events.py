@@ -12,7 +12,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from libs.common.principals import Principal, actor_ref, subject_ref
 from libs.common.signing import EventSigningKey, sign_attributes
-from libs.common.tracing import current_traceparent
+from libs.contracts.base import event_name
 
 # CloudEvents extension attribute names: lower-case letters and digits only.
 EXTENSIONS = (
@@ -22,13 +22,20 @@ EXTENSIONS = (
     "subjectuserid",
     "actingsessionid",
     "policyrevision",
-    # W3C Trace Context (CloudEvents Distributed Tracing extension): the span that wrote the
-    # event, present only while tracing is on; signed and chained like every other attribute.
-    "traceparent",
 )
 
 _FORMAT = JSONFormat()
 SPECVERSION = "1.0"
+
+# CloudEvents `source`: an absolute URI naming the emitting service (urn:onbehalf:service:cart).
+# v1 envelopes, stored before it, carry the relative `/onbehalf/<service>`.
+SOURCE_URN_PREFIX = "urn:onbehalf:service:"
+LEGACY_SOURCE_PREFIX = "/onbehalf/"
+
+
+def service_source(service: str) -> str:
+    """The `source` of every event `service` emits."""
+    return SOURCE_URN_PREFIX + service
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +103,6 @@ def build_event(
         "subjectuserid": context.subject_user_id,
         "actingsessionid": context.acting_session_id,
         "policyrevision": context.policy_revision,
-        # Added before signing, so the signature and the audit chain cover it too.
-        "traceparent": current_traceparent(),
     }
     present = {k: v for k, v in attributes.items() if v is not None}
     if signing_key is not None:
@@ -108,8 +113,10 @@ def build_event(
 
 
 def nats_subject(event_type: str) -> str:
-    """`cart.item.added` is published on `events.cart.item.added`."""
-    return f"events.{event_type}"
+    """`com.onbehalf.cart.item.added` (or the v1 `cart.item.added`) is published on
+    `events.cart.item.added`: subjects stay short, so the per-service NATS permissions
+    (`events.<service>.>`) hold for either form."""
+    return f"events.{event_name(event_type)}"
 
 
 def encode(event: CloudEvent) -> bytes:

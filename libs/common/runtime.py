@@ -19,7 +19,7 @@ from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
 from libs.common.bus import await_provisioned_streams, connect
 from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
-from libs.common.events import EventContext, build_event
+from libs.common.events import EventContext, build_event, service_source
 from libs.common.logging import configure_logging
 from libs.common.metrics import count_committed
 from libs.common.migrations import has_migrations, upgrade
@@ -96,7 +96,7 @@ class ServiceRuntime:
 
     @property
     def source(self) -> str:
-        return f"/onbehalf/{self.settings.service_name}"
+        return service_source(self.settings.service_name)
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """A background task that lives as long as the service."""

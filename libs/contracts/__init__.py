@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from libs.contracts import audit, cart, catalog, customers, identity, orders
-from libs.contracts.base import Event, Request
+from libs.contracts.base import Event, Request, cloudevents_type
 
 T = TypeVar("T")
 
@@ -27,9 +27,25 @@ def event_types() -> dict[str, type[Event]]:
     return {cls.event_type: cls for cls in _all_subclasses(Event) if "event_type" in vars(cls)}
 
 
+def contract_of(event_type: str) -> type[Event] | None:
+    """The contract of a received event's `type`, in either form (v1 `cart.item.added` or
+    `com.onbehalf.cart.item.added`); None for a type no contract declares."""
+    return event_types().get(cloudevents_type(event_type))
+
+
 def requests() -> dict[str, type[Request]]:
     """Every request contract by its subject."""
     return {cls.subject: cls for cls in _all_subclasses(Request) if "subject" in vars(cls)}
 
 
-__all__ = ["audit", "cart", "catalog", "customers", "event_types", "identity", "orders", "requests"]
+__all__ = [
+    "audit",
+    "cart",
+    "catalog",
+    "contract_of",
+    "customers",
+    "event_types",
+    "identity",
+    "orders",
+    "requests",
+]

@@ -13,7 +13,7 @@ class FindingRecorded(Event):
     """An event was refused because it did not prove who emitted it; what it claimed is
     attacker-controlled text, already truncated by audit."""
 
-    event_type: ClassVar[str] = "audit.finding.recorded"
+    event_type: ClassVar[str] = "com.onbehalf.audit.finding.recorded"
     model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=True)
 
     finding_id: Id
@@ -28,7 +28,7 @@ class FindingRecorded(Event):
 
 
 class CheckpointRequested(Event):
-    event_type: ClassVar[str] = "audit.checkpoint.requested"
+    event_type: ClassVar[str] = "com.onbehalf.audit.checkpoint.requested"
 
     seq: int
     head: str

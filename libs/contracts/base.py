@@ -12,11 +12,28 @@ Id = Annotated[str, Field(min_length=1, max_length=36)]
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 Uuid = Annotated[str, Field(pattern=UUID_PATTERN)]
 
+# Every CloudEvents `type` we emit is reverse-DNS: this prefix, then `<service>.<entity>.<verb>`
+# (the event's name). Events stored before it (v1 envelopes) carry the bare name: the functions
+# below accept both forms, so filters and dispatch work on old and new events alike.
+TYPE_PREFIX = "com.onbehalf."
+
+
+def event_name(event_type: str) -> str:
+    """`com.onbehalf.cart.item.added` (or the v1 `cart.item.added`) -> `cart.item.added`: the
+    name the NATS subject is made of (`events.<name>`), owner first."""
+    return event_type.removeprefix(TYPE_PREFIX)
+
+
+def cloudevents_type(event_type: str) -> str:
+    """`cart.item.added` (v1) or `com.onbehalf.cart.item.added` -> the reverse-DNS form."""
+    return TYPE_PREFIX + event_name(event_type)
+
 
 class Event(BaseModel):
     """The data of one kind of event. A subclass names its CloudEvents `type` once, in
-    `event_type`; the subject, the outbox row and the consumer's filter all derive from it, so
-    a producer and its consumers cannot spell it two ways, and a renamed field fails mypy.
+    `event_type` (`com.onbehalf.<service>.<entity>.<verb>`); the subject, the outbox row, the
+    consumer's filter and the event catalogue (docs/asyncapi.json) all derive from it, so a
+    producer and its consumers cannot spell it two ways, and a renamed field fails mypy.
 
     Consumers ignore fields they do not know (a producer may add one without breaking them)."""
 
@@ -26,8 +43,13 @@ class Event(BaseModel):
 
     @classmethod
     def subject(cls) -> str:
-        """`cart.item.added` is published on `events.cart.item.added`."""
-        return f"events.{cls.event_type}"
+        """`com.onbehalf.cart.item.added` is published on `events.cart.item.added`."""
+        return f"events.{event_name(cls.event_type)}"
+
+    @classmethod
+    def is_type_of(cls, event_type: str) -> bool:
+        """Whether a received event's `type` (either form) is this contract's."""
+        return cloudevents_type(event_type) == cls.event_type
 
     def data(self) -> dict[str, Any]:
         """The CloudEvents `data`: JSON types only (decimals as strings, times in ISO 8601)."""

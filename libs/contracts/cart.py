@@ -19,7 +19,7 @@ Sku = str
 
 
 class CartItemAdded(Event):
-    event_type: ClassVar[str] = "cart.item.added"
+    event_type: ClassVar[str] = "com.onbehalf.cart.item.added"
 
     cart_id: Id
     cart_version: int
@@ -31,7 +31,7 @@ class CartItemAdded(Event):
 
 
 class CartItemChanged(Event):
-    event_type: ClassVar[str] = "cart.item.changed"
+    event_type: ClassVar[str] = "com.onbehalf.cart.item.changed"
 
     cart_id: Id
     cart_version: int
@@ -42,7 +42,7 @@ class CartItemChanged(Event):
 
 
 class CartItemRemoved(Event):
-    event_type: ClassVar[str] = "cart.item.removed"
+    event_type: ClassVar[str] = "com.onbehalf.cart.item.removed"
 
     cart_id: Id
     cart_version: int
@@ -53,7 +53,7 @@ class CartCheckedOut(Event):
     """An order emptied the cart: `status` is `checked_out` when the whole cart was ordered
     as it was, `active` when only the ordered quantities left a cart changed since."""
 
-    event_type: ClassVar[str] = "cart.checked_out"
+    event_type: ClassVar[str] = "com.onbehalf.cart.checked_out"
 
     cart_id: Id
     order_id: Id
@@ -75,7 +75,7 @@ class LockHolder(BaseModel):
 
 
 class CartLockAcquired(Event):
-    event_type: ClassVar[str] = "cart.lock.acquired"
+    event_type: ClassVar[str] = "com.onbehalf.cart.lock.acquired"
 
     org_id: Id
     holder: LockHolder
@@ -84,7 +84,7 @@ class CartLockAcquired(Event):
 
 
 class CartLockTakenOver(Event):
-    event_type: ClassVar[str] = "cart.lock.taken_over"
+    event_type: ClassVar[str] = "com.onbehalf.cart.lock.taken_over"
 
     org_id: Id
     previous_holder: LockHolder
@@ -96,7 +96,7 @@ class CartLockTakenOver(Event):
 class CartLockReleased(Event):
     """`reason`: `released` by the holder, or `session_ended` with the session's own reason."""
 
-    event_type: ClassVar[str] = "cart.lock.released"
+    event_type: ClassVar[str] = "com.onbehalf.cart.lock.released"
 
     org_id: Id
     holder: LockHolder
@@ -117,7 +117,7 @@ class PricedListLine(ListLine):
 
 
 class SavedListCreated(Event):
-    event_type: ClassVar[str] = "cart.saved_list.created"
+    event_type: ClassVar[str] = "com.onbehalf.cart.saved_list.created"
 
     list_id: Id
     name: str
@@ -125,7 +125,7 @@ class SavedListCreated(Event):
 
 
 class SavedListRenamed(Event):
-    event_type: ClassVar[str] = "cart.saved_list.renamed"
+    event_type: ClassVar[str] = "com.onbehalf.cart.saved_list.renamed"
 
     list_id: Id
     previous_name: str
@@ -133,7 +133,7 @@ class SavedListRenamed(Event):
 
 
 class SavedListDeleted(Event):
-    event_type: ClassVar[str] = "cart.saved_list.deleted"
+    event_type: ClassVar[str] = "com.onbehalf.cart.saved_list.deleted"
 
     list_id: Id
     name: str
@@ -141,7 +141,7 @@ class SavedListDeleted(Event):
 
 
 class SavedListItemAdded(Event):
-    event_type: ClassVar[str] = "cart.saved_list.item_added"
+    event_type: ClassVar[str] = "com.onbehalf.cart.saved_list.item_added"
 
     list_id: Id
     sku: Sku
@@ -150,7 +150,7 @@ class SavedListItemAdded(Event):
 
 
 class SavedListItemChanged(Event):
-    event_type: ClassVar[str] = "cart.saved_list.item_changed"
+    event_type: ClassVar[str] = "com.onbehalf.cart.saved_list.item_changed"
 
     list_id: Id
     sku: Sku
@@ -159,7 +159,7 @@ class SavedListItemChanged(Event):
 
 
 class SavedListItemRemoved(Event):
-    event_type: ClassVar[str] = "cart.saved_list.item_removed"
+    event_type: ClassVar[str] = "com.onbehalf.cart.saved_list.item_removed"
 
     list_id: Id
     sku: Sku
@@ -169,7 +169,7 @@ class SavedListItemRemoved(Event):
 class SavedListAddedToCart(Event):
     """A whole saved list went into the cart: one event for all its lines."""
 
-    event_type: ClassVar[str] = "cart.saved_list.added_to_cart"
+    event_type: ClassVar[str] = "com.onbehalf.cart.saved_list.added_to_cart"
 
     list_id: Id
     name: str

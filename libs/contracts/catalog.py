@@ -59,7 +59,7 @@ class QuoteRefused(Message):
 
 
 class ProductCreated(Event):
-    event_type: ClassVar[str] = "catalog.product.created"
+    event_type: ClassVar[str] = "com.onbehalf.catalog.product.created"
 
     sku: str
     name: str
@@ -68,7 +68,7 @@ class ProductCreated(Event):
 
 
 class CustomerPriceSet(Event):
-    event_type: ClassVar[str] = "catalog.customer_price.set"
+    event_type: ClassVar[str] = "com.onbehalf.catalog.customer_price.set"
 
     org_id: Id
     sku: str
@@ -77,7 +77,7 @@ class CustomerPriceSet(Event):
 
 
 class CustomerPriceRemoved(Event):
-    event_type: ClassVar[str] = "catalog.customer_price.removed"
+    event_type: ClassVar[str] = "com.onbehalf.catalog.customer_price.removed"
 
     org_id: Id
     sku: str
@@ -85,21 +85,21 @@ class CustomerPriceRemoved(Event):
 
 
 class AssortmentSet(Event):
-    event_type: ClassVar[str] = "catalog.assortment.set"
+    event_type: ClassVar[str] = "com.onbehalf.catalog.assortment.set"
 
     org_id: Id
     skus: list[str]
 
 
 class CustomerGroupsSet(Event):
-    event_type: ClassVar[str] = "catalog.customer_groups.set"
+    event_type: ClassVar[str] = "com.onbehalf.catalog.customer_groups.set"
 
     org_id: Id
     groups: list[str]
 
 
 class PromotionCreated(Event):
-    event_type: ClassVar[str] = "catalog.promotion.created"
+    event_type: ClassVar[str] = "com.onbehalf.catalog.promotion.created"
 
     id: Id
     name: str
@@ -117,7 +117,7 @@ class PromotionCreated(Event):
 
 
 class PromotionEnded(Event):
-    event_type: ClassVar[str] = "catalog.promotion.ended"
+    event_type: ClassVar[str] = "com.onbehalf.catalog.promotion.ended"
 
     id: Id
     name: str
@@ -125,7 +125,7 @@ class PromotionEnded(Event):
 
 
 class CustomerProductNumberSet(Event):
-    event_type: ClassVar[str] = "catalog.customer_product_number.set"
+    event_type: ClassVar[str] = "com.onbehalf.catalog.customer_product_number.set"
 
     org_id: Id
     sku: str
@@ -134,7 +134,7 @@ class CustomerProductNumberSet(Event):
 
 
 class CustomerProductNumberRemoved(Event):
-    event_type: ClassVar[str] = "catalog.customer_product_number.removed"
+    event_type: ClassVar[str] = "com.onbehalf.catalog.customer_product_number.removed"
 
     org_id: Id
     sku: str

@@ -14,7 +14,7 @@ from libs.contracts.base import Event, Id
 class InvitationSent(Event):
     """Sent or resent (`sends` counts them); never the token, only the invitation's id."""
 
-    event_type: ClassVar[str] = "identity.invitation.sent"
+    event_type: ClassVar[str] = "com.onbehalf.identity.invitation.sent"
 
     invitation_id: Id
     org_id: Id
@@ -27,7 +27,7 @@ class InvitationSent(Event):
 class InvitationRefused(Event):
     """One item of an invitation request refused (a taken address, unknown roles)."""
 
-    event_type: ClassVar[str] = "identity.invitation.refused"
+    event_type: ClassVar[str] = "com.onbehalf.identity.invitation.refused"
 
     org_id: Id
     email: str
@@ -35,7 +35,7 @@ class InvitationRefused(Event):
 
 
 class InvitationAccepted(Event):
-    event_type: ClassVar[str] = "identity.invitation.accepted"
+    event_type: ClassVar[str] = "com.onbehalf.identity.invitation.accepted"
 
     invitation_id: Id
     org_id: Id
@@ -47,7 +47,7 @@ class InvitationAccepted(Event):
 class InvitationExpired(Event):
     """Someone tried to accept after the expiry; the inviter is told by mail."""
 
-    event_type: ClassVar[str] = "identity.invitation.expired"
+    event_type: ClassVar[str] = "com.onbehalf.identity.invitation.expired"
 
     invitation_id: Id
     org_id: Id
@@ -56,7 +56,7 @@ class InvitationExpired(Event):
 
 
 class InvitationRevoked(Event):
-    event_type: ClassVar[str] = "identity.invitation.revoked"
+    event_type: ClassVar[str] = "com.onbehalf.identity.invitation.revoked"
 
     invitation_id: Id
     org_id: Id
@@ -64,14 +64,14 @@ class InvitationRevoked(Event):
 
 
 class MailTemplateChanged(Event):
-    event_type: ClassVar[str] = "identity.mail_template.changed"
+    event_type: ClassVar[str] = "com.onbehalf.identity.mail_template.changed"
 
     key: str
     reset: bool
 
 
 class ActingNoticesChanged(Event):
-    event_type: ClassVar[str] = "identity.org.acting_notices_changed"
+    event_type: ClassVar[str] = "com.onbehalf.identity.org.acting_notices_changed"
 
     org_id: Id
     acting_notices: str
@@ -80,7 +80,7 @@ class ActingNoticesChanged(Event):
 class ActingNoticeSent(Event):
     """Mail told the organisation's admins about acting sessions (one, or a digest)."""
 
-    event_type: ClassVar[str] = "identity.acting_notice.sent"
+    event_type: ClassVar[str] = "com.onbehalf.identity.acting_notice.sent"
 
     org_id: Id
     session_ids: list[str]
@@ -92,7 +92,7 @@ class ApprovalRequestSent(Event):
     """Mail asked the organisation's admins to approve (or reject) an order that exceeds a
     budget (orders' `orders.budget.charged` with `state: awaiting`)."""
 
-    event_type: ClassVar[str] = "identity.approval_request.sent"
+    event_type: ClassVar[str] = "com.onbehalf.identity.approval_request.sent"
 
     org_id: Id
     order_id: Id

@@ -13,7 +13,7 @@ from libs.contracts.base import Event, Id, Uuid
 
 
 class ActingSessionStarted(Event):
-    event_type: ClassVar[str] = "identity.acting_session.started"
+    event_type: ClassVar[str] = "com.onbehalf.identity.acting_session.started"
 
     session_id: Id
     mode: str
@@ -27,7 +27,7 @@ class ActingSessionStarted(Event):
 
 
 class ActingSessionDenied(Event):
-    event_type: ClassVar[str] = "identity.acting_session.denied"
+    event_type: ClassVar[str] = "com.onbehalf.identity.acting_session.denied"
 
     customer_org_id: Id
     mode: str
@@ -38,7 +38,7 @@ class ActingSessionEnded(Event):
     """Revokes the session everywhere: its id becomes a revocation-bucket key, so it must be
     a UUID (a space, `*` or `>` would be an invalid key); consumers read only these fields."""
 
-    event_type: ClassVar[str] = "identity.acting_session.ended"
+    event_type: ClassVar[str] = "com.onbehalf.identity.acting_session.ended"
 
     session_id: Uuid
     reason: str | None = Field(default=None, max_length=200)
@@ -60,13 +60,13 @@ class OrgRecord(BaseModel):
 
 
 class OrgCreated(OrgRecord, Event):
-    event_type: ClassVar[str] = "identity.org.created"
+    event_type: ClassVar[str] = "com.onbehalf.identity.org.created"
 
 
 class OrgUpdated(Event):
     """`generation` rose when the change touches rights (status): older tokens are refused."""
 
-    event_type: ClassVar[str] = "identity.org.updated"
+    event_type: ClassVar[str] = "com.onbehalf.identity.org.updated"
 
     org: OrgRecord
     changed: list[str]
@@ -74,7 +74,7 @@ class OrgUpdated(Event):
 
 
 class ConsentChanged(Event):
-    event_type: ClassVar[str] = "identity.org.consent_changed"
+    event_type: ClassVar[str] = "com.onbehalf.identity.org.consent_changed"
 
     org_id: Id
     allow_assistance: bool
@@ -92,11 +92,11 @@ class UserRecord(BaseModel):
 
 
 class UserCreated(UserRecord, Event):
-    event_type: ClassVar[str] = "identity.user.created"
+    event_type: ClassVar[str] = "com.onbehalf.identity.user.created"
 
 
 class UserUpdated(Event):
-    event_type: ClassVar[str] = "identity.user.updated"
+    event_type: ClassVar[str] = "com.onbehalf.identity.user.updated"
 
     user: UserRecord
     changed: list[str]
@@ -106,14 +106,14 @@ class UserUpdated(Event):
 class UserCreationRefused(Event):
     """Said to the audit log only: the caller is told nothing (no probing for e-mails)."""
 
-    event_type: ClassVar[str] = "identity.user.creation_refused"
+    event_type: ClassVar[str] = "com.onbehalf.identity.user.creation_refused"
 
     org_id: Id
     reason: str
 
 
 class PasswordChanged(Event):
-    event_type: ClassVar[str] = "identity.user.password_changed"
+    event_type: ClassVar[str] = "com.onbehalf.identity.user.password_changed"
 
     user_id: Id
     generation: int
@@ -121,14 +121,14 @@ class PasswordChanged(Event):
 
 
 class CaretakerAssigned(Event):
-    event_type: ClassVar[str] = "identity.caretaker.assigned"
+    event_type: ClassVar[str] = "com.onbehalf.identity.caretaker.assigned"
 
     org_id: Id
     user_id: Id
 
 
 class CaretakerRemoved(Event):
-    event_type: ClassVar[str] = "identity.caretaker.removed"
+    event_type: ClassVar[str] = "com.onbehalf.identity.caretaker.removed"
 
     org_id: Id
     user_id: Id
@@ -138,7 +138,7 @@ class CaretakerRemoved(Event):
 
 
 class LoginFailed(Event):
-    event_type: ClassVar[str] = "identity.login.failed"
+    event_type: ClassVar[str] = "com.onbehalf.identity.login.failed"
 
     email: str
     address: str
@@ -146,7 +146,7 @@ class LoginFailed(Event):
 
 
 class LoginThrottled(Event):
-    event_type: ClassVar[str] = "identity.login.throttled"
+    event_type: ClassVar[str] = "com.onbehalf.identity.login.throttled"
 
     email: str
     address: str
@@ -157,7 +157,7 @@ class LoginThrottled(Event):
 class LoginSessionEnded(Event):
     """A logout: every token of the login session is refused once this is projected."""
 
-    event_type: ClassVar[str] = "identity.login_session.ended"
+    event_type: ClassVar[str] = "com.onbehalf.identity.login_session.ended"
 
     login_session_id: Id
     user_id: str | None
@@ -166,7 +166,7 @@ class LoginSessionEnded(Event):
 
 
 class SigningKeyRotated(Event):
-    event_type: ClassVar[str] = "identity.signing_key.rotated"
+    event_type: ClassVar[str] = "com.onbehalf.identity.signing_key.rotated"
 
     kid: str
     previous_kid: str | None
@@ -176,7 +176,7 @@ class PreferencesChanged(Event):
     """A user changed their own preferences: a staff member's default customer after login,
     or the opt-in to a personal login link."""
 
-    event_type: ClassVar[str] = "identity.user.preferences_changed"
+    event_type: ClassVar[str] = "com.onbehalf.identity.user.preferences_changed"
 
     user_id: Id
     default_customer_org_id: str | None
@@ -188,14 +188,14 @@ class PreferencesChanged(Event):
 class LoginLinkIssued(Event):
     """A personal login link was made (`replaced`: an earlier one stopped working) or revoked."""
 
-    event_type: ClassVar[str] = "identity.login_link.issued"
+    event_type: ClassVar[str] = "com.onbehalf.identity.login_link.issued"
 
     user_id: Id
     replaced: bool
 
 
 class LoginLinkRevoked(Event):
-    event_type: ClassVar[str] = "identity.login_link.revoked"
+    event_type: ClassVar[str] = "com.onbehalf.identity.login_link.revoked"
 
     user_id: Id
 
@@ -204,7 +204,7 @@ class LoginLinkUsed(Event):
     """Someone logged in with a personal login link, from `address`; `refused` says why it
     did not log them in (unknown or revoked link, inactive user...), or is None."""
 
-    event_type: ClassVar[str] = "identity.login_link.used"
+    event_type: ClassVar[str] = "com.onbehalf.identity.login_link.used"
 
     user_id: str | None
     address: str

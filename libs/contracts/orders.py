@@ -27,7 +27,7 @@ class OrderPlaced(Event):
     """An order was placed from cart `cart_id` as it was at `cart_version`; cart checks that
     cart out on this event (and on orders' direct request), once per `order_id`."""
 
-    event_type: ClassVar[str] = "orders.order.placed"
+    event_type: ClassVar[str] = "com.onbehalf.orders.order.placed"
 
     order_id: Id
     cart_id: Id
@@ -39,7 +39,7 @@ class OrderPlaced(Event):
 
 
 class OrderCancelled(Event):
-    event_type: ClassVar[str] = "orders.order.cancelled"
+    event_type: ClassVar[str] = "com.onbehalf.orders.order.cancelled"
 
     order_id: Id
     previous_status: str
@@ -55,7 +55,7 @@ class OrderCancelled(Event):
 class BudgetSet(Event):
     """A customer admin created or changed a budget (`created` says which)."""
 
-    event_type: ClassVar[str] = "orders.budget.set"
+    event_type: ClassVar[str] = "com.onbehalf.orders.budget.set"
 
     budget_id: Id
     created: bool
@@ -71,7 +71,7 @@ class BudgetSet(Event):
 
 
 class BudgetDeleted(Event):
-    event_type: ClassVar[str] = "orders.budget.deleted"
+    event_type: ClassVar[str] = "com.onbehalf.orders.budget.deleted"
 
     budget_id: Id
     name: str
@@ -81,7 +81,7 @@ class BudgetCharged(Event):
     """An order counted against a budget: `state` spent, awaiting (approval) or returned (the
     order was cancelled or rejected); `spent` is the period's total after it."""
 
-    event_type: ClassVar[str] = "orders.budget.charged"
+    event_type: ClassVar[str] = "com.onbehalf.orders.budget.charged"
 
     budget_id: Id
     order_id: Id
@@ -96,7 +96,7 @@ class BudgetCharged(Event):
 class OrderDecided(Event):
     """A customer admin approved or rejected an order that exceeded a budget."""
 
-    event_type: ClassVar[str] = "orders.order.decided"
+    event_type: ClassVar[str] = "com.onbehalf.orders.order.decided"
 
     order_id: Id
     budget_id: str | None

@@ -38,6 +38,7 @@ from libs.common.principals import Principal
 from libs.common.resources import AuditLog
 from libs.common.runtime import ServiceRuntime
 from libs.common.signing import EventPublicKey, SignatureProblem, canonical_json
+from libs.contracts.base import cloudevents_type, event_name
 from services.audit import checkpoints
 from services.audit.models import AuditRecord
 from services.audit.provenance import Genuine, Incoming, record_findings, screen
@@ -219,7 +220,10 @@ async def _records(
     if filters.subject_org_id:
         statement = statement.where(AuditRecord.subject_org_id == filters.subject_org_id)
     if filters.type:
-        statement = statement.where(AuditRecord.type == filters.type)
+        # Either form finds both: `orders.order.placed` and `com.onbehalf.orders.order.placed`
+        # (the records keep the type they were signed with; v1 events have the bare name).
+        forms = (cloudevents_type(filters.type), event_name(filters.type))
+        statement = statement.where(AuditRecord.type.in_(forms))
     if filters.session_id:
         statement = statement.where(AuditRecord.acting_session_id == filters.session_id)
     if filters.since:

@@ -14,6 +14,7 @@ from libs.common.events import EventContext
 from libs.common.runtime import UnitOfWork
 from libs.contracts.customers import InvitationAccepted, InvitationExpired
 from libs.contracts.identity import UserCreated
+from services.identity.invitation_addresses import WITHHELD
 from services.identity.invitations import Gone, hash_token, status_of
 from services.identity.models import Invitation, Organization, User
 from services.identity.notifications import fmt_time, mail_committed, send_mail
@@ -29,7 +30,8 @@ async def accept(*, identity: Identity, token: str, password: str) -> TokenRead:
     token_hash = hash_token(token)
     async with identity.runtime.reading() as session:
         found = await session.scalar(select(Invitation).where(Invitation.token_hash == token_hash))
-    if found is None:
+    # A withheld invitation (invitation_addresses.py) was never sent: its token is nobody's.
+    if found is None or found.status == WITHHELD:
         raise NotFound("no such invitation (the link is wrong, or was replaced by a newer one)")
     if status_of(found) == "expired":
         await _expired_attempt(identity, found.id)
@@ -53,6 +55,7 @@ async def accept(*, identity: Identity, token: str, password: str) -> TokenRead:
             if (
                 invitation is None
                 or invitation.token_hash != token_hash
+                or invitation.status != "pending"
                 or status_of(invitation) != "pending"
             ):
                 raise Gone("this invitation is no longer open", reason="closed")

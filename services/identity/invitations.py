@@ -3,7 +3,8 @@ contact by e-mail; the contact chooses a password with the single-use link and i
 
 Only the SHA-256 of the token is stored. An invitation is open (pending) until it is accepted,
 revoked, or `invitation_valid_days` after it was last sent; one open invitation per address
-(a partial unique index) and none for an address a user already has."""
+(a partial unique index) and none for an address a user already has. Whose an address is, and
+what the inviter may learn of it, is invitation_addresses.py's."""
 
 from __future__ import annotations
 
@@ -24,7 +25,14 @@ from libs.contracts.customers import (
     InvitationRevoked,
     InvitationSent,
 )
-from services.identity.models import Invitation, Organization, User
+from services.identity.invitation_addresses import (
+    OPEN,
+    WITHHELD,
+    fate_of,
+    lock_address,
+    withhold,
+)
+from services.identity.models import Invitation, Organization
 from services.identity.notifications import fmt_time, mail_committed, send_mail
 from services.identity.org_people import (
     customer_org,
@@ -51,10 +59,11 @@ def _now() -> datetime:
 
 
 def status_of(invitation: Invitation, now: datetime | None = None) -> str:
-    """A pending invitation past its expiry is expired, whether or not it was marked so."""
-    if invitation.status == "pending" and invitation.expires_at <= (now or _now()):
+    """The status its organisation sees: an open invitation past its expiry is expired,
+    whether or not it was marked so, and a withheld one reads as pending."""
+    if invitation.status in OPEN and invitation.expires_at <= (now or _now()):
         return "expired"
-    return invitation.status
+    return "pending" if invitation.status == WITHHELD else invitation.status
 
 
 def read(invitation: Invitation) -> dict[str, Any]:
@@ -89,14 +98,12 @@ def check_roles(roles: list[str]) -> list[str]:
 
 
 async def _expire_stale(uow: UnitOfWork, email: str) -> None:
-    """Pending invitations of `email` past their expiry are marked expired (so that the
+    """Open invitations of `email` past their expiry are marked expired (so that the
     address is open again, and the partial unique index agrees)."""
     now = _now()
     await uow.session.execute(
         update(Invitation)
-        .where(
-            Invitation.email == email, Invitation.status == "pending", Invitation.expires_at <= now
-        )
+        .where(Invitation.email == email, Invitation.status.in_(OPEN), Invitation.expires_at <= now)
         .values(status="expired", closed_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -149,17 +156,9 @@ async def invite_one(
             org = await customer_org(uow.session, org_id)
             runtime.authorizer.authorize(caller, "invite", await policy_org(uow.session, org))
             assert not isinstance(caller, ActingSession)  # the policy never lets one invite
+            await lock_address(uow, address)
             await _expire_stale(uow, address)
-            if await uow.session.scalar(select(User.id).where(User.email == address)):
-                raise Conflict(f"{address} already has an account", reason="email_taken")
-            if await uow.session.scalar(
-                select(Invitation.id).where(
-                    Invitation.email == address, Invitation.status == "pending"
-                )
-            ):
-                raise Conflict(
-                    f"{address} already has an open invitation", reason="already_invited"
-                )
+            fate = await fate_of(uow, identity, caller=caller, org=org, address=address)
             invitation = Invitation(
                 id=str(uuid4()),
                 org_id=org.id,
@@ -172,22 +171,17 @@ async def invite_one(
                 created_at=_now(),
                 sends=1,
             )
-            await _send(uow, identity, invitation, org, api_base)
+            if fate == "send":
+                await _send(uow, identity, invitation, org, api_base)
+            else:
+                await withhold(
+                    uow, identity, invitation=invitation, org=org, caller=caller, tell_owner=True
+                )
             uow.session.add(invitation)
             await uow.session.flush()
             result = read(invitation)
-            uow.publish(
-                InvitationSent(
-                    invitation_id=invitation.id,
-                    org_id=org.id,
-                    email=address,
-                    roles=clean_roles,
-                    expires_at=invitation.expires_at,
-                    sends=1,
-                ),
-                caller,
-                subject_org_id=org.id,
-            )
+            if fate == "send":
+                _publish_sent(uow, invitation, caller)
     except IntegrityError as exc:
         # Two invitations to one address at once: the partial unique index let one through.
         raise Conflict(
@@ -198,6 +192,21 @@ async def invite_one(
         raise
     mail_committed(runtime)
     return result
+
+
+def _publish_sent(uow: UnitOfWork, invitation: Invitation, caller: Principal) -> None:
+    uow.publish(
+        InvitationSent(
+            invitation_id=invitation.id,
+            org_id=invitation.org_id,
+            email=invitation.email,
+            roles=list(invitation.roles),
+            expires_at=invitation.expires_at,
+            sends=invitation.sends,
+        ),
+        caller,
+        subject_org_id=invitation.org_id,
+    )
 
 
 async def _record_refusal(
@@ -306,24 +315,32 @@ async def resend(
             )
             if invitation.status in ("accepted", "revoked"):
                 raise Conflict(f"the invitation is {invitation.status}: it cannot be resent")
-            if await uow.session.scalar(select(User.id).where(User.email == invitation.email)):
-                raise Conflict(f"{invitation.email} already has an account", reason="email_taken")
-            await _send(uow, identity, invitation, org, api_base)
+            # Asked again: the address may have become someone else's (or free) meanwhile.
+            await lock_address(uow, invitation.email)
+            fate = await fate_of(
+                uow,
+                identity,
+                caller=caller,
+                org=org,
+                address=invitation.email,
+                exclude_id=invitation.id,
+            )
             invitation.sends += 1
+            if fate == "send":
+                await _send(uow, identity, invitation, org, api_base)
+            else:
+                await withhold(
+                    uow,
+                    identity,
+                    invitation=invitation,
+                    org=org,
+                    caller=caller,
+                    tell_owner=invitation.status != WITHHELD,
+                )
             await uow.session.flush()
             result = read(invitation)
-            uow.publish(
-                InvitationSent(
-                    invitation_id=invitation.id,
-                    org_id=org.id,
-                    email=invitation.email,
-                    roles=list(invitation.roles),
-                    expires_at=invitation.expires_at,
-                    sends=invitation.sends,
-                ),
-                caller,
-                subject_org_id=org.id,
-            )
+            if fate == "send":
+                _publish_sent(uow, invitation, caller)
     except IntegrityError as exc:
         raise Conflict(
             "another open invitation exists for this address", reason="already_invited"

@@ -50,6 +50,18 @@ DEFAULT_TEMPLATES: dict[str, Template] = {
         ),
         placeholders=("inviter_name", "email", "org_name", "expired_at"),
     ),
+    "invitation_elsewhere": Template(
+        subject="Someone at $org_name tried to invite you",
+        body=(
+            "Hello,\n\n"
+            "$inviter_name of $org_name tried to invite $email to their shop. This address "
+            "already has an account with us, or an open invitation from another company, so "
+            "no invitation was sent and nothing changed for you.\n"
+            "If you expected it, tell $inviter_name that one address belongs to one company "
+            "and to invite another address of yours. If you did not, ignore this mail.\n"
+        ),
+        placeholders=("email", "inviter_name", "org_name"),
+    ),
     "acting_notice": Template(
         subject="$actor_name acted on behalf of $org_name",
         body=(

@@ -39,8 +39,10 @@ async def invite(
     principal: CurrentPrincipal,
     identity: Ident,
 ) -> dict[str, Any]:
-    """One contact (201 with the invitation; 409 if the address has an account or an open
-    invitation) or `{items: [...]}` (200, each item invited or refused with its reason)."""
+    """One contact (201 with the invitation; 409 if the address is one of the organisation's
+    users or has its open invitation, anyone's for a platform admin; another organisation's
+    address is answered like a new one, never sent) or `{items: [...]}` (200, each item
+    invited or refused with its reason)."""
     if isinstance(body, InvitationBatch):
         results = await invitations.invite_many(
             identity=identity,

@@ -61,12 +61,16 @@ def test_holder_changes_the_cart_and_everyone_else_gets_409_naming_them(world: W
 
     def lock_events() -> list[dict[str, Any]] | None:
         found = audit_events(audit, session_id=rep_session["session_id"])
-        types = [e["type"] for e in found if e["type"].startswith("cart.lock.")]
-        return found if {"cart.lock.acquired", "cart.lock.released"} <= set(types) else None
+        types = [e["type"] for e in found if e["type"].startswith("com.onbehalf.cart.lock.")]
+        return (
+            found
+            if {"com.onbehalf.cart.lock.acquired", "com.onbehalf.cart.lock.released"} <= set(types)
+            else None
+        )
 
     events = wait_until(lock_events, what="lock acquired and released, audited")
-    acquired = next(e for e in events if e["type"] == "cart.lock.acquired")
-    released = next(e for e in events if e["type"] == "cart.lock.released")
+    acquired = next(e for e in events if e["type"] == "com.onbehalf.cart.lock.acquired")
+    released = next(e for e in events if e["type"] == "com.onbehalf.cart.lock.released")
     for event in (acquired, released):
         assert event["actor"]["id"] == rep_user["id"]
         assert event["subject"]["org_id"] == world.org_a["id"]
@@ -116,7 +120,7 @@ def test_the_lock_ends_with_the_holders_acting_session(world: World) -> None:
         return [
             e
             for e in audit_events(audit, session_id=rep_session["session_id"])
-            if e["type"] == "cart.lock.released"
+            if e["type"] == "com.onbehalf.cart.lock.released"
         ]
 
     [event] = wait_until(released, what="the lock's end audited")
@@ -159,7 +163,7 @@ def test_a_supervisor_takes_over_and_the_previous_holder_is_refused(world: World
 
     def taken_over() -> list[dict[str, Any]]:
         return audit_events(
-            audit, session_id=sup_session["session_id"], type="cart.lock.taken_over"
+            audit, session_id=sup_session["session_id"], type="com.onbehalf.cart.lock.taken_over"
         )
 
     [event] = wait_until(taken_over, what="the take-over audited")

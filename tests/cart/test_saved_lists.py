@@ -56,11 +56,11 @@ def test_customer_and_acting_staff_share_saved_lists(world: World) -> None:
 
     audit = reviewer(world)
     wanted = {
-        "cart.saved_list.renamed",
-        "cart.saved_list.item_added",
-        "cart.saved_list.item_changed",
-        "cart.saved_list.added_to_cart",
-        "cart.saved_list.deleted",
+        "com.onbehalf.cart.saved_list.renamed",
+        "com.onbehalf.cart.saved_list.item_added",
+        "com.onbehalf.cart.saved_list.item_changed",
+        "com.onbehalf.cart.saved_list.added_to_cart",
+        "com.onbehalf.cart.saved_list.deleted",
     }
 
     def by_rep() -> list[dict[str, Any]] | None:
@@ -71,9 +71,10 @@ def test_customer_and_acting_staff_share_saved_lists(world: World) -> None:
         assert event["actor"]["id"] == rep_user["id"]
         assert event["subject"]["org_id"] == world.org_a["id"]
     by_buyer = audit_events(audit, actor_id=world.buyer_a["id"])
-    assert {"cart.saved_list.created", "cart.saved_list.item_removed"} <= {
-        e["type"] for e in by_buyer
-    }
+    assert {
+        "com.onbehalf.cart.saved_list.created",
+        "com.onbehalf.cart.saved_list.item_removed",
+    } <= {e["type"] for e in by_buyer}
 
 
 def test_saved_list_refusals(world: World) -> None:

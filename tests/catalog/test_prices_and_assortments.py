@@ -46,7 +46,7 @@ def test_a_customer_price_replaces_the_base_price_until_removed(admin: Api) -> N
         return [
             e
             for e in audit_events(admin, subject_org_id=customer.id)
-            if e["type"].startswith("catalog.customer_price.")
+            if e["type"].startswith("com.onbehalf.catalog.customer_price.")
         ]
 
     def both() -> list[dict[str, Any]] | None:
@@ -55,8 +55,8 @@ def test_a_customer_price_replaces_the_base_price_until_removed(admin: Api) -> N
 
     events = wait_until(both, what="price changes audited")
     assert sorted(e["type"] for e in events) == [
-        "catalog.customer_price.removed",
-        "catalog.customer_price.set",
+        "com.onbehalf.catalog.customer_price.removed",
+        "com.onbehalf.catalog.customer_price.set",
     ]
 
 

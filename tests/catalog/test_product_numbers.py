@@ -74,7 +74,7 @@ def test_buyer_admin_and_full_acting_session_set_numbers_and_search_finds_them(
     assert products(buyer, q="MAT-4711").keys() == {nut}
 
     reviewer = _reviewer(admin)
-    set_events = _audited(reviewer, customer, "catalog.customer_product_number.set", 4)
+    set_events = _audited(reviewer, customer, "com.onbehalf.catalog.customer_product_number.set", 4)
     by_number = {e["data"]["number"]: e for e in set_events}
     assert by_number["MAT-4711"]["data"]["sku"] in {bolt, nut}
     acting_event = by_number["mat-0815"]
@@ -85,7 +85,9 @@ def test_buyer_admin_and_full_acting_session_set_numbers_and_search_finds_them(
     assert renamed["data"]["previous"] == "MAT-4711"
     assert renamed["actor"]["id"] == customer.buyer["id"]
     assert renamed["subject"] == {"org_id": customer.id, "user_id": customer.buyer["id"]}
-    (removed,) = _audited(reviewer, customer, "catalog.customer_product_number.removed", 1)
+    (removed,) = _audited(
+        reviewer, customer, "com.onbehalf.catalog.customer_product_number.removed", 1
+    )
     assert removed["data"] == {"org_id": customer.id, "sku": nut, "previous": "mat-0815"}
 
 
@@ -161,5 +163,5 @@ def test_bad_number_input_is_refused_and_nothing_is_written(admin: Api) -> None:
     reviewer = _reviewer(admin)
     # A sentinel change: once it is audited, anything written before it would be too.
     ok(buyer.put("catalog", _number_path(spare), json={"number": unique("S")}))
-    events = _audited(reviewer, customer, "catalog.customer_product_number.set", 2)
+    events = _audited(reviewer, customer, "com.onbehalf.catalog.customer_product_number.set", 2)
     assert sorted(e["data"]["sku"] for e in events) == sorted([inside, spare])

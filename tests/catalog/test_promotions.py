@@ -210,17 +210,22 @@ def test_promotion_changes_are_audited(admin: Api) -> None:
         found = [
             e
             for e in audit_events(admin, actor_id=admin_id)
-            if e["type"].startswith("catalog.promotion.") and e["data"].get("id") == promotion["id"]
+            if e["type"].startswith("com.onbehalf.catalog.promotion.")
+            and e["data"].get("id") == promotion["id"]
         ]
         return found if len(found) == 2 else None
 
     created, ended = sorted(
         wait_until(recorded, what="promotion created and ended audited"), key=lambda e: e["type"]
     )
-    assert created["type"] == "catalog.promotion.created" and created["data"]["groups"] == [group]
-    assert ended["type"] == "catalog.promotion.ended"
+    assert created["type"] == "com.onbehalf.catalog.promotion.created" and created["data"][
+        "groups"
+    ] == [group]
+    assert ended["type"] == "com.onbehalf.catalog.promotion.ended"
     groups_set = wait_until(
-        lambda: audit_events(admin, subject_org_id=customer.id, type="catalog.customer_groups.set"),
+        lambda: audit_events(
+            admin, subject_org_id=customer.id, type="com.onbehalf.catalog.customer_groups.set"
+        ),
         what="group membership audited",
     )
     assert groups_set[0]["data"]["groups"] == [group]

@@ -36,7 +36,7 @@ ADMIN_EMAIL = "admin@cluster.test"
 STAFF = 3  # acting staff members placing orders at once, each for a customer of their own
 # A batch audit was delivered and did not acknowledge (its process was killed) comes back soon.
 CLUSTER_ENV = {"ONBEHALF_CONSUME_ACK_WAIT_SECONDS": "2"}
-PLACED = "orders.order.placed"
+PLACED = "com.onbehalf.orders.order.placed"
 
 
 @dataclass

@@ -97,7 +97,7 @@ def test_a_reviewer_finds_the_orders_audit_event_and_the_chain_verifies(
         page.get_by_label("Actor id").fill(world.rep["id"])
         page.get_by_label("Subject organisation id").fill(world.org_a["id"])
         page.get_by_role("button", name="Filter").click()
-        placed = page.locator("#audit-events tr[data-type='orders.order.placed']")
+        placed = page.locator("#audit-events tr[data-type='com.onbehalf.orders.order.placed']")
 
         def found() -> bool:
             if placed.count():

@@ -63,13 +63,18 @@ def test_the_sdk_parses_every_event_and_the_chain_recomputes(world: World) -> No
     audit = reviewer(world)
 
     def order_audited() -> bool:
-        listed = ok(audit.get("audit", "/v1/audit/events", params={"type": "orders.order.placed"}))
+        listed = ok(
+            audit.get(
+                "audit", "/v1/audit/events", params={"type": "com.onbehalf.orders.order.placed"}
+            )
+        )
         return any(item["data"].get("order_id") == order["id"] for item in listed["items"])
 
     wait_until(order_audited, what="the order in the audit log")
     events, head, pages = _whole_chain(audit)
 
-    placed = [e for e in events if e.get_type() == "orders.order.placed"]
+    placed = [e for e in events if e.get_type() == "com.onbehalf.orders.order.placed"]
+    assert all(e.get_source().startswith("urn:onbehalf:service:") for e in events)
     mine = next(e for e in placed if _data(e).get("order_id") == order["id"])
     attributes = mine.get_attributes()
     assert attributes["actingsessionid"] == session["session_id"]
@@ -87,13 +92,20 @@ def test_a_filtered_page_is_served_as_emitted_and_the_friendly_query_is_unchange
 ) -> None:
     _acting, _staff, session = acting_staff(world)
     audit = reviewer(world)
-    wanted = {"session_id": session["session_id"], "type": "identity.acting_session.started"}
+    wanted = {
+        "session_id": session["session_id"],
+        "type": "com.onbehalf.identity.acting_session.started",
+    }
     friendly = wait_until(
         lambda: ok(audit.get("audit", "/v1/audit/events", params=wanted))["items"],
         what="the acting session in the audit log",
     )
     served = ok(audit.get("audit", "/v1/audit/events", params={**wanted, "format": "cloudevents"}))
     assert [item["id"] for item in served] == [item["id"] for item in friendly]
-    assert served[0]["type"] == "identity.acting_session.started"
+    assert served[0]["type"] == "com.onbehalf.identity.acting_session.started"
+    assert served[0]["source"] == "urn:onbehalf:service:identity"
     assert "signature" in served[0] and "hash" not in served[0]
     assert _recipe(friendly[0]["prev_hash"], served[0]) == friendly[0]["hash"]
+    # The bare name (the v1 type, and the NATS subject's tail) filters the same records.
+    bare = {**wanted, "type": "identity.acting_session.started"}
+    assert ok(audit.get("audit", "/v1/audit/events", params=bare))["items"] == friendly

@@ -49,8 +49,12 @@ def test_tail_follows_new_events_and_stops_after_limit(stack: Stack, world: Worl
     assert len(lines) == 2, out
     who = f"{world.rep['id']} → {world.org_a['id']}"
     session = f"session={started['session_id']}"
-    assert "identity.acting_session.started" in lines[0] and who in lines[0] and session in lines[0]
-    assert "identity.acting_session.ended" in lines[1] and session in lines[1]
+    assert (
+        "com.onbehalf.identity.acting_session.started" in lines[0]
+        and who in lines[0]
+        and session in lines[0]
+    )
+    assert "com.onbehalf.identity.acting_session.ended" in lines[1] and session in lines[1]
     assert lines[0][:4].isdigit() and "Z" in lines[0].split()[0]  # starts with the event's time
 
 

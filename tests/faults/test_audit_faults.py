@@ -223,7 +223,7 @@ def test_service_killed_before_its_relay_published(faults: FaultStack) -> None:
     snapshot = assert_exactly_once(faults)
     assert pending <= set(snapshot.audit)
     product_events = faults.audit_rows(
-        "SELECT count(*) FROM audit_records WHERE type = 'catalog.product.created' "
+        "SELECT count(*) FROM audit_records WHERE type = 'com.onbehalf.catalog.product.created' "
         "AND envelope LIKE :sku",
         sku=f"%{product['sku']}%",
     )
@@ -250,7 +250,7 @@ def test_altered_record_is_found_and_named(faults: FaultStack) -> None:
 
     seq, event_id, actor_id, envelope = faults.audit_rows(
         "SELECT seq, id, actor_id, envelope FROM audit_records "
-        "WHERE type = 'orders.order.placed' ORDER BY seq LIMIT 1"
+        "WHERE type = 'com.onbehalf.orders.order.placed' ORDER BY seq LIMIT 1"
     )[0]
 
     # 1. A queryable column no longer says what the hashed envelope says.

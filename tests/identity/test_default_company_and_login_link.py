@@ -108,7 +108,7 @@ def test_a_personal_login_link_works_is_replaced_and_refused_after_revocation(
         lambda: [
             event
             for event in audit_events(
-                audit, actor_id=world.buyer_a["id"], type="identity.login_link.used"
+                audit, actor_id=world.buyer_a["id"], type="com.onbehalf.identity.login_link.used"
             )
             if event["data"]["refused"] is None
         ],
@@ -118,7 +118,7 @@ def test_a_personal_login_link_works_is_replaced_and_refused_after_revocation(
     wait_until(
         lambda: [
             event
-            for event in audit_events(audit, type="identity.login_link.used")
+            for event in audit_events(audit, type="com.onbehalf.identity.login_link.used")
             if event["data"]["refused"] == "unknown_link"
         ],
         what="the refused uses audited too",

@@ -63,7 +63,7 @@ def test_a_changed_policy_applies_after_restart_and_shows_in_events(tmp_path: Pa
                     admin.get(
                         "audit",
                         "/v1/audit/events",
-                        params={"type": "identity.acting_session.denied"},
+                        params={"type": "com.onbehalf.identity.acting_session.denied"},
                     )
                 )
                 return list(body["items"])

@@ -56,8 +56,8 @@ def test_switching_ends_the_first_session_and_starts_the_second(world: World) ->
     ]
     assert ended["end_reason"] == "switched" and ended["ended_at"]
     wanted = {
-        ("identity.acting_session.ended", started_a["session_id"]),
-        ("identity.acting_session.started", switched["session_id"]),
+        ("com.onbehalf.identity.acting_session.ended", started_a["session_id"]),
+        ("com.onbehalf.identity.acting_session.started", switched["session_id"]),
     }
 
     def recorded() -> set[tuple[str, str]] | None:

@@ -69,7 +69,11 @@ def test_rep_acts_for_customer_and_order_belongs_to_customer(world: World) -> No
     assert ok(buyer.get("cart", "/v1/cart"))["items"] == []
 
     reviewer = _reviewer(world)
-    wanted = {"identity.acting_session.started", "cart.item.added", "orders.order.placed"}
+    wanted = {
+        "com.onbehalf.identity.acting_session.started",
+        "com.onbehalf.cart.item.added",
+        "com.onbehalf.orders.order.placed",
+    }
 
     def recorded() -> list[dict[str, Any]] | None:
         events = audit_events(reviewer, session_id=started["session_id"])
@@ -81,7 +85,7 @@ def test_rep_acts_for_customer_and_order_belongs_to_customer(world: World) -> No
         assert event["subject"]["org_id"] == world.org_a["id"]
         assert event["acting_session_id"] == started["session_id"]
         assert event["policy_revision"]
-    placed = next(e for e in events if e["type"] == "orders.order.placed")
+    placed = next(e for e in events if e["type"] == "com.onbehalf.orders.order.placed")
     assert placed["data"]["order_id"] == order["id"]
 
 

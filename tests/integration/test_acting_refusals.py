@@ -29,7 +29,9 @@ def test_caretaker_without_permission_is_refused_and_the_refusal_is_audited(worl
     reviewer = _reviewer(world)
 
     def denial() -> list[dict[str, Any]]:
-        return audit_events(reviewer, actor_id=staff["id"], type="identity.acting_session.denied")
+        return audit_events(
+            reviewer, actor_id=staff["id"], type="com.onbehalf.identity.acting_session.denied"
+        )
 
     [event] = wait_until(denial, what="the denial in the audit log")
     assert event["subject"]["org_id"] == world.org_a["id"]

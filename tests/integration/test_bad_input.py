@@ -55,11 +55,14 @@ def test_bad_cart_input_is_refused_and_nothing_is_written(world: World, acting: 
     reviewer = world.admin.login(reviewer_user["email"])
     subject = world.org_a["id"]
     added = wait_until(
-        lambda: audit_events(reviewer, subject_org_id=subject, type="cart.item.added"),
+        lambda: audit_events(reviewer, subject_org_id=subject, type="com.onbehalf.cart.item.added"),
         what="the sentinel change audited",
     )
     assert len(added) == 1
-    assert audit_events(reviewer, subject_org_id=subject, type="orders.order.placed") == []
+    assert (
+        audit_events(reviewer, subject_org_id=subject, type="com.onbehalf.orders.order.placed")
+        == []
+    )
 
 
 @pytest.mark.parametrize(

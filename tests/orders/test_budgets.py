@@ -152,18 +152,27 @@ def test_assisted_orders_wait_for_the_customer_admins_approval(world: World) -> 
 
     audit = reviewer(world)
     decided = wait_until(
-        lambda: audit_events(audit, actor_id=admin_user["id"], type="orders.order.decided"),
+        lambda: audit_events(
+            audit, actor_id=admin_user["id"], type="com.onbehalf.orders.order.decided"
+        ),
         what="both decisions audited",
     )
     assert {event["data"]["decision"] for event in decided} <= {"approved", "rejected"}
     charged = wait_until(
-        lambda: audit_events(audit, session_id=session["session_id"], type="orders.budget.charged"),
+        lambda: audit_events(
+            audit, session_id=session["session_id"], type="com.onbehalf.orders.budget.charged"
+        ),
         what="the assisted orders' charges audited with the acting session",
     )
     assert charged[0]["actor"]["id"] == rep_user["id"]
     wait_until(
         lambda: (
-            len(audit_events(audit, actor_id=admin_user["id"], type="orders.order.decided")) == 2
+            len(
+                audit_events(
+                    audit, actor_id=admin_user["id"], type="com.onbehalf.orders.order.decided"
+                )
+            )
+            == 2
         ),
         what="both decisions audited",
     )

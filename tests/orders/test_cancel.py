@@ -39,7 +39,9 @@ def test_the_customers_admin_cancels_a_placed_order_once(world: World) -> None:
 
     audit = reviewer(world)
     [event] = wait_until(
-        lambda: audit_events(audit, actor_id=admin_user["id"], type="orders.order.cancelled"),
+        lambda: audit_events(
+            audit, actor_id=admin_user["id"], type="com.onbehalf.orders.order.cancelled"
+        ),
         what="the cancellation audited",
     )
     assert event["subject"] == {"org_id": world.org_a["id"], "user_id": admin_user["id"]}
@@ -63,7 +65,7 @@ def test_acting_staff_cancel_on_behalf_and_history_says_so(world: World) -> None
     audit = reviewer(world)
     [event] = wait_until(
         lambda: audit_events(
-            audit, session_id=rep_session["session_id"], type="orders.order.cancelled"
+            audit, session_id=rep_session["session_id"], type="com.onbehalf.orders.order.cancelled"
         ),
         what="the acting cancellation audited",
     )

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from libs.common.events import EventContext, build_event, encode
+from libs.common.events import EventContext, build_event, encode, service_source
 from libs.common.signing import (
     EventSigningKey,
     key_id,
@@ -25,7 +25,7 @@ from onbehalf.stack import SERVICES, Stack, free_port, start_service
 from tests.security.bus import bus_client
 from tests.support import Api, World, ok, wait_until
 
-ORDER_PLACED = "orders.order.placed"
+ORDER_PLACED = "com.onbehalf.orders.order.placed"
 
 
 def real_key(stack: Stack, service: str) -> EventSigningKey:
@@ -41,7 +41,11 @@ def fresh_key(*, service: str, kid: str | None = None) -> EventSigningKey:
 
 
 def forged_order(
-    world: World, *, source: str = "/onbehalf/orders", type: str = ORDER_PLACED, key: Any = None
+    world: World,
+    *,
+    source: str = service_source("orders"),
+    type: str = ORDER_PLACED,
+    key: Any = None,
 ) -> Any:
     """An order placed "by" the world's rep for customer A, for one cent."""
     context = EventContext(
@@ -76,7 +80,7 @@ def finding_for(admin: Api, event_id: str) -> dict[str, Any] | None:
 
 def chained_finding(admin: Api, event_id: str) -> dict[str, Any] | None:
     """The `audit.finding.recorded` record (signed by audit, in the chain) about `event_id`."""
-    params = {"type": "audit.finding.recorded", "limit": 500}
+    params = {"type": "com.onbehalf.audit.finding.recorded", "limit": 500}
     items = ok(admin.get("audit", "/v1/audit/events", params=params))["items"]
     return next((e for e in items if e["data"]["event_id"] == event_id), None)
 
@@ -111,13 +115,16 @@ def _cart_key_claims_orders(stack: Stack, world: World) -> tuple[str, Any, str]:
 def _cart_event_on_orders_subject(stack: Stack, world: World) -> tuple[str, Any, str]:
     # A genuine-looking cart event, properly signed by cart, replayed on orders' subject.
     event = forged_order(
-        world, source="/onbehalf/cart", type="cart.item.added", key=real_key(stack, "cart")
+        world,
+        source=service_source("cart"),
+        type="com.onbehalf.cart.item.added",
+        key=real_key(stack, "cart"),
     )
     return "events.orders.order.placed", event, "arrived on another subject"
 
 
 def _orders_key_other_source(stack: Stack, world: World) -> tuple[str, Any, str]:
-    event = forged_order(world, source="/onbehalf/cart", key=real_key(stack, "orders"))
+    event = forged_order(world, source=service_source("cart"), key=real_key(stack, "orders"))
     return "events.orders.order.placed", event, "names another emitter"
 
 
@@ -150,7 +157,7 @@ def test_forged_order_event_is_a_finding_not_a_record(
     chained = wait_until(
         lambda: chained_finding(admin, event.get_id()), timeout=20.0, what="finding chained"
     )
-    assert chained["emitter"] == "audit" and chained["source"] == "/onbehalf/audit"
+    assert chained["emitter"] == "audit" and chained["source"] == service_source("audit")
     assert why in chained["data"]["reason"], chained["data"]
     assert chained["data"]["nats_subject"] == subject
 
@@ -192,8 +199,8 @@ def test_genuine_events_name_their_emitter_and_verify(
 
     events = wait_until(session_events, timeout=20.0, what="the acting session audited")
     assert {e["type"] for e in events} >= {
-        "identity.acting_session.started",
-        "identity.acting_session.ended",
+        "com.onbehalf.identity.acting_session.started",
+        "com.onbehalf.identity.acting_session.ended",
     }
     assert {e["emitter"] for e in events} == {"identity"}
     verified = ok(admin.get("audit", "/v1/audit/verify"))

@@ -144,13 +144,20 @@ async def test_forged_checkout_request_empties_no_cart(shop: Shop, attack: str) 
     audit = reviewer(shop.world)
 
     def checked_out() -> list[dict[str, Any]]:
-        return audit_events(audit, subject_org_id=shop.world.org_a["id"], type="cart.checked_out")
+        return audit_events(
+            audit, subject_org_id=shop.world.org_a["id"], type="com.onbehalf.cart.checked_out"
+        )
 
     [event] = wait_until(checked_out, what="the real order's checkout audited")
     assert event["data"]["order_id"] == order["id"]
     assert event["actor"]["id"] == shop.world.buyer_a["id"]
-    assert audit_events(audit, actor_id=rep_id, type="cart.checked_out") == []
-    assert audit_events(audit, subject_org_id=shop.world.org_b["id"], type="cart.checked_out") == []
+    assert audit_events(audit, actor_id=rep_id, type="com.onbehalf.cart.checked_out") == []
+    assert (
+        audit_events(
+            audit, subject_org_id=shop.world.org_b["id"], type="com.onbehalf.cart.checked_out"
+        )
+        == []
+    )
     assert ok(shop.buyer_b.get("cart", "/v1/cart")) == shop.cart_b
 
 
@@ -176,7 +183,9 @@ async def test_checkout_request_acts_for_the_token_never_for_the_body(shop: Shop
     audit = reviewer(shop.world)
 
     def checked_out() -> list[dict[str, Any]]:
-        return audit_events(audit, subject_org_id=shop.world.org_a["id"], type="cart.checked_out")
+        return audit_events(
+            audit, subject_org_id=shop.world.org_a["id"], type="com.onbehalf.cart.checked_out"
+        )
 
     [event] = wait_until(checked_out, what="the checkout audited")
     assert event["data"]["order_id"] == body["order"]["order_id"]
@@ -197,7 +206,9 @@ async def test_an_order_placed_while_acting_empties_the_cart_under_the_acting_st
     audit = reviewer(shop.world)
 
     def checked_out() -> list[dict[str, Any]]:
-        return audit_events(audit, subject_org_id=shop.world.org_a["id"], type="cart.checked_out")
+        return audit_events(
+            audit, subject_org_id=shop.world.org_a["id"], type="com.onbehalf.cart.checked_out"
+        )
 
     [event] = wait_until(checked_out, what="the checkout audited")
     assert event["data"]["order_id"] == order["id"]

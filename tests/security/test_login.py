@@ -45,10 +45,12 @@ def test_31st_wrong_password_is_refused_with_429_even_when_right(world: World) -
     def audited(kind: str) -> list[dict[str, Any]]:
         return audit_events(world.admin, type=kind, actor_id=victim["id"])
 
-    throttled = wait_until(lambda: audited("identity.login.throttled"), what="throttle audited")
+    throttled = wait_until(
+        lambda: audited("com.onbehalf.identity.login.throttled"), what="throttle audited"
+    )
     assert throttled[0]["data"]["scope"] == "account"
     assert throttled[0]["subject"]["org_id"] == world.org_a["id"]
-    failed = wait_until(lambda: len(audited("identity.login.failed")) >= 10 or None)
+    failed = wait_until(lambda: len(audited("com.onbehalf.identity.login.failed")) >= 10 or None)
     assert failed
 
 
@@ -154,7 +156,9 @@ def test_customer_admin_cannot_tell_whether_an_address_exists(world: World) -> N
     assert duplicate.status_code == 409
     refused = wait_until(
         lambda: audit_events(
-            world.admin, type="identity.user.creation_refused", subject_org_id=world.org_a["id"]
+            world.admin,
+            type="com.onbehalf.identity.user.creation_refused",
+            subject_org_id=world.org_a["id"],
         ),
         what="refused creation audited",
     )

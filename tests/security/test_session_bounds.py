@@ -82,7 +82,9 @@ def test_logout_ends_the_login_session_and_its_acting_sessions(world: World) -> 
         return [
             e
             for e in audit_events(
-                world.admin, actor_id=world.rep["id"], type="identity.login_session.ended"
+                world.admin,
+                actor_id=world.rep["id"],
+                type="com.onbehalf.identity.login_session.ended",
             )
             if e["data"]["login_session_id"] == lsid
         ]
@@ -124,7 +126,9 @@ def test_a_password_change_ends_every_other_session(world: World) -> None:
 
     def audited() -> list[dict[str, Any]]:
         return audit_events(
-            world.admin, actor_id=world.buyer_a["id"], type="identity.user.password_changed"
+            world.admin,
+            actor_id=world.buyer_a["id"],
+            type="com.onbehalf.identity.user.password_changed",
         )
 
     wait_until(audited, what="the password change audited")

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from libs import contracts
+from libs.common.audit_chain import canonical_envelope, emitter_of
 from libs.common.bus_permissions import rights
 from libs.common.checkout import bearer_of
 from libs.common.consumer import PoisonMessage, event_data
-from libs.common.events import EventContext, build_event, decode, encode
-from libs.contracts.base import BadMessage
+from libs.common.events import (
+    EventContext,
+    build_event,
+    decode,
+    encode,
+    nats_subject,
+    service_source,
+)
+from libs.common.signing import EventSigningKey, SignatureProblem
+from libs.contracts.base import TYPE_PREFIX, BadMessage, event_name
 from libs.contracts.cart import (
     CartCheckout,
     CartSnapshot,
@@ -46,10 +57,43 @@ ORDER = OrderPlaced(
 
 def test_every_event_type_is_its_owners_and_published_where_the_owner_may() -> None:
     for event_type, contract in contracts.event_types().items():
-        owner = event_type.split(".")[0]
+        # Reverse-DNS, then the owner: com.onbehalf.<service>.<entity>.<verb>.
+        assert event_type.startswith(TYPE_PREFIX), event_type
+        name = event_name(event_type)
+        owner = name.split(".")[0]
         assert contract.__module__.startswith("libs.contracts."), event_type
-        assert contract.subject() == f"events.{event_type}"
+        assert contract.subject() == f"events.{name}" == nats_subject(event_type)
         assert f"events.{owner}.>" in rights(owner).publish, event_type
+        assert contracts.contract_of(name) is contracts.contract_of(event_type) is contract
+        assert contract.is_type_of(name) and contract.is_type_of(event_type)
+
+
+def _signed(key: EventSigningKey, *, type: str, source: str) -> dict[str, object]:
+    event = build_event(source=source, type=type, data={}, context=CONTEXT, signing_key=key)
+    return json.loads(canonical_envelope(event))
+
+
+def test_the_emitter_is_proved_in_either_form_but_never_a_mix() -> None:
+    key = EventSigningKey(service="orders", kid="k1", private_key=Ed25519PrivateKey.generate())
+    keys = {key.kid: key.public()}
+    subject = "events.orders.order.placed"
+    current = _signed(key, type=OrderPlaced.event_type, source=service_source("orders"))
+    assert current["source"] == "urn:onbehalf:service:orders"
+    assert emitter_of(current, keys, subject=subject) == "orders"
+    # A v1 envelope (stored before the reverse-DNS type) still proves its emitter.
+    v1 = _signed(key, type="orders.order.placed", source="/onbehalf/orders")
+    assert emitter_of(v1, keys, subject=subject) == "orders"
+    refused = [
+        _signed(key, type=OrderPlaced.event_type, source="/onbehalf/orders"),
+        _signed(key, type="orders.order.placed", source=service_source("orders")),
+        _signed(key, type=OrderPlaced.event_type, source=service_source("cart")),
+        _signed(key, type="com.onbehalf.cart.item.added", source=service_source("orders")),
+    ]
+    for envelope in refused:
+        with pytest.raises(SignatureProblem):
+            emitter_of(envelope, keys, subject=subject)
+    with pytest.raises(SignatureProblem, match="another subject"):
+        emitter_of(current, keys, subject="events.orders.order.cancelled")
 
 
 def test_only_the_answering_service_hears_a_request() -> None:
@@ -68,7 +112,7 @@ def test_only_the_answering_service_hears_a_request() -> None:
 
 def test_an_event_keeps_its_wire_shape_through_the_envelope() -> None:
     event = build_event(
-        source="/onbehalf/orders", type=ORDER.event_type, data=ORDER.data(), context=CONTEXT
+        source=service_source("orders"), type=ORDER.event_type, data=ORDER.data(), context=CONTEXT
     )
     received = decode(encode(event))
     assert received.get_data() == {
@@ -86,7 +130,7 @@ def test_an_event_keeps_its_wire_shape_through_the_envelope() -> None:
 
 def test_a_consumer_turns_data_that_breaks_the_contract_into_poison() -> None:
     bad = build_event(
-        source="/onbehalf/identity",
+        source=service_source("identity"),
         type=ActingSessionEnded.event_type,
         data={"session_id": "a b*>"},
         context=CONTEXT,
