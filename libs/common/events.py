@@ -12,6 +12,7 @@ from cloudevents.core.v1.event import CloudEvent
 
 from libs.common.principals import Principal, actor_ref, subject_ref
 from libs.common.signing import EventSigningKey, sign_attributes
+from libs.common.tracing import current_traceparent
 from libs.contracts.base import event_name
 
 # CloudEvents extension attribute names: lower-case letters and digits only.
@@ -22,6 +23,9 @@ EXTENSIONS = (
     "subjectuserid",
     "actingsessionid",
     "policyrevision",
+    # W3C Trace Context (CloudEvents Distributed Tracing extension): the span that wrote the
+    # event, present only while tracing is on; signed and chained like every other attribute.
+    "traceparent",
 )
 
 _FORMAT = JSONFormat()
@@ -103,6 +107,8 @@ def build_event(
         "subjectuserid": context.subject_user_id,
         "actingsessionid": context.acting_session_id,
         "policyrevision": context.policy_revision,
+        # Added before signing, so the signature and the audit chain cover it too.
+        "traceparent": current_traceparent(),
     }
     present = {k: v for k, v in attributes.items() if v is not None}
     if signing_key is not None:
