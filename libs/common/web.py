@@ -29,6 +29,7 @@ from libs.common import tracing
 from libs.common.errors import DomainError, Unauthenticated
 from libs.common.logging import configure_logging
 from libs.common.metrics import measure_outbox_backlog
+from libs.common.openapi_links import add_links
 from libs.common.principals import ActingSession, Principal
 from libs.common.runtime import ServiceRuntime
 from libs.common.settings import ServiceSettings
@@ -224,6 +225,7 @@ def contract_openapi(app: FastAPI) -> dict[str, Any]:
                 if code.startswith(("4", "5")):
                     response["content"] = _error_response(int(code))["content"]
                     response["description"] = _STATUS_TEXT.get(int(code), response["description"])
+    add_links(spec)
     app.openapi_schema = spec
     return spec
 

@@ -10,6 +10,8 @@ import schemathesis
 from schemathesis.engine import Status, from_schema
 from schemathesis.engine.events import EngineFinished, NonFatalError, ScenarioFinished
 
+STATEFUL_MAX_STEPS = 6
+
 
 @dataclass
 class Outcome:
@@ -19,6 +21,10 @@ class Outcome:
     operations: int = 0
     cases: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    # Generated cases per phase (examples, coverage, fuzzing, stateful).
+    by_phase: Counter[str] = field(default_factory=Counter)
+    # Stateful steps by the OpenAPI link they followed (its transition id).
+    links: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     stop_reason: str = ""
@@ -38,8 +44,11 @@ def run(
     exclude: list[str],
     max_examples: int,
     max_time: int,
+    phases: list[str] | None = None,
 ) -> Outcome:
-    """Every phase and every check, bounded by `max_examples` and `max_time` (seconds)."""
+    """Every check, bounded by `max_examples` and `max_time` (seconds); every phase but the
+    stateful one, or just `phases` (the stateful phase follows the documents' OpenAPI links
+    only, in scenarios of at most STATEFUL_MAX_STEPS calls)."""
     config: dict[str, Any] = {
         "seed": 12,
         "max-time": max_time,
@@ -59,6 +68,16 @@ def run(
         },
         "phases": {"stateful": {"enabled": False}},
     }
+    if phases is not None:
+        config["phases"] = {
+            phase: {"enabled": phase in phases} for phase in ("examples", "coverage", "fuzzing")
+        }
+        config["phases"]["stateful"] = {
+            "enabled": "stateful" in phases,
+            "max-steps": STATEFUL_MAX_STEPS,
+            # Our links only: what a client generated from the documents can follow.
+            "inference": {"algorithms": []},
+        }
     if token:
         config["headers"] = {"Authorization": f"Bearer {token}"}
     config["operations"] = [
@@ -82,6 +101,10 @@ def run(
     for event in from_schema(loaded).execute():
         if isinstance(event, ScenarioFinished) and event.is_test_scenario:
             outcome.cases += len(event.recorder.cases)
+            outcome.by_phase[str(event.phase)] += len(event.recorder.cases)
+            for node in event.recorder.cases.values():
+                if node.transition is not None:
+                    outcome.links[node.transition.id] += 1
             if event.status != Status.SKIP:
                 outcome.operations += 1
             for case_id, checks in event.recorder.checks.items():
