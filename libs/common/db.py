@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from libs.common.sqlite_driver import one_hop_dbapi
+
 
 def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
@@ -60,7 +62,8 @@ def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    # One trip to aiosqlite's thread per statement (sqlite_driver), not four.
+    engine = create_async_engine(url, connect_args={"timeout": 30}, module=one_hop_dbapi())
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
