@@ -21,6 +21,7 @@ from libs.common.revocation import (
     user_key,
 )
 from libs.common.runtime import ServiceRuntime
+from libs.contracts.base import cloudevents_type
 from services.identity import acting_sessions
 from services.identity.events import (
     ActingSessionEnded,
@@ -71,7 +72,8 @@ def _standing_entry(event: CloudEvent) -> tuple[str, Standing] | None:
     no token of an older generation exists. One that does not fit its contract is passed
     over here (this projector reads every identity event; the ones it needs are checked)."""
     try:
-        match event.get_type():
+        # Either form: a v1 event (bare name) replayed from the stream is projected the same way.
+        match cloudevents_type(event.get_type()):
             case UserUpdated.event_type:
                 user = event_data(event, UserUpdated)
                 key, standing = user_key(user.user.id), Standing(user.generation, user.user.active)
@@ -100,7 +102,7 @@ async def project_standing(runtime: ServiceRuntime) -> None:
 
     async def handle(batch: list[Delivery]) -> None:
         for delivery in batch:
-            if delivery.event.get_type() == LoginSessionEnded.event_type:
+            if LoginSessionEnded.is_type_of(delivery.event.get_type()):
                 try:
                     ended = event_data(delivery.event, LoginSessionEnded)
                 except PoisonMessage:

@@ -168,3 +168,22 @@ def test_times_in_event_data_are_iso_8601() -> None:
 
     ended = PromotionEnded(id="p", name="Spring", ended_at=datetime(2026, 3, 1, tzinfo=UTC))
     assert datetime.fromisoformat(ended.data()["ended_at"]) == datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_identity_projects_rights_from_events_of_either_type_form() -> None:
+    """A v1 event (bare type, as still stored in the stream) and a current one raise the same
+    standing: the projector dispatches on the contract, not on one spelling."""
+    from libs.common.revocation import user_key
+    from libs.contracts.identity import PasswordChanged
+    from services.identity.handlers import _standing_entry
+
+    changed = PasswordChanged(user_id="u-1", generation=3, active=True)
+    entries = [
+        _standing_entry(build_event(source=source, type=type, data=changed.data(), context=CONTEXT))
+        for source, type in (
+            (service_source("identity"), PasswordChanged.event_type),
+            ("/onbehalf/identity", "identity.user.password_changed"),
+        )
+    ]
+    assert entries[0] == entries[1] and entries[0] is not None
+    assert entries[0][0] == user_key("u-1") and entries[0][1].generation == 3
