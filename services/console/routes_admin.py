@@ -1,4 +1,5 @@
-"""Remote assistance (customer admins), the audit log (reviewers) and administration pages."""
+"""Remote assistance (customer admins), the audit log (reviewers), administration and mail
+templates (platform admins)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from services.console import service, service_org
+from services.console import service, service_mail, service_org
 from services.console.pages import (
     checked_form,
     ensure_acting,
@@ -235,3 +236,49 @@ async def admin_change(request: Request, what: str) -> Response:
         return await _admin_page(request, session, status=422, error=f"{exc.args[0]} is missing")
     session.flash.append(done)
     return redirect("/admin")
+
+
+# ---------------------------------------------------------------- mail templates
+
+
+async def _templates_page(
+    request: Request, session: BrowserSession, *, status: int = 200, error: str | None = None
+) -> HTMLResponse:
+    await ensure_acting(request, session)
+    try:
+        templates = await service_mail.mail_templates(
+            services_of(request), token=session.api_token or ""
+        )
+    except ServiceError as exc:
+        refused = await failed(request, session, exc)
+        return render(request, "error.html", session, status=exc.status, error=refused)
+    return render(
+        request, "mail_templates.html", session, status=status, error=error, templates=templates
+    )
+
+
+@router.get("/mail-templates")
+async def mail_templates(request: Request) -> HTMLResponse:
+    """The texts identity mails (invitations, notices, approval requests); platform admins."""
+    return await _templates_page(request, signed_in(request))
+
+
+@router.post("/mail-templates/{key}")
+async def change_mail_template(request: Request, key: str) -> Response:
+    session = signed_in(request)
+    form = await checked_form(request, session)
+    reset = form.get("action") == "reset"
+    # A browser sends a textarea's lines with CRLF; the built-in texts (and mail) use LF.
+    body = form.get("body", "").replace("\r\n", "\n")
+    change = {} if reset else {"subject": form.get("subject", ""), "body": body}
+    try:
+        await service_mail.set_mail_template(
+            services_of(request), token=session.api_token or "", key=key, change=change
+        )
+    except ServiceError as exc:
+        refused = await failed(request, session, exc)
+        return await _templates_page(request, session, status=exc.status, error=refused)
+    session.flash.append(
+        f"The {key} mail has its built-in text again." if reset else f"The {key} mail is saved."
+    )
+    return redirect(f"/mail-templates#template-{key}")

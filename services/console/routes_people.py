@@ -3,6 +3,7 @@ and the public page where an invited contact chooses a password (the link in the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -128,6 +129,7 @@ async def _invitations_page(
     status: int = 200,
     error: str | None = None,
     shown: str = "",
+    bulk: list[dict[str, Any]] | None = None,
 ) -> HTMLResponse:
     async def load() -> dict[str, Any]:
         found = await service_org.invitations(
@@ -136,7 +138,7 @@ async def _invitations_page(
             org_id=org_of(session),
             status=shown or None,
         )
-        return {"invitations": found, "shown": shown, "statuses": STATUSES}
+        return {"invitations": found, "shown": shown, "statuses": STATUSES, "bulk": bulk}
 
     return await _page(request, session, "invitations.html", load, status=status, error=error)
 
@@ -164,6 +166,69 @@ async def invite(request: Request) -> Response:
         return await _invitations_page(request, session, status, error)
 
     return await _change(request, change, back="/invitations", page=page)
+
+
+# Identity's own rule for an address, so that a line it would refuse as malformed does not
+# make it refuse the whole request (a batch is validated as one body).
+ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
+MAX_LINES = 200  # identity's limit for one request
+
+
+def _lines(text: str, role: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """ "email, name" per line: the items to send, and each line's place in the answer (a
+    line that is not an address and a name is answered here, the others by identity)."""
+    items: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        email, _, name = (part.strip() for part in line.partition(","))
+        if not ADDRESS.match(email) or not name or len(name) > 200:
+            results.append(
+                {
+                    "line": number,
+                    "email": email,
+                    "status": "refused",
+                    "detail": 'write it as "email, name"',
+                }
+            )
+            continue
+        results.append({"line": number, "email": email, "item": len(items)})
+        items.append({"email": email, "name": name, "roles": [role]})
+    return items, results
+
+
+@router.post("/bulk-invitations")
+async def invite_many(request: Request) -> Response:
+    """Several colleagues at once; the page shows each line's answer (identity's 201-like
+    `invited`, or `refused` with its status and detail)."""
+    session = signed_in(request)
+    form = await checked_form(request, session)
+    items, results = _lines(form.get("lines", ""), form.get("role", "buyer"))
+    if not results:
+        return await _invitations_page(request, session, 422, "Write one colleague per line.")
+    if len(items) > MAX_LINES:
+        error = f"At most {MAX_LINES} colleagues at once."
+        return await _invitations_page(request, session, 422, error)
+    answers: list[dict[str, Any]] = []
+    if items:
+        try:
+            answers = await service_org.invite_many(
+                services_of(request),
+                token=session.api_token or "",
+                org_id=org_of(session),
+                items=items,
+            )
+        except ServiceError as exc:
+            refused = await failed(request, session, exc)
+            return await _invitations_page(request, session, exc.status, refused)
+    for result in results:
+        if "item" in result:
+            answer = answers[result.pop("item")]
+            result["status"] = answer["status"]
+            result["detail"] = answer.get("detail", "")
+            result["email"] = answer["email"]
+    return await _invitations_page(request, session, bulk=results)
 
 
 @router.post("/invitations/{invitation_id}/{what}")

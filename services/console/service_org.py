@@ -45,6 +45,15 @@ async def invite(
     return dict(await call(services, "POST", "identity", path, token=token, json=body))
 
 
+async def invite_many(
+    services: Services, *, token: str, org_id: str, items: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """`{items: [...]}`: identity answers each item, invited or refused with its reason."""
+    path = f"/v1/orgs/{org_id}/invitations"
+    body = {"items": items}
+    return list((await call(services, "POST", "identity", path, token=token, json=body))["items"])
+
+
 async def resend_invitation(
     services: Services, *, token: str, org_id: str, invitation_id: str
 ) -> dict[str, Any]:
