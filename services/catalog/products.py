@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.clock import utcnow
 from libs.common.errors import Conflict, NotFound
+from libs.common.paging import decode_cursor, page_of
 from libs.common.principals import Principal, org_in_view
 from libs.common.resources import Catalog, CustomerProductNumbers
 from libs.common.runtime import ServiceRuntime
@@ -29,6 +30,7 @@ from services.catalog.models import (
 )
 from services.catalog.pricing import Offer, price_for
 from services.catalog.schemas import (
+    PRODUCTS_PAGE_DEFAULT,
     AppliedPromotion,
     ProductNumberRead,
     ProductPage,
@@ -83,6 +85,8 @@ async def _visible(
     now: datetime,
     skus: list[str] | None = None,
     q: str | None = None,
+    after_sku: str | None = None,
+    limit: int | None = None,
 ) -> list[ProductRead]:
     """The products `org_id` may buy, at its prices: its assortment (or everything when it
     has none assigned), its own price where set and the base price otherwise, then the best
@@ -114,7 +118,12 @@ async def _visible(
                 func.lower(CustomerProductNumber.number).contains(needle, autoescape=True),
             )
         )
-    rows = (await session.execute(query.order_by(Product.sku))).all()
+    if after_sku is not None:
+        query = query.where(Product.sku > after_sku)
+    query = query.order_by(Product.sku)
+    if limit is not None:
+        query = query.limit(limit)
+    rows = (await session.execute(query)).all()
     offers = await _offers(session, org_id=org_id, now=now) if rows else []
     products = []
     for product, own_price, number in rows:
@@ -153,12 +162,23 @@ async def _visible(
 
 
 async def list_products(
-    *, runtime: ServiceRuntime, principal: Principal, q: str | None
+    *,
+    runtime: ServiceRuntime,
+    principal: Principal,
+    q: str | None,
+    limit: int = PRODUCTS_PAGE_DEFAULT,
+    cursor: str | None = None,
 ) -> ProductPage:
+    """A page of the products in view, by SKU; `cursor` is the previous page's `next_cursor`."""
     org_id = org_in_view(principal)
+    (after_sku,) = decode_cursor(cursor, parts=1) if cursor else (None,)
     runtime.authorizer.authorize(principal, "read", Catalog(org_id=org_id))
     async with runtime.reading() as session:
-        return ProductPage(items=await _visible(session, org_id=org_id, now=utcnow(), q=q))
+        found = await _visible(
+            session, org_id=org_id, now=utcnow(), q=q, after_sku=after_sku, limit=limit + 1
+        )
+    items, next_cursor = page_of(found, limit=limit, key=lambda p: (p.sku,))
+    return ProductPage(items=items, next_cursor=next_cursor)
 
 
 async def quote(*, runtime: ServiceRuntime, org_id: str, skus: list[str]) -> PriceQuote:

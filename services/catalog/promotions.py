@@ -10,6 +10,7 @@ from sqlalchemy import and_, or_, select
 
 from libs.common.clock import utcnow
 from libs.common.errors import Conflict, Invalid, NotFound
+from libs.common.paging import decode_time_cursor, page_of
 from libs.common.principals import Principal
 from libs.common.runtime import ServiceRuntime
 from services.catalog import events
@@ -106,11 +107,22 @@ async def list_promotions(
     org_id: str | None,
     group: str | None,
     limit: int,
+    cursor: str | None = None,
 ) -> PromotionPage:
-    """Newest first; `org_id` and `group` name direct targets (not an org's groups)."""
+    """Newest first, a page after `cursor`; `org_id` and `group` name direct targets (not an
+    org's groups)."""
+    after = decode_time_cursor(cursor) if cursor else None
     runtime.authorizer.authorize(principal, "manage", ADMINISTRATION)
     now = utcnow()
     query = select(Promotion).order_by(Promotion.created_at.desc(), Promotion.id)
+    if after is not None:
+        created, promotion_id = after
+        query = query.where(
+            or_(
+                Promotion.created_at < created,
+                and_(Promotion.created_at == created, Promotion.id > promotion_id),
+            )
+        )
     for kind, ref in ((TARGET_ORG, org_id), (TARGET_GROUP, group)):
         if ref is not None:
             query = query.where(
@@ -136,8 +148,11 @@ async def list_promotions(
             or_(Promotion.valid_to.is_(None), Promotion.valid_to > now),
         )
     async with runtime.reading() as session:
-        found = (await session.scalars(query.limit(limit))).all()
-        return PromotionPage(items=[_promotion_read(p, now) for p in found])
+        found = (await session.scalars(query.limit(limit + 1))).all()
+        page, next_cursor = page_of(
+            found, limit=limit, key=lambda p: (p.created_at.isoformat(), p.id)
+        )
+        return PromotionPage(items=[_promotion_read(p, now) for p in page], next_cursor=next_cursor)
 
 
 async def get_promotion(

@@ -7,9 +7,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
+from libs.common.paging import CursorQuery
 from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.catalog import administration, products, promotions
 from services.catalog.schemas import (
+    PRODUCTS_PAGE_DEFAULT,
+    PRODUCTS_PAGE_MAX,
+    PROMOTIONS_PAGE_DEFAULT,
+    PROMOTIONS_PAGE_MAX,
     SKU_PATTERN,
     AssortmentRead,
     AssortmentUpdate,
@@ -40,10 +45,14 @@ async def list_products(
     principal: CurrentPrincipal,
     runtime: Runtime,
     q: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=PRODUCTS_PAGE_MAX)] = PRODUCTS_PAGE_DEFAULT,
+    cursor: CursorQuery = None,
 ) -> ProductPage:
-    """The products the caller's organisation (or the acting subject) sees, at its prices;
-    `q` matches SKU, name or the customer's own product number."""
-    return await products.list_products(runtime=runtime, principal=principal, q=q)
+    """The products the caller's organisation (or the acting subject) sees, at its prices, by
+    SKU, a page at a time; `q` matches SKU, name or the customer's own product number."""
+    return await products.list_products(
+        runtime=runtime, principal=principal, q=q, limit=limit, cursor=cursor
+    )
 
 
 @router.put("/v1/products/{sku}/customer-number", responses=problems(409))
@@ -137,8 +146,10 @@ async def list_promotions(
     status: PromotionStatus | None = None,
     org_id: Annotated[str | None, Query(max_length=36)] = None,
     group: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Annotated[int, Query(ge=1, le=PROMOTIONS_PAGE_MAX)] = PROMOTIONS_PAGE_DEFAULT,
+    cursor: CursorQuery = None,
 ) -> PromotionPage:
+    """Newest first, a page at a time."""
     return await promotions.list_promotions(
         runtime=runtime,
         principal=principal,
@@ -146,6 +157,7 @@ async def list_promotions(
         org_id=org_id,
         group=group,
         limit=limit,
+        cursor=cursor,
     )
 
 

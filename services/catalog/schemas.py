@@ -68,8 +68,17 @@ class ProductRead(BaseModel):
     customer_product_number: str | None = None
 
 
+# Page sizes (`?limit=`): the default and the most one page holds.
+PRODUCTS_PAGE_DEFAULT = 100
+PRODUCTS_PAGE_MAX = 500
+PROMOTIONS_PAGE_DEFAULT = 100
+PROMOTIONS_PAGE_MAX = 500
+
+
 class ProductPage(BaseModel):
     items: list[ProductRead]
+    # The `cursor` of the next page; null on the last one.
+    next_cursor: str | None = None
 
 
 class CustomerPriceUpdate(Strict):
@@ -150,6 +159,8 @@ class PromotionRead(BaseModel):
 
 class PromotionPage(BaseModel):
     items: list[PromotionRead]
+    # The `cursor` of the next page; null on the last one.
+    next_cursor: str | None = None
 
 
 class ProductNumberUpdate(Strict):

@@ -145,7 +145,7 @@ async def _approvals_page(
 ) -> HTMLResponse:
     await ensure_acting(request, session)
     try:
-        every = await service.orders(services_of(request), token=session.api_token or "")
+        every = await service.all_orders(services_of(request), token=session.api_token or "")
     except ServiceError as exc:
         refused = await failed(request, session, exc)
         return render(request, "error.html", session, status=exc.status, error=refused)

@@ -63,12 +63,14 @@ async def _page(
 
 
 @router.get("/catalog")
-async def catalog(request: Request, q: str = "") -> HTMLResponse:
+async def catalog(request: Request, q: str = "", cursor: str = "") -> HTMLResponse:
     session = signed_in(request)
 
     async def load() -> dict[str, Any]:
-        items = await service.products(services_of(request), token=_token(session), q=q or None)
-        return {"products": items, "q": q}
+        page = await service.products(
+            services_of(request), token=_token(session), q=q or None, cursor=cursor
+        )
+        return {"products": page["items"], "next_cursor": page.get("next_cursor"), "q": q}
 
     return await _page(request, session, "catalog.html", load)
 
@@ -212,11 +214,12 @@ async def place_order(request: Request) -> Response:
 
 
 @router.get("/orders")
-async def orders(request: Request) -> HTMLResponse:
+async def orders(request: Request, cursor: str = "") -> HTMLResponse:
     session = signed_in(request)
 
     async def load() -> dict[str, Any]:
-        return {"orders": await service.orders(services_of(request), token=_token(session))}
+        page = await service.orders(services_of(request), token=_token(session), cursor=cursor)
+        return {"orders": page["items"], "next_cursor": page.get("next_cursor")}
 
     return await _page(request, session, "orders.html", load)
 

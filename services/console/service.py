@@ -209,9 +209,12 @@ async def set_caretaker(
 # ---------------------------------------------------------------- catalog, cart, orders
 
 
-async def products(services: Services, *, token: str, q: str | None) -> list[dict[str, Any]]:
-    body = await call(services, "GET", "catalog", "/v1/products", token=token, params={"q": q})
-    return list(body["items"])
+async def products(
+    services: Services, *, token: str, q: str | None, cursor: str | None = None
+) -> dict[str, Any]:
+    """A page of products (`items`, `next_cursor`)."""
+    params = {"q": q, "cursor": cursor or None}
+    return dict(await call(services, "GET", "catalog", "/v1/products", token=token, params=params))
 
 
 async def cart(services: Services, *, token: str) -> dict[str, Any]:
@@ -256,8 +259,29 @@ async def place_order(services: Services, *, token: str, idempotency_key: str) -
     return dict(await call(services, "POST", "orders", "/v1/orders", token=token, headers=headers))
 
 
-async def orders(services: Services, *, token: str) -> list[dict[str, Any]]:
-    return list((await call(services, "GET", "orders", "/v1/orders", token=token))["items"])
+async def orders(services: Services, *, token: str, cursor: str | None = None) -> dict[str, Any]:
+    """A page of the order history, newest first (`items`, `next_cursor`)."""
+    params = {"cursor": cursor or None}
+    return dict(await call(services, "GET", "orders", "/v1/orders", token=token, params=params))
+
+
+# Pages the approvals page reads at most (200 orders a page): it looks for the orders awaiting
+# approval among the whole history, which orders does not filter by status yet.
+_ALL_ORDERS_MAX_PAGES = 25
+
+
+async def all_orders(services: Services, *, token: str) -> list[dict[str, Any]]:
+    """The order history, every page (up to a bound), newest first."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(_ALL_ORDERS_MAX_PAGES):
+        params = {"cursor": cursor, "limit": 200}
+        page = await call(services, "GET", "orders", "/v1/orders", token=token, params=params)
+        found += page["items"]
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    return found
 
 
 async def order(services: Services, *, token: str, order_id: str) -> dict[str, Any]:

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Response, status
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from libs.common.paging import CursorQuery
 from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.orders import service
-from services.orders.schemas import OrderCancel, OrderCreate, OrderPage, OrderRead
+from services.orders.schemas import (
+    ORDERS_PAGE_DEFAULT,
+    ORDERS_PAGE_MAX,
+    OrderCancel,
+    OrderCreate,
+    OrderPage,
+    OrderRead,
+)
 
 OrderId = Annotated[str, Path(max_length=64)]
 _bearer = HTTPBearer(auto_error=False)
@@ -47,8 +55,16 @@ async def place_order(
 
 
 @router.get("/v1/orders")
-async def list_orders(principal: CurrentPrincipal, runtime: Runtime) -> OrderPage:
-    return await service.list_orders(runtime=runtime, principal=principal)
+async def list_orders(
+    principal: CurrentPrincipal,
+    runtime: Runtime,
+    limit: Annotated[int, Query(ge=1, le=ORDERS_PAGE_MAX)] = ORDERS_PAGE_DEFAULT,
+    cursor: CursorQuery = None,
+) -> OrderPage:
+    """The organisation's orders (or the acting subject's), newest first, a page at a time."""
+    return await service.list_orders(
+        runtime=runtime, principal=principal, limit=limit, cursor=cursor
+    )
 
 
 @router.get("/v1/orders/{order_id}")

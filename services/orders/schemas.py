@@ -60,8 +60,15 @@ class OrderRead(BaseModel):
     cancellation: CancellationRead | None = None
 
 
+# Page sizes of the order history (`?limit=`): the default and the most one page holds.
+ORDERS_PAGE_DEFAULT = 50
+ORDERS_PAGE_MAX = 200
+
+
 class OrderPage(BaseModel):
     items: list[OrderRead]
+    # The `cursor` of the next page; null on the last one.
+    next_cursor: str | None = None
 
 
 class BudgetWrite(BaseModel):

@@ -7,7 +7,7 @@ import json
 from typing import Any, cast
 from uuid import uuid4
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.checkout import request_checkout, request_order_snapshot
@@ -17,6 +17,7 @@ from libs.common.errors import (
     NotFound,
 )
 from libs.common.outbox import utcnow
+from libs.common.paging import decode_time_cursor, page_of
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import OrderBook, PlacedOrder
 from libs.common.runtime import ServiceRuntime
@@ -24,6 +25,7 @@ from libs.contracts.cart import CheckoutOrder
 from services.orders import budgets, events
 from services.orders.models import Order, OrderCancellation, OrderLine
 from services.orders.schemas import (
+    ORDERS_PAGE_DEFAULT,
     CancellationRead,
     OrderCreate,
     OrderLineRead,
@@ -189,18 +191,34 @@ async def place_order(
     return read, False
 
 
-async def list_orders(*, runtime: ServiceRuntime, principal: Principal) -> OrderPage:
+async def list_orders(
+    *,
+    runtime: ServiceRuntime,
+    principal: Principal,
+    limit: int = ORDERS_PAGE_DEFAULT,
+    cursor: str | None = None,
+) -> OrderPage:
+    """The organisation's orders, newest first, a page after `cursor`."""
     org_id = org_in_view(principal)
+    after = decode_time_cursor(cursor) if cursor else None
     runtime.authorizer.authorize(principal, "read", OrderBook(org_id=org_id))
+    query = select(Order).where(Order.customer_org_id == org_id)
+    if after is not None:
+        created, order_id = after
+        query = query.where(
+            or_(
+                Order.created_at < created,
+                and_(Order.created_at == created, Order.id > order_id),
+            )
+        )
     async with runtime.reading() as session:
         found = (
             await session.scalars(
-                select(Order)
-                .where(Order.customer_org_id == org_id)
-                .order_by(Order.created_at.desc(), Order.id)
+                query.order_by(Order.created_at.desc(), Order.id).limit(limit + 1)
             )
         ).all()
-    return OrderPage(items=[_read(order) for order in found])
+    page, next_cursor = page_of(found, limit=limit, key=lambda o: (o.created_at.isoformat(), o.id))
+    return OrderPage(items=[_read(order) for order in page], next_cursor=next_cursor)
 
 
 async def get_order(*, runtime: ServiceRuntime, principal: Principal, order_id: str) -> OrderRead:
