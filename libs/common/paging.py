@@ -6,7 +6,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, TypeVar
 
 from fastapi import Query
@@ -53,11 +53,12 @@ def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
     moment, item_id = decode_cursor(cursor, parts=2)
     try:
         parsed = datetime.fromisoformat(moment)
-    except ValueError as exc:
+        if parsed.utcoffset() is None:
+            raise Invalid(_NOT_OURS)
+        # In UTC, as stored: a time at the edge of the calendar cannot be (OverflowError).
+        return parsed.astimezone(UTC), item_id
+    except (ValueError, OverflowError) as exc:
         raise Invalid(_NOT_OURS) from exc
-    if parsed.utcoffset() is None:
-        raise Invalid(_NOT_OURS)
-    return parsed, item_id
 
 
 def page_of(

@@ -90,6 +90,8 @@ BAD_CURSORS = [
     _b64([1]),
     _b64(["not a time", "id"]),
     _b64(["2026-01-01T00:00:00", "id"]),  # no zone: not one we issued
+    _b64(["0001-01-01T00:00:00+05:00", "id"]),  # before year 1 in UTC
+    _b64(["9999-12-31T23:59:59-05:00", "id"]),  # after year 9999 in UTC
 ]
 
 
