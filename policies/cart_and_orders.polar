@@ -72,6 +72,14 @@ allow(user: CustomerUser, "cancel", order: PlacedOrder) if
     order.org_id = user.org_id and
     user.has_role("admin");
 
+# The buyer who placed an order that awaits a customer admin's approval may withdraw it
+# (cancel it before anyone decided): it spent nothing yet, and it is their own request.
+allow(user: CustomerUser, "cancel", order: PlacedOrder) if
+    user.active = true and
+    order.org_id = user.org_id and
+    order.awaiting_approval = true and
+    order.placed_by_id = user.id;
+
 # A full-mode acting session cancels the subject's orders (the one admin-like right it has:
 # undoing an order placed by mistake, often one it placed itself).
 allow(session: ActingSession, "cancel", order: PlacedOrder) if
@@ -104,6 +112,11 @@ deny_reason(user: CustomerUser, "change", list: SavedList,
 deny_reason(session: ActingSession, "cancel", _order: PlacedOrder,
             "a view-mode acting session cannot cancel orders") if
     session.mode = "view";
+deny_reason(user: CustomerUser, "cancel", order: PlacedOrder,
+            "only the customer's admins cancel orders; a buyer withdraws only their own order awaiting approval") if
+    user.active = true and
+    order.org_id = user.org_id and
+    order.awaiting_approval = true;
 deny_reason(user: CustomerUser, "cancel", order: PlacedOrder,
             "only the customer's admins cancel orders") if
     user.active = true and

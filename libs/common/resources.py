@@ -94,11 +94,14 @@ class SavedList:
 
 @dataclass(slots=True)
 class PlacedOrder:
-    """One order of a customer organisation, e.g. to cancel it (its status is the service's
-    business: a cancel that comes too late is a conflict, not a denial)."""
+    """One order of a customer organisation, e.g. to cancel it. Whether a cancel comes too
+    late is the service's business (a conflict, not a denial); who placed it and whether it
+    awaits approval are the policy's: its buyer may withdraw an order still awaiting approval."""
 
     org_id: str
     id: str | None = None
+    placed_by_id: str | None = None
+    awaiting_approval: bool = False
 
 
 @dataclass(slots=True)

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from services.console import service, service_org
+from services.console import service_org
 from services.console.pages import (
     checked_form,
     ensure_acting,
@@ -145,11 +145,12 @@ async def _approvals_page(
 ) -> HTMLResponse:
     await ensure_acting(request, session)
     try:
-        every = await service.all_orders(services_of(request), token=session.api_token or "")
+        waiting = await service_org.orders_in(
+            services_of(request), token=session.api_token or "", status=AWAITING
+        )
     except ServiceError as exc:
         refused = await failed(request, session, exc)
         return render(request, "error.html", session, status=exc.status, error=refused)
-    waiting = [o for o in every if o["status"] == AWAITING]
     return render(request, "approvals.html", session, status=status, error=error, orders=waiting)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from services.console import service
+from services.console import service, service_org
 from services.console.pages import (
     checked_form,
     ensure_acting,
@@ -84,6 +84,16 @@ async def _cart_context(request: Request, session: BrowserSession) -> dict[str, 
         if exc.status == 401:
             raise
         lists = []
+    # What is left of the budget one's own orders count against: identity's roles say who
+    # has one (a hint, like the navigation); orders decides, and a refusal shows no budget.
+    budget: dict[str, Any] | None = None
+    has_budget = False
+    if session.acting is None:
+        try:
+            budget, has_budget = await service_org.own_budget(services, token=_token(session)), True
+        except ServiceError as exc:
+            if exc.status == 401:
+                raise
     total = sum(float(item["unit_price"]) * item["quantity"] for item in cart["items"])
     lock = cart.get("lock")
     mine = bool(
@@ -92,6 +102,8 @@ async def _cart_context(request: Request, session: BrowserSession) -> dict[str, 
     return {
         "cart": cart,
         "lists": lists,
+        "budget": budget,
+        "has_budget": has_budget,
         "total": f"{total:.2f}",
         "currency": cart["items"][0]["currency"] if cart["items"] else "",
         "lock": lock,

@@ -50,7 +50,7 @@ def period_key(period: str, when: datetime) -> str:
     return f"{when.year:04d}"
 
 
-async def _spent(session: AsyncSession, budget_id: str, key: str) -> Decimal:
+async def spent_in(session: AsyncSession, budget_id: str, key: str) -> Decimal:
     found = await session.scalar(
         select(BudgetPeriod.spent).where(
             BudgetPeriod.budget_id == budget_id, BudgetPeriod.period_key == key
@@ -145,7 +145,7 @@ async def charge(uow: UnitOfWork, *, order: Order, principal: Principal) -> str:
     fits = order.currency == budget.currency and await spend(
         session, budget, key, order.total, capped=True
     )
-    spent = await _spent(session, budget.id, key)
+    spent = await spent_in(session, budget.id, key)
     if fits:
         session.add(
             BudgetCharge(
@@ -188,10 +188,18 @@ async def charge(uow: UnitOfWork, *, order: Order, principal: Principal) -> str:
 
 
 async def give_back(uow: UnitOfWork, *, order: Order, principal: Principal) -> None:
-    """A cancelled order's amount goes back to the budget period it was spent in."""
+    """A cancelled order's amount goes back to the budget period it was spent in; one that
+    was still awaiting approval spent nothing, and its charge is closed as withdrawn."""
     session = uow.session
     held = await session.get(BudgetCharge, order.id)
-    if held is None or held.state != "spent":
+    if held is None or held.state not in ("spent", "awaiting"):
+        return
+    if held.state == "awaiting":
+        held.state = "withdrawn"
+        budget = await session.get(Budget, held.budget_id)
+        if budget is not None:
+            spent = await spent_in(session, budget.id, held.period_key)
+            uow.publish(_charged(budget, order, held.period_key, "withdrawn", spent), principal)
         return
     held.state = "returned"
     await session.execute(
@@ -202,7 +210,7 @@ async def give_back(uow: UnitOfWork, *, order: Order, principal: Principal) -> N
     )
     budget = await session.get(Budget, held.budget_id)
     if budget is not None:
-        spent = await _spent(session, budget.id, held.period_key)
+        spent = await spent_in(session, budget.id, held.period_key)
         uow.publish(_charged(budget, order, held.period_key, "returned", spent), principal)
 
 
@@ -235,7 +243,7 @@ async def decide(
             if approve:
                 await spend(uow.session, budget, held.period_key, held.amount, capped=False)
             held.state = "spent" if approve else "rejected"
-            spent = await _spent(uow.session, budget.id, held.period_key)
+            spent = await spent_in(uow.session, budget.id, held.period_key)
             uow.publish(_charged(budget, order, held.period_key, held.state, spent), principal)
         uow.publish(
             events.OrderDecided(
@@ -296,7 +304,7 @@ async def list_budgets(*, runtime: ServiceRuntime, principal: Principal) -> Budg
             _read(
                 budget,
                 await _members(session, budget.id),
-                await _spent(session, budget.id, period_key(budget.period, utcnow())),
+                await spent_in(session, budget.id, period_key(budget.period, utcnow())),
             )
             for budget in found
         ]
@@ -371,7 +379,7 @@ async def save_budget(
             ),
             principal,
         )
-        spent = await _spent(session, budget.id, period_key(budget.period, utcnow()))
+        spent = await spent_in(session, budget.id, period_key(budget.period, utcnow()))
         return _read(budget, members, spent)
 
 

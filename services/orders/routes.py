@@ -17,6 +17,7 @@ from services.orders.schemas import (
     OrderCreate,
     OrderPage,
     OrderRead,
+    OrderStatus,
 )
 
 OrderId = Annotated[str, Path(max_length=64)]
@@ -60,10 +61,14 @@ async def list_orders(
     runtime: Runtime,
     limit: Annotated[int, Query(ge=1, le=ORDERS_PAGE_MAX)] = ORDERS_PAGE_DEFAULT,
     cursor: CursorQuery = None,
+    status: Annotated[
+        OrderStatus | None, Query(description="Only the orders in this status")
+    ] = None,
 ) -> OrderPage:
-    """The organisation's orders (or the acting subject's), newest first, a page at a time."""
+    """The organisation's orders (or the acting subject's), newest first, a page at a time;
+    only those in `status` when it is given."""
     return await service.list_orders(
-        runtime=runtime, principal=principal, limit=limit, cursor=cursor
+        runtime=runtime, principal=principal, limit=limit, cursor=cursor, status=status
     )
 
 

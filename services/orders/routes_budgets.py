@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Response, status
 
 from libs.common.web import CurrentPrincipal, Runtime, problems
-from services.orders import budgets
-from services.orders.schemas import BudgetPage, BudgetRead, BudgetWrite, OrderRead
+from services.orders import budgets, own_budget
+from services.orders.schemas import BudgetPage, BudgetRead, BudgetWrite, OrderRead, OwnBudget
 
 BudgetId = Annotated[str, Path(max_length=64)]
 OrderId = Annotated[str, Path(max_length=64)]
@@ -20,6 +20,13 @@ router = APIRouter(tags=["budgets"])
 @router.get("/v1/budgets")
 async def list_budgets(principal: CurrentPrincipal, runtime: Runtime) -> BudgetPage:
     return await budgets.list_budgets(runtime=runtime, principal=principal)
+
+
+@router.get("/v1/budgets/mine")
+async def my_budget(principal: CurrentPrincipal, runtime: Runtime) -> OwnBudget:
+    """The budget the caller's own orders count against (null: none limits them), with what
+    is left this period; a customer's buyers and admins, never an acting session."""
+    return await own_budget.own_budget(runtime=runtime, principal=principal)
 
 
 @router.post("/v1/budgets", status_code=status.HTTP_201_CREATED, responses=problems(409))

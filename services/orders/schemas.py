@@ -71,6 +71,10 @@ class OrderPage(BaseModel):
     next_cursor: str | None = None
 
 
+# Every status an order can have (service.py, budgets.py): `GET /v1/orders?status=`.
+OrderStatus = Literal["placed", "awaiting_approval", "rejected", "cancelled"]
+
+
 class BudgetWrite(BaseModel):
     """A budget per employee (`user_id`) or per cost center (`name` and `member_ids`)."""
 
@@ -109,3 +113,24 @@ class BudgetRead(BaseModel):
 
 class BudgetPage(BaseModel):
     items: list[BudgetRead]
+
+
+class OwnBudgetRead(BaseModel):
+    """The budget the caller's own orders count against, as far as it concerns them: no
+    members, nothing of the organisation's other budgets."""
+
+    id: str
+    kind: str
+    name: str
+    amount: Decimal
+    currency: str
+    period: str
+    on_exceed: str
+    period_key: str
+    spent: Decimal
+    remaining: Decimal
+
+
+class OwnBudget(BaseModel):
+    # None: no budget holds the caller's orders, so none limits them.
+    budget: OwnBudgetRead | None

@@ -34,6 +34,9 @@ from services.orders.schemas import (
     PartyRead,
 )
 
+# What a cancel may end: a placed order, or one that still awaits a customer admin's approval.
+CANCELLABLE = ("placed", budgets.AWAITING)
+
 
 def _cancellation(order: Order) -> CancellationRead | None:
     done = order.cancellation
@@ -197,12 +200,16 @@ async def list_orders(
     principal: Principal,
     limit: int = ORDERS_PAGE_DEFAULT,
     cursor: str | None = None,
+    status: str | None = None,
 ) -> OrderPage:
-    """The organisation's orders, newest first, a page after `cursor`."""
+    """The organisation's orders, newest first, a page after `cursor`; only those in `status`
+    when it is given (the cursor is the sort key, so it walks a filtered list as well)."""
     org_id = org_in_view(principal)
     after = decode_time_cursor(cursor) if cursor else None
     runtime.authorizer.authorize(principal, "read", OrderBook(org_id=org_id))
     query = select(Order).where(Order.customer_org_id == org_id)
+    if status is not None:
+        query = query.where(Order.status == status)
     if after is not None:
         created, order_id = after
         query = query.where(
@@ -235,27 +242,41 @@ async def get_order(*, runtime: ServiceRuntime, principal: Principal, order_id: 
 async def cancel_order(
     *, runtime: ServiceRuntime, principal: Principal, order_id: str, reason: str | None
 ) -> OrderRead:
-    """Cancel a `placed` order: the customer's admin or a full-mode acting session (policy);
-    any other status is a conflict (409), decided by a conditional UPDATE."""
+    """Cancel a `placed` order (the customer's admin or a full-mode acting session), or one
+    awaiting approval (they, or the buyer who placed it, withdrawing it): the policy decides
+    on the status it was read in, and a conditional UPDATE refuses (409) if that changed
+    meanwhile (approved, rejected, cancelled); any other status is a conflict too."""
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "read", OrderBook(org_id=org_id))
     async with runtime.reading() as session:
         found = await session.get(Order, order_id)
     if found is None or found.customer_org_id != org_id:
         raise NotFound(f"order {order_id} does not exist")
-    runtime.authorizer.authorize(principal, "cancel", PlacedOrder(org_id=org_id, id=order_id))
+    previous = found.status
+    runtime.authorizer.authorize(
+        principal,
+        "cancel",
+        PlacedOrder(
+            org_id=org_id,
+            id=order_id,
+            placed_by_id=found.placed_by_id,
+            awaiting_approval=previous == budgets.AWAITING,
+        ),
+    )
     by_id, by_name, session_id = _who(principal)
     async with runtime.unit_of_work() as uow:
         result = await uow.session.execute(
             update(Order)
-            .where(Order.id == order_id, Order.status == "placed")
+            .where(Order.id == order_id, Order.status == previous)
+            .where(Order.status.in_(CANCELLABLE))
             .values(status="cancelled")
             .execution_options(synchronize_session=False)
         )
         if cast(CursorResult[Any], result).rowcount != 1:
             status = await uow.session.scalar(select(Order.status).where(Order.id == order_id))
             raise Conflict(
-                f"order {order_id} is {status}: only a placed order can be cancelled",
+                f"order {order_id} is {status}: only a placed order can be cancelled, "
+                "or one still awaiting approval",
                 status=status,
             )
         uow.session.add(
@@ -277,7 +298,7 @@ async def cancel_order(
         uow.publish(
             events.OrderCancelled(
                 order_id=order.id,
-                previous_status="placed",
+                previous_status=previous,
                 status=order.status,
                 reason=reason,
                 total=order.total,

@@ -37,6 +37,10 @@ NOT_THE_CUSTOMERS_WORLD = {
     # The customer admin's alone (never while acting): refused to buyers and acting staff alike.
     ("orders", "/v1/budgets"),
 }
+# About the reader, not the customer's world: the budget the caller's own orders count against.
+# An acting session is none of the customer's users and has no budget of its own (its orders
+# count against the assisted-orders budget, and a refusal says what is left of it): refused.
+ABOUT_THE_READER = {("orders", "/v1/budgets/mine")}
 # Not the customer's world: probes, metrics and the service's public event-signing key.
 OPERATIONS = {"/healthz", "/readyz", "/metrics", "/.well-known/event-keys.json"}
 SERVICES = ("catalog", "cart", "orders")
@@ -271,7 +275,17 @@ def test_every_read_endpoint_is_compared(admin: Api, scenarios: list[Scenario]) 
             if "get" in operations and path not in OPERATIONS
         }
     compared = {(service, template) for service, template, _, _ in _reads(scenarios[0])}
-    assert published - NOT_THE_CUSTOMERS_WORLD == compared
+    assert published - NOT_THE_CUSTOMERS_WORLD - ABOUT_THE_READER == compared
+
+
+def test_reads_about_the_reader_answer_the_buyer_and_refuse_acting_staff(
+    scenarios: list[Scenario],
+) -> None:
+    scenario = scenarios[0]
+    for service, path in ABOUT_THE_READER:
+        for who, api in scenario.readers.items():
+            expected = 200 if who == "buyer" else 403
+            assert api.get(service, path).status_code == expected, (who, path)
 
 
 def test_seller_side_reads_are_refused_to_buyer_and_acting_staff_alike(
