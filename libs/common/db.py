@@ -28,10 +28,17 @@ def is_sqlite(url: str) -> bool:
 _T = TypeVar("_T")
 
 
+def has_row_locks(url: str) -> bool:
+    """Whether several workers on one table can each lock a disjoint batch of rows
+    (`FOR UPDATE SKIP LOCKED`, PostgreSQL): the outbox and mail relays then hold their rows
+    while they send; SQLite has one writer at a time (BEGIN IMMEDIATE), so they must not."""
+    return not is_sqlite(url)
+
+
 def skipping_locked(query: Select[_T], url: str) -> Select[_T]:
     """`FOR UPDATE SKIP LOCKED` where several instances may work the same rows (PostgreSQL);
     SQLite has one writer at a time (BEGIN IMMEDIATE), so there is nothing to skip."""
-    return query if is_sqlite(url) else query.with_for_update(skip_locked=True)
+    return query.with_for_update(skip_locked=True) if has_row_locks(url) else query
 
 
 async def insert_if_absent(

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from nats.aio.client import Client as NATS
@@ -18,7 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
 from libs.common.bus import await_provisioned_streams, connect
-from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
+from libs.common.db import (
+    create_engine,
+    create_sessionmaker,
+    create_tables,
+    has_row_locks,
+    is_sqlite,
+)
 from libs.common.events import EventContext, build_event, service_source
 from libs.common.logging import configure_logging
 from libs.common.metrics import count_committed
@@ -32,6 +38,7 @@ from libs.common.tokens import TokenVerifier
 from libs.contracts.base import Event
 
 log = structlog.get_logger("runtime")
+Own = TypeVar("Own")
 
 
 @dataclass
@@ -93,10 +100,28 @@ class ServiceRuntime:
     # Signs every event this service emits; audit checks it against the published public key.
     signing_key: EventSigningKey
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    # What the service itself builds at start-up beyond this chassis (identity: its token
+    # signer, password pool, login gate, mail relay), set once by its app.py; business code
+    # reaches it through the service's typed accessor (`identity_parts(runtime)`), so the
+    # runtime stays the one dependency every route and function takes.
+    parts: object | None = None
 
     @property
     def source(self) -> str:
         return service_source(self.settings.service_name)
+
+    def settings_as(self, kind: type[Own]) -> Own:
+        """The service's own settings (a ServiceSettings subclass), as app.py started the
+        runtime with them; behind each service's accessor (`cart_settings(runtime)`)."""
+        if not isinstance(self.settings, kind):
+            raise TypeError(f"expected {kind.__name__}, not {type(self.settings).__name__}")
+        return self.settings
+
+    def parts_as(self, kind: type[Own]) -> Own:
+        """The service's start-up parts (see `parts`), typed; behind its accessor."""
+        if not isinstance(self.parts, kind):
+            raise TypeError(f"expected {kind.__name__} parts, not {type(self.parts).__name__}")
+        return self.parts
 
     def spawn(self, coroutine: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """A background task that lives as long as the service."""
@@ -186,7 +211,7 @@ async def start_runtime(
         sessionmaker=sessionmaker,
         model=outbox_model,
         js=js,
-        row_locks=not is_sqlite(settings.sqlalchemy_url),
+        row_locks=has_row_locks(settings.sqlalchemy_url),
         batch_size=settings.relay_batch_size,
         poll_seconds=settings.relay_poll_seconds,
     )

@@ -28,7 +28,4 @@ class AuditSettings(ServiceSettings):
 def audit_settings(runtime: ServiceRuntime) -> AuditSettings:
     """Audit's own settings, as the runtime was started with them (app.py): business functions
     reach them through the runtime, like everything else they need."""
-    settings = runtime.settings
-    if not isinstance(settings, AuditSettings):
-        raise TypeError(f"audit runs with AuditSettings, not {type(settings).__name__}")
-    return settings
+    return runtime.settings_as(AuditSettings)

@@ -24,7 +24,4 @@ class CartSettings(ServiceSettings):
 def cart_settings(runtime: ServiceRuntime) -> CartSettings:
     """Cart's own settings, as the runtime was started with them (app.py): business functions
     reach them through the runtime, like everything else they need."""
-    settings = runtime.settings
-    if not isinstance(settings, CartSettings):
-        raise TypeError(f"cart runs with CartSettings, not {type(settings).__name__}")
-    return settings
+    return runtime.settings_as(CartSettings)
