@@ -15,20 +15,22 @@ from libs.common.runtime import ServiceRuntime
 from libs.common.tokens import claims_of
 from services.identity import events
 from services.identity.acting_sessions import acting_context, end_live_sessions, live_session
+from services.identity.login_tokens import login_principal
 from services.identity.models import Organization, User
 from services.identity.org_people import as_org, as_user
 from services.identity.org_people import fresh_caller as _fresh
+from services.identity.parts import identity_parts
 from services.identity.passwords import DUMMY_HASH, check_password_policy, hash_password
 from services.identity.schemas import STAFF_PERMISSIONS, ActingContextRead, MeRead, TokenRead
-from services.identity.service import Identity, login_principal
-from services.identity.settings import IdentitySettings
+from services.identity.settings import identity_settings
 
 # Start-up work (the seller organisation, the first admin) is done by the platform itself.
 SYSTEM_ID = "system"
 
 
-async def bootstrap(*, runtime: ServiceRuntime, settings: IdentitySettings) -> None:
+async def bootstrap(*, runtime: ServiceRuntime) -> None:
     """Create the seller organisation and the first platform admin if they are missing."""
+    settings = identity_settings(runtime)
     async with runtime.unit_of_work() as uow:
         session = uow.session
         seller = await session.scalar(select(Organization).where(Organization.is_seller))
@@ -64,8 +66,8 @@ async def bootstrap(*, runtime: ServiceRuntime, settings: IdentitySettings) -> N
             uow.publish(as_user(events.UserCreated, admin), system)
 
 
-async def me(*, identity: Identity, principal: Principal) -> MeRead:
-    async with identity.runtime.reading() as session:
+async def me(*, runtime: ServiceRuntime, principal: Principal) -> MeRead:
+    async with runtime.reading() as session:
         if isinstance(principal, ActingSession):
             record = await live_session(session, principal)
             user = await session.get(User, principal.actor_id)
@@ -92,20 +94,21 @@ def _own_user_id(principal: Principal) -> str:
 
 
 async def change_password(
-    *, identity: Identity, principal: Principal, current_password: str, new_password: str
+    *, runtime: ServiceRuntime, principal: Principal, current_password: str, new_password: str
 ) -> TokenRead:
     """Ends every other session of the user (tokens of the old generation are refused
     everywhere); the caller gets a token of the new generation for the same login session."""
     # scrypt runs on the bounded pool, outside the write transaction (on SQLite that holds
     # the database's one write lock): never on the event loop.
-    new_hash = await identity.passwords.hash(new_password)
-    async with identity.runtime.reading() as session:
+    parts = identity_parts(runtime)
+    new_hash = await parts.passwords.hash(new_password)
+    async with runtime.reading() as session:
         holder = await session.get(User, _own_user_id(principal))
         stored = holder.password_hash if holder is not None else DUMMY_HASH
-    current_ok = await identity.passwords.verify(current_password, stored)
-    async with identity.runtime.unit_of_work() as uow:
+    current_ok = await parts.passwords.verify(current_password, stored)
+    async with runtime.unit_of_work() as uow:
         caller = await _fresh(uow.session, principal)
-        identity.runtime.authorizer.authorize(
+        runtime.authorizer.authorize(
             caller,
             "change_credentials",
             Account(user_id=principal.id, org_id=principal.org_id)
@@ -117,7 +120,9 @@ async def change_password(
         if not current_ok or user.password_hash != stored:
             raise Invalid("the current password is wrong")
         weak = check_password_policy(
-            new_password, email=user.email, min_length=identity.settings.password_min_length
+            new_password,
+            email=user.email,
+            min_length=identity_settings(runtime).password_min_length,
         )
         if weak:
             raise Invalid(weak, reason="weak_password")
@@ -141,5 +146,5 @@ async def change_password(
         )
     # The login session keeps its expiry: a password change does not lengthen it.
     expires_at = (principal.expires_at or utcnow()).timestamp()
-    token = identity.signer.sign(claims_of(renewed), expires_at=expires_at)
+    token = parts.signer.sign(claims_of(renewed), expires_at=expires_at)
     return TokenRead(access_token=token, expires_in=max(0, int(expires_at - time.time())))

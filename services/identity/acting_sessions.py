@@ -22,6 +22,7 @@ from services.identity.models import ActingSessionRecord, Organization, User
 from services.identity.org_people import fresh_caller as _fresh
 from services.identity.org_people import policy_org as _policy_org
 from services.identity.org_people import principal_of as _principal_of
+from services.identity.parts import identity_parts
 from services.identity.schemas import (
     ActingContextRead,
     ActingStarted,
@@ -29,7 +30,7 @@ from services.identity.schemas import (
     PartyRead,
     SubjectRead,
 )
-from services.identity.service import Identity
+from services.identity.settings import identity_settings
 
 
 def acting_context(record: ActingSessionRecord) -> ActingContextRead:
@@ -140,7 +141,7 @@ async def _decide_start(
 
 def _open(
     uow: UnitOfWork,
-    identity: Identity,
+    runtime: ServiceRuntime,
     *,
     staff: StaffUser,
     org: Organization,
@@ -152,8 +153,9 @@ def _open(
 ) -> ActingSessionRecord:
     """`not_after`: the login session's expiry, or the first session's of a chain of switches;
     an acting session never outlives either."""
+    settings = identity_settings(runtime)
     started = utcnow()
-    expires_at = started + timedelta(seconds=identity.settings.acting_session_max_seconds)
+    expires_at = started + timedelta(seconds=settings.acting_session_max_seconds)
     if not_after is not None:
         expires_at = min(expires_at, not_after)
     record = ActingSessionRecord(
@@ -180,7 +182,7 @@ def _open(
             customer_name=org.name,
             actor_name=staff.name,
             expires_at=record.expires_at,
-            idle_timeout_seconds=identity.settings.acting_idle_seconds,
+            idle_timeout_seconds=settings.acting_idle_seconds,
             switched_from=switched_from,
         ),
         _acting_principal(record),
@@ -189,12 +191,14 @@ def _open(
 
 
 def _started(
-    identity: Identity, record: ActingSessionRecord, *, staff: StaffUser, org: Organization
+    runtime: ServiceRuntime, record: ActingSessionRecord, *, staff: StaffUser, org: Organization
 ) -> ActingStarted:
     principal = _acting_principal(
         record, actor_generation=staff.generation, org_generation=org.generation
     )
-    token = identity.signer.sign(claims_of(principal), expires_at=record.expires_at.timestamp())
+    token = identity_parts(runtime).signer.sign(
+        claims_of(principal), expires_at=record.expires_at.timestamp()
+    )
     return ActingStarted(access_token=token, **acting_context(record).model_dump())
 
 
@@ -206,9 +210,9 @@ async def subject_org(session: AsyncSession, org_id: str) -> Organization:
 
 
 async def start_acting(
-    *, identity: Identity, principal: Principal, customer_org_id: str, mode: Mode
+    *, runtime: ServiceRuntime, principal: Principal, customer_org_id: str, mode: Mode
 ) -> ActingStarted:
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         caller = await _fresh(uow.session, principal)
         org = await subject_org(uow.session, customer_org_id)
         decision = await _decide_start(uow, caller=caller, org=org, mode=mode)
@@ -217,7 +221,7 @@ async def start_acting(
             assert isinstance(caller, StaffUser)  # only staff rules grant acting
             record = _open(
                 uow,
-                identity,
+                runtime,
                 staff=caller,
                 org=org,
                 mode=mode,
@@ -229,18 +233,18 @@ async def start_acting(
     if record is None:
         raise Forbidden(f"not allowed to act as {org.name}", reason=decision.reason)
     assert isinstance(caller, StaffUser)
-    return _started(identity, record, staff=caller, org=org)
+    return _started(runtime, record, staff=caller, org=org)
 
 
 async def switch_acting(
-    *, identity: Identity, principal: Principal, customer_org_id: str, mode: Mode
+    *, runtime: ServiceRuntime, principal: Principal, customer_org_id: str, mode: Mode
 ) -> ActingStarted:
     """End the current session and start one for another customer, in one transaction. The
     new session is decided for the staff member themselves, never stacked on the old one;
     if it is refused, the current session goes on."""
     if not isinstance(principal, ActingSession):
         raise NotFound("this token is not an acting session")
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         current = await live_session(uow.session, principal)
         staff = await _fresh(uow.session, StaffUser(id=current.actor_id, org_id="", name=""))
         org = await subject_org(uow.session, customer_org_id)
@@ -251,7 +255,7 @@ async def switch_acting(
             _end(uow, current, reason="switched")
             record = _open(
                 uow,
-                identity,
+                runtime,
                 staff=staff,
                 org=org,
                 mode=mode,
@@ -265,7 +269,7 @@ async def switch_acting(
     if record is None:
         raise Forbidden(f"not allowed to act as {org.name}", reason=decision.reason)
     assert isinstance(staff, StaffUser)
-    return _started(identity, record, staff=staff, org=org)
+    return _started(runtime, record, staff=staff, org=org)
 
 
 async def live_session(session: AsyncSession, principal: ActingSession) -> ActingSessionRecord:
@@ -277,18 +281,18 @@ async def live_session(session: AsyncSession, principal: ActingSession) -> Actin
     return record
 
 
-async def current_acting(*, identity: Identity, principal: Principal) -> ActingContextRead:
+async def current_acting(*, runtime: ServiceRuntime, principal: Principal) -> ActingContextRead:
     if not isinstance(principal, ActingSession):
         raise NotFound("this token is not an acting session")
-    async with identity.runtime.reading() as session:
+    async with runtime.reading() as session:
         return acting_context(await live_session(session, principal))
 
 
-async def stop_acting(*, identity: Identity, principal: Principal) -> None:
+async def stop_acting(*, runtime: ServiceRuntime, principal: Principal) -> None:
     """Sign in as yourself again; the token stops working everywhere once the revocation spreads."""
     if not isinstance(principal, ActingSession):
         raise NotFound("this token is not an acting session")
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         _end(uow, await live_session(uow.session, principal), reason="stopped")
 
 
@@ -301,11 +305,10 @@ async def record_activity(*, runtime: ServiceRuntime, session_ids: set[str]) -> 
         )
 
 
-async def end_timed_out_sessions(*, identity: Identity) -> int:
+async def end_timed_out_sessions(*, runtime: ServiceRuntime) -> int:
     """End sessions past their maximum lifetime or idle for longer than the idle timeout."""
     now = utcnow()
-    idle_since = now - timedelta(seconds=identity.settings.acting_idle_seconds)
-    runtime = identity.runtime
+    idle_since = now - timedelta(seconds=identity_settings(runtime).acting_idle_seconds)
     async with runtime.unit_of_work() as uow:
         query = select(ActingSessionRecord).where(
             ActingSessionRecord.ended_at.is_(None),

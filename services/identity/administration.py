@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.principals import Principal
 from libs.common.resources import Administration
-from libs.common.runtime import UnitOfWork
+from libs.common.runtime import ServiceRuntime, UnitOfWork
 from services.identity import events
 from services.identity.acting_sessions import end_live_sessions, revoke_no_longer_allowed
 from services.identity.models import Caretaker, Organization, User
 from services.identity.org_people import as_org, as_user, org_read, user_read
 from services.identity.org_people import fresh_caller as _fresh
 from services.identity.org_people import policy_org as _policy_org
+from services.identity.parts import identity_parts
 from services.identity.passwords import check_password_policy, hash_password
 from services.identity.schemas import (
     CUSTOMER_ROLES,
@@ -31,21 +32,21 @@ from services.identity.schemas import (
     UserRead,
     UserUpdate,
 )
-from services.identity.service import Identity
+from services.identity.settings import identity_settings
 
 ADMINISTRATION = Administration(area="identity")
 
 
-async def _admin(session: AsyncSession, identity: Identity, principal: Principal) -> Principal:
+async def _admin(session: AsyncSession, runtime: ServiceRuntime, principal: Principal) -> Principal:
     caller = await _fresh(session, principal)
-    identity.runtime.authorizer.authorize(caller, "manage", ADMINISTRATION)
+    runtime.authorizer.authorize(caller, "manage", ADMINISTRATION)
     return caller
 
 
-async def create_org(*, identity: Identity, principal: Principal, body: OrgCreate) -> OrgRead:
+async def create_org(*, runtime: ServiceRuntime, principal: Principal, body: OrgCreate) -> OrgRead:
     try:
-        async with identity.runtime.unit_of_work() as uow:
-            caller = await _admin(uow.session, identity, principal)
+        async with runtime.unit_of_work() as uow:
+            caller = await _admin(uow.session, runtime, principal)
             org = Organization(
                 id=str(uuid4()),
                 name=body.name,
@@ -66,12 +67,12 @@ async def create_org(*, identity: Identity, principal: Principal, body: OrgCreat
 
 
 async def update_org(
-    *, identity: Identity, principal: Principal, org_id: str, body: OrgUpdate
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, body: OrgUpdate
 ) -> OrgRead:
     changes = body.model_dump(exclude_unset=True)
     try:
-        async with identity.runtime.unit_of_work() as uow:
-            caller = await _admin(uow.session, identity, principal)
+        async with runtime.unit_of_work() as uow:
+            caller = await _admin(uow.session, runtime, principal)
             org = await uow.session.get(Organization, org_id)
             if org is None:
                 raise NotFound(f"organisation {org_id} does not exist")
@@ -115,19 +116,24 @@ def _check_roles(kind: str, roles: list[str], permissions: list[str]) -> None:
 
 
 async def _users_org(
-    session: AsyncSession, identity: Identity, caller: Principal, org: Organization
+    session: AsyncSession, runtime: ServiceRuntime, caller: Principal, org: Organization
 ) -> None:
     """Platform admins manage every user; a customer's admin manages their own organisation's."""
-    identity.runtime.authorizer.authorize(caller, "manage_users", await _policy_org(session, org))
+    runtime.authorizer.authorize(caller, "manage_users", await _policy_org(session, org))
 
 
 def _refuse_taken_email(
-    uow: UnitOfWork, identity: Identity, *, caller: Principal, org: Organization, body: UserCreate
+    uow: UnitOfWork,
+    runtime: ServiceRuntime,
+    *,
+    caller: Principal,
+    org: Organization,
+    body: UserCreate,
 ) -> UserRead:
     """A platform admin is told the address is taken (409). Anyone else (a customer's admin)
     gets the answer a creation gives, so that the response does not say whether the address
     exists anywhere, staff included; nothing is stored and security reviewers see the attempt."""
-    if identity.runtime.authorizer.decide(caller, "manage", ADMINISTRATION).allowed:
+    if runtime.authorizer.decide(caller, "manage", ADMINISTRATION).allowed:
         raise Conflict(f"a user with email {body.email} already exists")
     uow.publish(
         events.UserCreationRefused(org_id=org.id, reason="email_taken"),
@@ -146,24 +152,26 @@ def _refuse_taken_email(
     )
 
 
-async def create_user(*, identity: Identity, principal: Principal, body: UserCreate) -> UserRead:
+async def create_user(
+    *, runtime: ServiceRuntime, principal: Principal, body: UserCreate
+) -> UserRead:
     _check_roles(body.kind, body.roles, body.permissions)
     email = body.email.strip().lower()
     # Who may create users here is decided first: a caller the policy refuses learns nothing
     # of the password rules. The transaction below asks again (rights may change meanwhile).
     if body.org_id is not None:
-        async with identity.runtime.reading() as session:
+        async with runtime.reading() as session:
             target = await session.get(Organization, body.org_id)
             if target is not None:
-                await _users_org(session, identity, await _fresh(session, principal), target)
+                await _users_org(session, runtime, await _fresh(session, principal), target)
     weak = check_password_policy(
-        body.password, email=email, min_length=identity.settings.password_min_length
+        body.password, email=email, min_length=identity_settings(runtime).password_min_length
     )
     if weak:
         raise Invalid(weak, reason="weak_password")
-    password_hash = await identity.passwords.hash(body.password)
+    password_hash = await identity_parts(runtime).passwords.hash(body.password)
     try:
-        async with identity.runtime.unit_of_work() as uow:
+        async with runtime.unit_of_work() as uow:
             session = uow.session
             caller = await _fresh(session, principal)
             seller = await session.scalar(select(Organization).where(Organization.is_seller))
@@ -174,14 +182,14 @@ async def create_user(*, identity: Identity, principal: Principal, body: UserCre
             org = await session.get(Organization, org_id)
             if org is None:
                 raise NotFound(f"organisation {org_id} does not exist")
-            await _users_org(session, identity, caller, org)
+            await _users_org(session, runtime, caller, org)
             if body.kind == "staff" and not org.is_seller:
                 raise Invalid("staff belong to the seller organisation")
             if body.kind == "customer" and org.is_seller:
                 raise Invalid("customer users belong to a customer organisation")
             taken = await session.scalar(select(User.id).where(User.email == email))
             if taken is not None:
-                return _refuse_taken_email(uow, identity, caller=caller, org=org, body=body)
+                return _refuse_taken_email(uow, runtime, caller=caller, org=org, body=body)
             user = User(
                 id=str(uuid4()),
                 email=email,
@@ -207,10 +215,10 @@ async def create_user(*, identity: Identity, principal: Principal, body: UserCre
 
 
 async def update_user(
-    *, identity: Identity, principal: Principal, user_id: str, body: UserUpdate
+    *, runtime: ServiceRuntime, principal: Principal, user_id: str, body: UserUpdate
 ) -> UserRead:
     changes = body.model_dump(exclude_unset=True)
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         session = uow.session
         caller = await _fresh(session, principal)
         user = await session.get(User, user_id)
@@ -218,7 +226,7 @@ async def update_user(
             raise NotFound(f"user {user_id} does not exist")
         org = await session.get(Organization, user.org_id)
         assert org is not None  # a foreign key
-        await _users_org(session, identity, caller, org)
+        await _users_org(session, runtime, caller, org)
         for field, value in changes.items():
             if value is None:
                 raise Invalid(f"{field} cannot be null")
@@ -266,11 +274,11 @@ async def update_user(
 
 
 async def assign_caretaker(
-    *, identity: Identity, principal: Principal, org_id: str, user_id: str
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, user_id: str
 ) -> None:
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         session = uow.session
-        caller = await _admin(session, identity, principal)
+        caller = await _admin(session, runtime, principal)
         org = await session.get(Organization, org_id)
         user = await session.get(User, user_id)
         if org is None or org.is_seller:
@@ -287,11 +295,11 @@ async def assign_caretaker(
 
 
 async def remove_caretaker(
-    *, identity: Identity, principal: Principal, org_id: str, user_id: str
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, user_id: str
 ) -> None:
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         session = uow.session
-        caller = await _admin(session, identity, principal)
+        caller = await _admin(session, runtime, principal)
         link = await session.get(Caretaker, (org_id, user_id))
         if link is None:
             raise NotFound(f"{user_id} is not a caretaker of {org_id}")

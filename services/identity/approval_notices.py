@@ -15,8 +15,9 @@ from libs.contracts.customers import ApprovalRequestSent
 from libs.contracts.orders import BudgetCharged
 from services.identity.mail_templates import fmt_time, send_mail
 from services.identity.models import ActingSessionRecord, NoticeInbox, Organization, User
-from services.identity.notifications import active_admins, mail_committed
-from services.identity.settings import IdentitySettings
+from services.identity.org_people import active_admins
+from services.identity.parts import mail_committed
+from services.identity.settings import identity_settings
 
 AWAITING = "awaiting"
 
@@ -33,7 +34,6 @@ async def _placed_by(uow: UnitOfWork, context: EventContext) -> str:
 
 async def ask_admins(
     uow: UnitOfWork,
-    settings: IdentitySettings,
     charged: BudgetCharged,
     context: EventContext,
     placed_at: datetime,
@@ -45,7 +45,7 @@ async def ask_admins(
         return 0
     admins = await active_admins(uow.session, org.id)
     placed_by = await _placed_by(uow, context)
-    console = settings.console_url.rstrip("/")
+    console = identity_settings(uow.runtime).console_url.rstrip("/")
     for admin in admins:
         await send_mail(
             uow,
@@ -73,7 +73,7 @@ async def ask_admins(
     return len(admins)
 
 
-async def ask_for_approvals(runtime: ServiceRuntime, settings: IdentitySettings) -> None:
+async def ask_for_approvals(runtime: ServiceRuntime) -> None:
     """Consume `orders.budget.charged`; each awaiting order is told once (inbox by event id)."""
 
     async def handle(batch: list[Delivery]) -> None:
@@ -89,7 +89,7 @@ async def ask_for_approvals(runtime: ServiceRuntime, settings: IdentitySettings)
             async with runtime.unit_of_work() as uow:
                 if not await first_delivery(uow.session, NoticeInbox, delivery.event.get_id()):
                     continue
-                staged = await ask_admins(uow, settings, charged, context, placed_at) > 0 or staged
+                staged = await ask_admins(uow, charged, context, placed_at) > 0 or staged
         if staged:
             mail_committed(runtime)
 

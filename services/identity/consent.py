@@ -4,38 +4,36 @@ by its admins (withdrawing it ends every session on the organisation)."""
 from __future__ import annotations
 
 from libs.common.principals import Principal
+from libs.common.runtime import ServiceRuntime
 from services.identity import events
 from services.identity.acting_sessions import revoke_no_longer_allowed, subject_org
 from services.identity.org_people import fresh_caller as _fresh
 from services.identity.org_people import org_read
 from services.identity.org_people import policy_org as _policy_org
 from services.identity.schemas import OrgRead
-from services.identity.service import Identity
 
 
-async def read_org(*, identity: Identity, principal: Principal, org_id: str) -> OrgRead:
+async def read_org(*, runtime: ServiceRuntime, principal: Principal, org_id: str) -> OrgRead:
     """An organisation's settings (consent included), for whoever may see its acting sessions:
     its admins, platform admins, security reviewers."""
-    async with identity.runtime.reading() as session:
+    async with runtime.reading() as session:
         caller = await _fresh(session, principal)
         org = await subject_org(session, org_id)
-        identity.runtime.authorizer.authorize(
+        runtime.authorizer.authorize(
             caller, "read_acting_sessions", await _policy_org(session, org)
         )
     return org_read(org)
 
 
 async def set_consent(
-    *, identity: Identity, principal: Principal, org_id: str, allow_assistance: bool
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, allow_assistance: bool
 ) -> OrgRead:
     """Company-level consent to remote assistance: the customer's admin (or a platform admin)
     decides; withdrawing it ends every session on the organisation."""
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         caller = await _fresh(uow.session, principal)
         org = await subject_org(uow.session, org_id)
-        identity.runtime.authorizer.authorize(
-            caller, "set_consent", await _policy_org(uow.session, org)
-        )
+        runtime.authorizer.authorize(caller, "set_consent", await _policy_org(uow.session, org))
         org.allow_assistance = allow_assistance
         read = org_read(org)
         uow.publish(

@@ -14,11 +14,11 @@ from libs.common.authz import Authorizer
 from libs.common.policy_filter import Untranslatable, sql_filter
 from libs.common.principals import Principal
 from libs.common.resources import CustomerOrg
+from libs.common.runtime import ServiceRuntime
 from services.identity.cursors import decode_cursor, encode_cursor
 from services.identity.models import Caretaker, Organization
 from services.identity.org_people import fresh_caller as _fresh
 from services.identity.schemas import CustomerPage, CustomerRead
-from services.identity.service import Identity
 
 log = structlog.get_logger("identity")
 
@@ -75,7 +75,7 @@ def _may_act_for(authorizer: Authorizer, caller: Principal) -> ColumnElement[boo
 
 async def list_customers(
     *,
-    identity: Identity,
+    runtime: ServiceRuntime,
     principal: Principal,
     q: str | None,
     limit: int,
@@ -83,10 +83,10 @@ async def list_customers(
 ) -> CustomerPage:
     """Organisations the caller may act for (in any mode), by name; the policy filters."""
     after = decode_cursor(cursor) if cursor else None
-    authorizer = identity.runtime.authorizer
+    authorizer = runtime.authorizer
     found: list[CustomerRead] = []
     chunk = 200
-    async with identity.runtime.reading() as session:
+    async with runtime.reading() as session:
         caller = await _fresh(session, principal)
         may_allow = _may_act_for(authorizer, caller)
         while len(found) <= limit:

@@ -13,11 +13,11 @@ from sqlalchemy import select
 
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.principals import Principal
+from libs.common.runtime import ServiceRuntime
 from libs.contracts.identity import UserUpdated
 from services.identity.invitations import check_roles
 from services.identity.models import User
 from services.identity.org_people import customer_org, fresh_caller, policy_org, user_record
-from services.identity.service import Identity
 
 
 def read(user: User) -> dict[str, Any]:
@@ -34,9 +34,8 @@ def read(user: User) -> dict[str, Any]:
 
 
 async def list_employees(
-    *, identity: Identity, principal: Principal, org_id: str, active: bool | None
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, active: bool | None
 ) -> list[dict[str, Any]]:
-    runtime = identity.runtime
     async with runtime.reading() as session:
         caller = await fresh_caller(session, principal)
         org = await customer_org(session, org_id)
@@ -52,14 +51,13 @@ async def list_employees(
 
 async def update_employee(
     *,
-    identity: Identity,
+    runtime: ServiceRuntime,
     principal: Principal,
     org_id: str,
     user_id: str,
     roles: list[str] | None,
     active: bool | None,
 ) -> dict[str, Any]:
-    runtime = identity.runtime
     if roles is None and active is None:
         raise Invalid("nothing to change: send roles and/or active")
     async with runtime.unit_of_work() as uow:

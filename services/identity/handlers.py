@@ -30,7 +30,7 @@ from services.identity.events import (
     PasswordChanged,
     UserUpdated,
 )
-from services.identity.service import Identity
+from services.identity.settings import identity_settings
 
 log = structlog.get_logger("identity.handlers")
 
@@ -146,12 +146,13 @@ async def record_activity(runtime: ServiceRuntime, *, flush_seconds: float = 1.0
         await subscription.unsubscribe()
 
 
-async def end_timed_out_sessions(identity: Identity) -> None:
+async def end_timed_out_sessions(runtime: ServiceRuntime) -> None:
     """Idle and over-age sessions end (and so are revoked) within one sweep period."""
+    period = identity_settings(runtime).session_sweep_seconds
     while True:
-        await asyncio.sleep(identity.settings.session_sweep_seconds)  # a period, not sync
+        await asyncio.sleep(period)  # a period, not sync
         try:
-            while await acting_sessions.end_timed_out_sessions(identity=identity) == 500:
+            while await acting_sessions.end_timed_out_sessions(runtime=runtime) == 500:
                 pass
         except Exception as exc:
             log.warning("session_sweep_failed", error=repr(exc))

@@ -11,30 +11,32 @@ from sqlalchemy.exc import IntegrityError
 from libs.common.clock import utcnow
 from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.events import EventContext
-from libs.common.runtime import UnitOfWork
+from libs.common.runtime import ServiceRuntime, UnitOfWork
 from libs.contracts.customers import InvitationAccepted, InvitationExpired
 from libs.contracts.identity import UserCreated
 from services.identity.invitation_addresses import WITHHELD
 from services.identity.invitations import Gone, hash_token, status_of
+from services.identity.login_tokens import issue_login_token
+from services.identity.mail_templates import fmt_time, send_mail
 from services.identity.models import Invitation, Organization, User
-from services.identity.notifications import fmt_time, mail_committed, send_mail
 from services.identity.org_people import as_user, customer_org, principal_of
+from services.identity.parts import identity_parts, mail_committed
 from services.identity.passwords import check_password_policy
 from services.identity.schemas import TokenRead
-from services.identity.service import Identity, issue_login_token
+from services.identity.settings import identity_settings
 
 
-async def accept(*, identity: Identity, token: str, password: str) -> TokenRead:
+async def accept(*, runtime: ServiceRuntime, token: str, password: str) -> TokenRead:
     """Create the active user the invitation describes and log them in. An expired one is
     410 "this invitation expired on <date>", and its inviter hears of the attempt."""
     token_hash = hash_token(token)
-    async with identity.runtime.reading() as session:
+    async with runtime.reading() as session:
         found = await session.scalar(select(Invitation).where(Invitation.token_hash == token_hash))
     # A withheld invitation (invitation_addresses.py) was never sent: its token is nobody's.
     if found is None or found.status == WITHHELD:
         raise NotFound("no such invitation (the link is wrong, or was replaced by a newer one)")
     if status_of(found) == "expired":
-        await _expired_attempt(identity, found.id)
+        await _expired_attempt(runtime, found.id)
         raise Gone(
             f"this invitation expired on {fmt_time(found.expires_at)}",
             reason="expired",
@@ -43,13 +45,13 @@ async def accept(*, identity: Identity, token: str, password: str) -> TokenRead:
     if found.status != "pending":
         raise Gone(f"this invitation was {found.status}", reason=found.status)
     weak = check_password_policy(
-        password, email=found.email, min_length=identity.settings.password_min_length
+        password, email=found.email, min_length=identity_settings(runtime).password_min_length
     )
     if weak:
         raise Invalid(weak, reason="weak_password")
-    password_hash = await identity.passwords.hash(password)
+    password_hash = await identity_parts(runtime).passwords.hash(password)
     try:
-        async with identity.runtime.unit_of_work() as uow:
+        async with runtime.unit_of_work() as uow:
             invitation = await uow.session.get(Invitation, found.id)
             # Re-checked in the transaction: accepted twice at once, or revoked meanwhile.
             if (
@@ -92,11 +94,11 @@ async def accept(*, identity: Identity, token: str, password: str) -> TokenRead:
             )
     except IntegrityError as exc:
         raise Conflict(f"{found.email} already has an account", reason="email_taken") from exc
-    return await issue_login_token(identity=identity, user=user, org=org)
+    return await issue_login_token(runtime=runtime, user=user, org=org)
 
 
-async def _expired_attempt(identity: Identity, invitation_id: str) -> None:
-    async with identity.runtime.unit_of_work() as uow:
+async def _expired_attempt(runtime: ServiceRuntime, invitation_id: str) -> None:
+    async with runtime.unit_of_work() as uow:
         invitation = await uow.session.get(Invitation, invitation_id)
         if invitation is None:
             return
@@ -125,7 +127,7 @@ async def _expired_attempt(identity: Identity, invitation_id: str) -> None:
             ),
             _anonymous_context(uow, invitation.org_id),
         )
-    mail_committed(identity.runtime)
+    mail_committed(runtime)
 
 
 def _anonymous_context(uow: UnitOfWork, org_id: str) -> EventContext:

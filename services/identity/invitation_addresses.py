@@ -18,12 +18,12 @@ from sqlalchemy import select
 from libs.common.db import transaction_lock
 from libs.common.errors import Conflict
 from libs.common.principals import Principal
-from libs.common.runtime import UnitOfWork
+from libs.common.runtime import ServiceRuntime, UnitOfWork
 from libs.contracts.customers import InvitationRefused
 from services.identity.administration import ADMINISTRATION
+from services.identity.mail_templates import send_mail
 from services.identity.models import Invitation, Organization, User
-from services.identity.notifications import send_mail
-from services.identity.service import Identity
+from services.identity.settings import identity_settings
 
 # Stored for an invitation that is never sent: it reads as `pending` to the organisation that
 # made it (listed, resent, revoked, expiring like the others), stays outside the
@@ -44,7 +44,7 @@ async def lock_address(uow: UnitOfWork, address: str) -> None:
 
 async def fate_of(
     uow: UnitOfWork,
-    identity: Identity,
+    runtime: ServiceRuntime,
     *,
     caller: Principal,
     org: Organization,
@@ -53,7 +53,7 @@ async def fate_of(
 ) -> Fate:
     """Raise the 409 the caller may see, or say whether the invitation goes out. Platform
     admins, who may list every user anyway, are told the truth everywhere."""
-    sees_everyone = identity.runtime.authorizer.decide(caller, "manage", ADMINISTRATION).allowed
+    sees_everyone = runtime.authorizer.decide(caller, "manage", ADMINISTRATION).allowed
     session = uow.session
     owner_org = await session.scalar(select(User.org_id).where(User.email == address))
     if owner_org is not None and (owner_org == org.id or sees_everyone):
@@ -79,7 +79,7 @@ async def fate_of(
 
 async def withhold(
     uow: UnitOfWork,
-    identity: Identity,
+    runtime: ServiceRuntime,
     *,
     invitation: Invitation,
     org: Organization,
@@ -92,7 +92,7 @@ async def withhold(
     now = datetime.now(UTC)
     invitation.token_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
     invitation.sent_at = now
-    invitation.expires_at = now + timedelta(days=identity.settings.invitation_valid_days)
+    invitation.expires_at = now + timedelta(days=identity_settings(runtime).invitation_valid_days)
     invitation.status = WITHHELD
     invitation.closed_at = None
     if tell_owner:

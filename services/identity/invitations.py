@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from libs.common.errors import Conflict, DomainError, Invalid, NotFound
 from libs.common.principals import ActingSession, Principal
-from libs.common.runtime import UnitOfWork
+from libs.common.runtime import ServiceRuntime, UnitOfWork
 from libs.contracts.customers import (
     InvitationRefused,
     InvitationRevoked,
@@ -32,15 +32,16 @@ from services.identity.invitation_addresses import (
     lock_address,
     withhold,
 )
+from services.identity.mail_templates import fmt_time, send_mail
 from services.identity.models import Invitation, Organization
-from services.identity.notifications import fmt_time, mail_committed, send_mail
 from services.identity.org_people import (
     customer_org,
     fresh_caller,
     policy_org,
 )
+from services.identity.parts import mail_committed
 from services.identity.schemas import CUSTOMER_ROLES
-from services.identity.service import Identity
+from services.identity.settings import identity_settings
 
 
 class Gone(DomainError):
@@ -110,14 +111,19 @@ async def _expire_stale(uow: UnitOfWork, email: str) -> None:
 
 
 async def _send(
-    uow: UnitOfWork, identity: Identity, invitation: Invitation, org: Organization, api_base: str
+    uow: UnitOfWork,
+    runtime: ServiceRuntime,
+    invitation: Invitation,
+    org: Organization,
+    api_base: str,
 ) -> None:
     """A new token and a new validity period, and the mail carrying the token."""
+    settings = identity_settings(runtime)
     token = secrets.token_urlsafe(32)
     now = _now()
     invitation.token_hash = hash_token(token)
     invitation.sent_at = now
-    invitation.expires_at = now + timedelta(days=identity.settings.invitation_valid_days)
+    invitation.expires_at = now + timedelta(days=settings.invitation_valid_days)
     invitation.status = "pending"
     invitation.closed_at = None
     await send_mail(
@@ -130,7 +136,7 @@ async def _send(
             "org_name": org.name,
             "roles": ", ".join(invitation.roles),
             "expires_at": fmt_time(invitation.expires_at),
-            "link": f"{identity.settings.console_url.rstrip('/')}/invitations/{token}",
+            "link": f"{settings.console_url.rstrip('/')}/invitations/{token}",
             "accept_url": f"{api_base.rstrip('/')}/v1/invitations/{token}/accept",
         },
     )
@@ -138,7 +144,7 @@ async def _send(
 
 async def invite_one(
     *,
-    identity: Identity,
+    runtime: ServiceRuntime,
     principal: Principal,
     org_id: str,
     email: str,
@@ -148,7 +154,6 @@ async def invite_one(
 ) -> dict[str, Any]:
     """One invitation, in its own transaction; a refusal raises (and is audited)."""
     address = email.strip().lower()
-    runtime = identity.runtime
     try:
         clean_roles = check_roles(roles)
         async with runtime.unit_of_work() as uow:
@@ -158,7 +163,7 @@ async def invite_one(
             assert not isinstance(caller, ActingSession)  # the policy never lets one invite
             await lock_address(uow, address)
             await _expire_stale(uow, address)
-            fate = await fate_of(uow, identity, caller=caller, org=org, address=address)
+            fate = await fate_of(uow, runtime, caller=caller, org=org, address=address)
             invitation = Invitation(
                 id=str(uuid4()),
                 org_id=org.id,
@@ -172,10 +177,10 @@ async def invite_one(
                 sends=1,
             )
             if fate == "send":
-                await _send(uow, identity, invitation, org, api_base)
+                await _send(uow, runtime, invitation, org, api_base)
             else:
                 await withhold(
-                    uow, identity, invitation=invitation, org=org, caller=caller, tell_owner=True
+                    uow, runtime, invitation=invitation, org=org, caller=caller, tell_owner=True
                 )
             uow.session.add(invitation)
             await uow.session.flush()
@@ -188,7 +193,7 @@ async def invite_one(
             f"{address} already has an open invitation", reason="already_invited"
         ) from exc
     except (Conflict, Invalid) as refused:
-        await _record_refusal(identity, principal, org_id, address, refused.detail)
+        await _record_refusal(runtime, principal, org_id, address, refused.detail)
         raise
     mail_committed(runtime)
     return result
@@ -210,9 +215,9 @@ def _publish_sent(uow: UnitOfWork, invitation: Invitation, caller: Principal) ->
 
 
 async def _record_refusal(
-    identity: Identity, principal: Principal, org_id: str, email: str, reason: str
+    runtime: ServiceRuntime, principal: Principal, org_id: str, email: str, reason: str
 ) -> None:
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         if await uow.session.get(Organization, org_id) is None:
             return
         uow.publish(
@@ -224,7 +229,7 @@ async def _record_refusal(
 
 async def invite_many(
     *,
-    identity: Identity,
+    runtime: ServiceRuntime,
     principal: Principal,
     org_id: str,
     items: list[tuple[str, str, list[str]]],
@@ -248,7 +253,7 @@ async def invite_many(
         seen.add(address)
         try:
             invitation = await invite_one(
-                identity=identity,
+                runtime=runtime,
                 principal=principal,
                 org_id=org_id,
                 email=email,
@@ -272,11 +277,10 @@ async def invite_many(
 
 
 async def list_invitations(
-    *, identity: Identity, principal: Principal, org_id: str, status: str | None
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, status: str | None
 ) -> list[dict[str, Any]]:
     if status is not None and status not in STATUSES:
         raise Invalid(f"status must be one of {', '.join(STATUSES)}")
-    runtime = identity.runtime
     async with runtime.reading() as session:
         caller = await fresh_caller(session, principal)
         org = await customer_org(session, org_id)
@@ -293,11 +297,11 @@ async def list_invitations(
 
 
 async def _managed(
-    uow: UnitOfWork, identity: Identity, principal: Principal, org_id: str, invitation_id: str
+    uow: UnitOfWork, runtime: ServiceRuntime, principal: Principal, org_id: str, invitation_id: str
 ) -> tuple[Principal, Invitation, Organization]:
     caller = await fresh_caller(uow.session, principal)
     org = await customer_org(uow.session, org_id)
-    identity.runtime.authorizer.authorize(caller, "invite", await policy_org(uow.session, org))
+    runtime.authorizer.authorize(caller, "invite", await policy_org(uow.session, org))
     invitation = await uow.session.get(Invitation, invitation_id)
     if invitation is None or invitation.org_id != org_id:
         raise NotFound(f"invitation {invitation_id} does not exist")
@@ -305,21 +309,19 @@ async def _managed(
 
 
 async def resend(
-    *, identity: Identity, principal: Principal, org_id: str, invitation_id: str, api_base: str
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, invitation_id: str, api_base: str
 ) -> dict[str, Any]:
     """A new token (the old link stops working) and a new validity period."""
     try:
-        async with identity.runtime.unit_of_work() as uow:
-            caller, invitation, org = await _managed(
-                uow, identity, principal, org_id, invitation_id
-            )
+        async with runtime.unit_of_work() as uow:
+            caller, invitation, org = await _managed(uow, runtime, principal, org_id, invitation_id)
             if invitation.status in ("accepted", "revoked"):
                 raise Conflict(f"the invitation is {invitation.status}: it cannot be resent")
             # Asked again: the address may have become someone else's (or free) meanwhile.
             await lock_address(uow, invitation.email)
             fate = await fate_of(
                 uow,
-                identity,
+                runtime,
                 caller=caller,
                 org=org,
                 address=invitation.email,
@@ -327,11 +329,11 @@ async def resend(
             )
             invitation.sends += 1
             if fate == "send":
-                await _send(uow, identity, invitation, org, api_base)
+                await _send(uow, runtime, invitation, org, api_base)
             else:
                 await withhold(
                     uow,
-                    identity,
+                    runtime,
                     invitation=invitation,
                     org=org,
                     caller=caller,
@@ -345,15 +347,15 @@ async def resend(
         raise Conflict(
             "another open invitation exists for this address", reason="already_invited"
         ) from exc
-    mail_committed(identity.runtime)
+    mail_committed(runtime)
     return result
 
 
 async def revoke(
-    *, identity: Identity, principal: Principal, org_id: str, invitation_id: str
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, invitation_id: str
 ) -> dict[str, Any]:
-    async with identity.runtime.unit_of_work() as uow:
-        caller, invitation, org = await _managed(uow, identity, principal, org_id, invitation_id)
+    async with runtime.unit_of_work() as uow:
+        caller, invitation, org = await _managed(uow, runtime, principal, org_id, invitation_id)
         if invitation.status in ("accepted", "revoked"):
             raise Conflict(f"the invitation is already {invitation.status}")
         invitation.status = "revoked"

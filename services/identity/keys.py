@@ -26,7 +26,8 @@ from libs.common.runtime import ServiceRuntime
 from libs.common.tokens import ALGORITHM
 from services.identity import events
 from services.identity.models import SigningKey
-from services.identity.settings import IdentitySettings
+from services.identity.parts import identity_parts
+from services.identity.settings import identity_settings
 
 log = structlog.get_logger("keys")
 
@@ -201,9 +202,19 @@ async def load_signer(
     )
 
 
-async def refresh(runtime: ServiceRuntime, signer: Signer, settings: IdentitySettings) -> None:
+def jwks(runtime: ServiceRuntime) -> dict[str, Any]:
+    """The key set identity publishes (every key whose tokens may still be alive)."""
+    return _signer(runtime).jwks()
+
+
+def _signer(runtime: ServiceRuntime) -> Signer:
+    return identity_parts(runtime).signer
+
+
+async def refresh(runtime: ServiceRuntime) -> None:
     """Reload the key ring (another replica may have rotated; a rotation may be due; a retired
     key may have outlived its tokens) and publish it to this process's verifier too."""
+    signer, settings = _signer(runtime), identity_settings(runtime)
     async with runtime.unit_of_work() as uow:
         fresh = await load_signer(
             uow.session,
@@ -217,29 +228,27 @@ async def refresh(runtime: ServiceRuntime, signer: Signer, settings: IdentitySet
     runtime.verifier.set_jwks(signer.jwks())
 
 
-async def key_refresher(
-    runtime: ServiceRuntime, signer: Signer, settings: IdentitySettings
-) -> None:
+async def key_refresher(runtime: ServiceRuntime) -> None:
+    settings = identity_settings(runtime)
     while True:
         try:
-            await refresh(runtime, signer, settings)
+            await refresh(runtime)
         except Exception as exc:  # the next round tries again; signing goes on meanwhile
             log.warning("signing_keys_refresh_failed", error=repr(exc))
         await asyncio.sleep(settings.signing_key_check_seconds)
 
 
-async def rotate_now(
-    *, runtime: ServiceRuntime, signer: Signer, settings: IdentitySettings, principal: Principal
-) -> dict[str, Any]:
+async def rotate_now(*, runtime: ServiceRuntime, principal: Principal) -> dict[str, Any]:
     """`onbehalf keys rotate`: sign with a new key at once; the old one stays published until
     its last token has expired."""
+    signer = _signer(runtime)
     async with runtime.unit_of_work() as uow:
         caller = principal
         runtime.authorizer.authorize(caller, "rotate_keys", Administration(area="keys"))
         previous = signer.kid
         kid = await rotate(uow.session, kek=signer.kek)
         uow.publish(events.SigningKeyRotated(kid=kid, previous_kid=previous), caller)
-    await refresh(runtime, signer, settings)
+    await refresh(runtime)
     return {
         "kid": signer.kid,
         "previous_kid": previous,

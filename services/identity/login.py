@@ -16,28 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from libs.common.errors import TooManyRequests, Unauthenticated
-from libs.common.events import EventContext
-from libs.common.runtime import UnitOfWork
+from libs.common.runtime import ServiceRuntime
 from services.identity import events
+from services.identity.login_tokens import (
+    NOT_ACTIVE,
+    attempt_context,
+    issue_login_token,
+    not_active,
+)
 from services.identity.models import LoginFailure, Organization, User
+from services.identity.parts import identity_parts
 from services.identity.schemas import TokenRead
-from services.identity.service import Identity, issue_login_token
+from services.identity.settings import identity_settings
 
 WRONG = "wrong email or password"
-
-
-def _context(uow: UnitOfWork, user: User | None) -> EventContext:
-    """A login event's actor is the account tried (when it exists); its subject the customer
-    organisation of a customer user."""
-    customer = user is not None and user.kind != "staff"
-    return EventContext(
-        actor_id=user.id if user else None,
-        actor_org_id=user.org_id if user else None,
-        subject_org_id=user.org_id if customer and user else None,
-        subject_user_id=user.id if customer and user else None,
-        acting_session_id=None,
-        policy_revision=uow.runtime.authorizer.revision,
-    )
 
 
 async def _retry_after(
@@ -62,14 +54,14 @@ async def _retry_after(
     return max(1, math.ceil(left))
 
 
-async def _throttled(identity: Identity, *, account: str, address: str) -> None:
+async def _throttled(runtime: ServiceRuntime, *, account: str, address: str) -> None:
     """Refuse (429; audited once per burst) when the account or the address failed too often. A read:
     a legitimate login writes nothing, so it never queues behind a flood's writes."""
-    settings = identity.settings
+    settings = identity_settings(runtime)
     window = settings.login_window_seconds
     since = datetime.now(UTC) - timedelta(seconds=window)
     found: tuple[str, int] | None = None
-    async with identity.runtime.reading() as session:
+    async with runtime.reading() as session:
         for name, match, limit in (
             ("account", LoginFailure.account == account, settings.login_max_failures_per_account),
             ("address", LoginFailure.address == address, settings.login_max_failures_per_address),
@@ -82,8 +74,8 @@ async def _throttled(identity: Identity, *, account: str, address: str) -> None:
         return
     scope, wait = found
     key = f"{scope}:{account if scope == 'account' else address}"
-    if identity.login_gate.report_due(key, quiet_seconds=min(wait, 60)):
-        await _report_throttled(identity, account=account, address=address, scope=scope, wait=wait)
+    if identity_parts(runtime).login_gate.report_due(key, quiet_seconds=min(wait, 60)):
+        await _report_throttled(runtime, account=account, address=address, scope=scope, wait=wait)
     raise TooManyRequests(
         f"too many failed logins for this {scope}; try again in {wait} s",
         reason="login_throttled",
@@ -92,57 +84,58 @@ async def _throttled(identity: Identity, *, account: str, address: str) -> None:
 
 
 async def _report_throttled(
-    identity: Identity, *, account: str, address: str, scope: str, wait: int
+    runtime: ServiceRuntime, *, account: str, address: str, scope: str, wait: int
 ) -> None:
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         user = await uow.session.scalar(select(User).where(User.email == account))
         uow.publish(
             events.LoginThrottled(email=account, address=address, scope=scope, retry_after=wait),
-            _context(uow, user),
+            attempt_context(runtime, user),
         )
 
 
 async def _failed(
-    identity: Identity, *, account: str, address: str, user: User | None, why: str
+    runtime: ServiceRuntime, *, account: str, address: str, user: User | None, why: str
 ) -> None:
     """Count the failure and audit it."""
     now = datetime.now(UTC)
-    since = now - timedelta(seconds=identity.settings.login_window_seconds)
-    async with identity.runtime.unit_of_work() as uow:
+    since = now - timedelta(seconds=identity_settings(runtime).login_window_seconds)
+    async with runtime.unit_of_work() as uow:
         # Old failures no longer count for anything.
         await uow.session.execute(delete(LoginFailure).where(LoginFailure.at <= since))
         uow.session.add(LoginFailure(id=str(uuid4()), account=account, address=address, at=now))
         uow.publish(
             events.LoginFailed(email=account, address=address, reason=why),
-            _context(uow, user),
+            attempt_context(runtime, user),
         )
 
 
-async def _succeeded(identity: Identity, *, account: str) -> None:
+async def _succeeded(runtime: ServiceRuntime, *, account: str) -> None:
     """The owner proved the password: their account's earlier failures are forgiven (the
     address's are not)."""
-    async with identity.runtime.reading() as session:
+    async with runtime.reading() as session:
         earlier = await session.scalar(
             select(LoginFailure.id).where(LoginFailure.account == account).limit(1)
         )
     if earlier is None:
         return
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         await uow.session.execute(delete(LoginFailure).where(LoginFailure.account == account))
 
 
-async def login(*, identity: Identity, email: str, password: str, address: str) -> TokenRead:
+async def login(*, runtime: ServiceRuntime, email: str, password: str, address: str) -> TokenRead:
     """Logins beyond a few in flight per address never get here (login_guard.LoginBurstGuard);
     those that do run one at a time per address, so a flood from one address queues behind
     itself and a login from anywhere else waits for at most one of its attempts."""
     account = email.strip().lower()
-    async with identity.login_gate.turn(address):
+    parts = identity_parts(runtime)
+    async with parts.login_gate.turn(address):
         # Attempts from one address run one at a time: the failure count read here is exact.
-        await _throttled(identity, account=account, address=address)
-        async with identity.runtime.reading() as session:
+        await _throttled(runtime, account=account, address=address)
+        async with runtime.reading() as session:
             user = await session.scalar(select(User).where(User.email == account))
             org = await session.get(Organization, user.org_id) if user else None
-        pool = identity.passwords
+        pool = parts.passwords
         if user is None:
             # No CPU spent on an account that does not exist, but the same time as a real check.
             await asyncio.sleep(pool.mean_seconds * random.uniform(0.9, 1.3))
@@ -152,13 +145,12 @@ async def login(*, identity: Identity, email: str, password: str, address: str) 
         if not correct:
             # Counted before the address's next attempt is let through.
             await _failed(
-                identity, account=account, address=address, user=user, why="wrong_password"
+                runtime, account=account, address=address, user=user, why="wrong_password"
             )
             raise Unauthenticated(WRONG)
-    await _succeeded(identity, account=account)
+    await _succeeded(runtime, account=account)
     assert user is not None
-    if not user.active:
-        raise Unauthenticated("this user is deactivated")
-    if org is None or org.status != "active":
-        raise Unauthenticated("this user's organisation is not active")
-    return await issue_login_token(identity=identity, user=user, org=org)
+    why = not_active(user, org)
+    if why is not None or org is None:
+        raise Unauthenticated(NOT_ACTIVE[why or "organisation_inactive"])
+    return await issue_login_token(runtime=runtime, user=user, org=org)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from libs.common.errors import Invalid
 from libs.common.principals import Principal, actor_ref
+from libs.common.runtime import ServiceRuntime
 from services.identity import events
 from services.identity.acting_sessions import end_live_sessions
-from services.identity.service import Identity
 
 
-async def logout(*, identity: Identity, principal: Principal) -> None:
+async def logout(*, runtime: ServiceRuntime, principal: Principal) -> None:
     """Every token of the caller's login session (login or acting) is refused everywhere once
     the event is projected into the revocation bucket; other login sessions go on."""
     login_session_id = principal.login_session_id
@@ -18,7 +18,7 @@ async def logout(*, identity: Identity, principal: Principal) -> None:
             "this token has no login session to end (it was issued before logout existed)"
         )
     user_id, _ = actor_ref(principal)
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         ended = await end_live_sessions(
             uow,
             reason="logged_out",

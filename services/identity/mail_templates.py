@@ -1,5 +1,5 @@
-"""Identity's mail texts: the built-in templates (an admin may replace any, see
-notifications.py), and staging a mail from one in a change's transaction."""
+"""Identity's mail texts: the built-in templates, a platform admin's replacements of them, and
+staging a mail from one in a change's transaction."""
 
 from __future__ import annotations
 
@@ -8,9 +8,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common.errors import NotFound
 from libs.common.mail import render, stage_mail
-from libs.common.runtime import UnitOfWork
+from libs.common.principals import Principal
+from libs.common.resources import Administration
+from libs.common.runtime import ServiceRuntime, UnitOfWork
+from libs.contracts.customers import MailTemplateChanged
 from services.identity.models import MailOutbox, MailTemplate
+
+MAIL_ADMINISTRATION = Administration(area="mail")
 
 
 @dataclass(frozen=True)
@@ -159,3 +165,66 @@ async def send_mail(uow: UnitOfWork, *, to: str, key: str, values: dict[str, str
 
 def fmt_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+# ---------------------------------------------------------------- changing them (platform admins)
+
+
+def _known(key: str) -> Template:
+    if key not in DEFAULT_TEMPLATES:
+        raise NotFound(f"no mail template {key!r}; known: {', '.join(sorted(DEFAULT_TEMPLATES))}")
+    return DEFAULT_TEMPLATES[key]
+
+
+async def read_templates(
+    *, runtime: ServiceRuntime, principal: Principal
+) -> list[dict[str, object]]:
+    runtime.authorizer.authorize(principal, "manage", MAIL_ADMINISTRATION)
+    async with runtime.reading() as session:
+        found = []
+        for key, default in sorted(DEFAULT_TEMPLATES.items()):
+            subject, body = await template(session, key)
+            found.append(
+                {
+                    "key": key,
+                    "subject": subject,
+                    "body": body,
+                    "placeholders": list(default.placeholders),
+                    "customised": await session.get(MailTemplate, key) is not None,
+                }
+            )
+    return found
+
+
+async def set_template(
+    *,
+    runtime: ServiceRuntime,
+    principal: Principal,
+    key: str,
+    subject: str | None,
+    body: str | None,
+) -> dict[str, object]:
+    """Change a template's text; both None puts the built-in text back."""
+    default = _known(key)
+    runtime.authorizer.authorize(principal, "manage", MAIL_ADMINISTRATION)
+    async with runtime.unit_of_work() as uow:
+        stored = await uow.session.get(MailTemplate, key)
+        reset = subject is None and body is None
+        if reset:
+            if stored is not None:
+                await uow.session.delete(stored)
+        else:
+            if stored is None:
+                stored = MailTemplate(
+                    key=key,
+                    subject=default.subject,
+                    body=default.body,
+                    updated_by_id=principal.id,
+                )
+                uow.session.add(stored)
+            stored.subject = subject if subject is not None else stored.subject
+            stored.body = body if body is not None else stored.body
+            stored.updated_by_id = principal.id
+            stored.updated_at = datetime.now(UTC)
+        uow.publish(MailTemplateChanged(key=key, reset=reset), principal)
+    return {"key": key, "customised": not reset}

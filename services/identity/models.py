@@ -114,7 +114,7 @@ class OutboxMessage(OutboxMixin, Base):
 
 
 # ---------------------------------------------------------------- customer organisations' people
-# (invitations.py, employees.py, notifications.py; docs/customer-organisations.md)
+# (invitations.py, employees.py, acting_notices.py; docs/customer-organisations.md)
 
 
 class Invitation(Base):

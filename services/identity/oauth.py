@@ -13,9 +13,9 @@ import jwt
 from libs.common.errors import Forbidden, NotFound, OAuthError, Unauthenticated
 from libs.common.principals import ActingSession, Principal, StaffUser
 from libs.common.resources import Administration
+from libs.common.runtime import ServiceRuntime
 from services.identity import acting_sessions, login
 from services.identity.schemas import Mode
-from services.identity.service import Identity
 
 TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 PASSWORD = "password"
@@ -51,7 +51,7 @@ def _mode(scope: str | None) -> Mode:
 
 async def exchange(
     *,
-    identity: Identity,
+    runtime: ServiceRuntime,
     subject_token: str | None,
     subject_token_type: str | None,
     resource: str | None,
@@ -71,14 +71,14 @@ async def exchange(
     org_id = _target_org(resource, requested_subject)
     mode = _mode(scope)
     try:
-        principal = await identity.runtime.verifier.verify_async(subject_token)
+        principal = await runtime.verifier.verify_async(subject_token)
     except Unauthenticated as exc:
         raise OAuthError("invalid_request", f"subject_token: {exc.detail}") from exc
     if not isinstance(principal, StaffUser):
         raise OAuthError("invalid_request", "subject_token must be a staff member's login token")
     try:
         started = await acting_sessions.start_acting(
-            identity=identity, principal=principal, customer_org_id=org_id, mode=mode
+            runtime=runtime, principal=principal, customer_org_id=org_id, mode=mode
         )
     except (Forbidden, NotFound) as exc:
         raise OAuthError("invalid_target", exc.detail, reason=exc.reason) from exc
@@ -94,13 +94,13 @@ async def exchange(
 
 
 async def password_grant(
-    *, identity: Identity, username: str | None, password: str | None, address: str
+    *, runtime: ServiceRuntime, username: str | None, password: str | None, address: str
 ) -> dict[str, Any]:
     if not username or not password:
         raise OAuthError("invalid_request", "username and password are required")
     try:
         issued = await login.login(
-            identity=identity, email=username, password=password, address=address
+            runtime=runtime, email=username, password=password, address=address
         )
     except Unauthenticated as exc:
         raise OAuthError("invalid_grant", exc.detail, reason=exc.reason) from exc
@@ -108,18 +108,18 @@ async def password_grant(
 
 
 async def introspect(
-    *, identity: Identity, principal: Principal, token: str | None
+    *, runtime: ServiceRuntime, principal: Principal, token: str | None
 ) -> dict[str, Any]:
     """RFC 7662: `active` and the token's claims, `active: false` for anything expired,
     revoked (an acting session stopped or timed out, a logout, a rights change) or not ours."""
-    identity.runtime.authorizer.authorize(principal, "introspect_tokens", TOKENS)
+    runtime.authorizer.authorize(principal, "introspect_tokens", TOKENS)
     if not token:
         raise OAuthError("invalid_request", "token is required")
     try:
-        verified = await identity.runtime.verifier.verify_async(token)
+        verified = await runtime.verifier.verify_async(token)
         if isinstance(verified, ActingSession):
             # Identity knows its sessions: stopped is inactive even before the bucket says so.
-            await acting_sessions.current_acting(identity=identity, principal=verified)
+            await acting_sessions.current_acting(runtime=runtime, principal=verified)
     except (Unauthenticated, NotFound):
         return {"active": False}
     claims: dict[str, Any] = jwt.decode(token, options={"verify_signature": False})

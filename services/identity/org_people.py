@@ -1,5 +1,5 @@
 """Helpers identity's business modules share: the caller as stored now, an organisation as the
-policy sees it, users and organisations as events and the API carry them."""
+policy sees it and its active admins, users and organisations as events and the API carry them."""
 
 from __future__ import annotations
 
@@ -55,6 +55,17 @@ async def customer_org(session: AsyncSession, org_id: str) -> Organization:
     if org is None:
         raise NotFound(f"organisation {org_id} does not exist")
     return org
+
+
+async def active_admins(session: AsyncSession, org_id: str) -> list[User]:
+    users = (
+        await session.scalars(
+            select(User).where(
+                User.org_id == org_id, User.active.is_(True), User.kind == "customer"
+            )
+        )
+    ).all()
+    return [user for user in users if "admin" in user.roles]
 
 
 async def policy_org(session: AsyncSession, org: Organization) -> CustomerOrg:

@@ -17,11 +17,11 @@ from libs.common.clock import utcnow
 from libs.common.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from libs.common.principals import ActingSession, Principal, StaffUser
 from libs.common.resources import Account
+from libs.common.runtime import ServiceRuntime
 from libs.contracts.identity import PreferencesChanged
 from services.identity import acting_sessions
 from services.identity.models import Organization, User, UserPreferences
 from services.identity.schemas import ActingStarted, Mode, Strict, TokenRead
-from services.identity.service import Identity
 
 AfterLogin = Literal["company_selection", "default_customer"]
 
@@ -81,18 +81,18 @@ def _account(principal: Principal) -> Account:
     return Account(user_id=principal.id, org_id=principal.org_id)
 
 
-async def get_preferences(*, identity: Identity, principal: Principal) -> PreferencesRead:
-    identity.runtime.authorizer.authorize(principal, "set_preferences", _account(principal))
-    async with identity.runtime.reading() as session:
+async def get_preferences(*, runtime: ServiceRuntime, principal: Principal) -> PreferencesRead:
+    runtime.authorizer.authorize(principal, "set_preferences", _account(principal))
+    async with runtime.reading() as session:
         return _read(await session.get(UserPreferences, principal.id))
 
 
 async def set_preferences(
-    *, identity: Identity, principal: Principal, body: PreferencesWrite
+    *, runtime: ServiceRuntime, principal: Principal, body: PreferencesWrite
 ) -> PreferencesRead:
-    identity.runtime.authorizer.authorize(principal, "set_preferences", _account(principal))
+    runtime.authorizer.authorize(principal, "set_preferences", _account(principal))
     sent = body.model_fields_set
-    async with identity.runtime.unit_of_work() as uow:
+    async with runtime.unit_of_work() as uow:
         user = await uow.session.get(User, principal.id)
         if user is None:
             raise Unauthenticated("the token's user no longer exists")
@@ -137,14 +137,14 @@ async def set_preferences(
     return read
 
 
-async def after_login(*, identity: Identity, issued: TokenRead) -> LoginRead:
+async def after_login(*, runtime: ServiceRuntime, issued: TokenRead) -> LoginRead:
     """The login answer; for staff who chose it, with an acting session for their default
     customer when the policy still allows it (or the policy's reason, and no session)."""
-    principal = identity.runtime.verifier.verify(issued.access_token)
+    principal = runtime.verifier.verify(issued.access_token)
     answer = LoginRead(**issued.model_dump())
     if not isinstance(principal, StaffUser):
         return answer
-    async with identity.runtime.reading() as session:
+    async with runtime.reading() as session:
         prefs = await session.get(UserPreferences, principal.id)
     if (
         prefs is None
@@ -155,7 +155,7 @@ async def after_login(*, identity: Identity, issued: TokenRead) -> LoginRead:
     org_id = prefs.default_customer_org_id
     try:
         started = await acting_sessions.start_acting(
-            identity=identity,
+            runtime=runtime,
             principal=principal,
             customer_org_id=org_id,
             mode="view" if prefs.acting_mode == "view" else "full",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from libs.common.tokens import ALGORITHM
-from libs.common.web import CurrentPrincipal, problems
+from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.identity import (
     accounts,
     administration,
@@ -40,30 +40,21 @@ from services.identity.schemas import (
     UserRead,
     UserUpdate,
 )
-from services.identity.service import Identity
-
-
-def get_identity(request: Request) -> Identity:
-    identity: Identity = request.app.state.identity
-    return identity
-
-
-Ident = Annotated[Identity, Depends(get_identity)]
 
 router = APIRouter()
 
 
 @router.get("/.well-known/jwks.json", tags=["tokens"])
-async def jwks(identity: Ident) -> dict[str, Any]:
-    return identity.signer.jwks()
+async def jwks(runtime: Runtime) -> dict[str, Any]:
+    return keys.jwks(runtime)
 
 
 @router.get("/.well-known/openid-configuration", tags=["tokens"])
-async def discovery(request: Request, identity: Ident) -> dict[str, Any]:
+async def discovery(request: Request, runtime: Runtime) -> dict[str, Any]:
     """OpenID-style discovery: where the keys and the token endpoint are, which algorithm."""
     base = str(request.base_url).rstrip("/")
     return {
-        "issuer": identity.settings.token_issuer,
+        "issuer": runtime.settings.token_issuer,
         "jwks_uri": f"{base}/.well-known/jwks.json",
         # The v1 JSON endpoint stays the advertised one (v1 clients); OAuth clients post forms
         # to the RFC 6749/8693 endpoint (docs/api.md#oauth).
@@ -82,50 +73,45 @@ async def discovery(request: Request, identity: Ident) -> dict[str, Any]:
 
 
 @router.post("/v1/keys/rotate", tags=["tokens"])
-async def rotate_keys(principal: CurrentPrincipal, identity: Ident) -> dict[str, Any]:
+async def rotate_keys(principal: CurrentPrincipal, runtime: Runtime) -> dict[str, Any]:
     """Platform admins: sign with a new key now; the old one is published until its tokens end."""
-    return await keys.rotate_now(
-        runtime=identity.runtime,
-        signer=identity.signer,
-        settings=identity.settings,
-        principal=principal,
-    )
+    return await keys.rotate_now(runtime=runtime, principal=principal)
 
 
 @router.post("/v1/auth/token", tags=["tokens"], responses=problems(401, 429))
-async def token(body: TokenRequest, request: Request, identity: Ident) -> LoginRead:
+async def token(body: TokenRequest, request: Request, runtime: Runtime) -> LoginRead:
     """429 with Retry-After once the account or the client address failed too often. A staff
     member whose preference is `after_login: default_customer` also gets an acting session
     for that customer, or the reason there is none (preferences.py)."""
     address = request.client.host if request.client else "unknown"
     issued = await login.login(
-        identity=identity, email=body.email, password=body.password, address=address
+        runtime=runtime, email=body.email, password=body.password, address=address
     )
-    return await preferences.after_login(identity=identity, issued=issued)
+    return await preferences.after_login(runtime=runtime, issued=issued)
 
 
 @router.post("/v1/auth/logout", status_code=status.HTTP_204_NO_CONTENT, tags=["tokens"])
-async def logout(principal: CurrentPrincipal, identity: Ident) -> Response:
+async def logout(principal: CurrentPrincipal, runtime: Runtime) -> Response:
     """End this login session and every acting session started from it, in every service."""
-    await login_sessions.logout(identity=identity, principal=principal)
+    await login_sessions.logout(runtime=runtime, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/v1/me", tags=["self"])
-async def me(principal: CurrentPrincipal, identity: Ident) -> MeRead:
-    return await accounts.me(identity=identity, principal=principal)
+async def me(principal: CurrentPrincipal, runtime: Runtime) -> MeRead:
+    return await accounts.me(runtime=runtime, principal=principal)
 
 
 @router.get("/v1/customers", tags=["acting-as"])
 async def customers(
     principal: CurrentPrincipal,
-    identity: Ident,
+    runtime: Runtime,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=20)] = 20,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> CustomerPage:
     return await customer_search.list_customers(
-        identity=identity, principal=principal, q=q, limit=limit, cursor=cursor
+        runtime=runtime, principal=principal, q=q, limit=limit, cursor=cursor
     )
 
 
@@ -136,10 +122,10 @@ async def customers(
     responses=problems(404),
 )
 async def start_acting(
-    body: ActingCreate, principal: CurrentPrincipal, identity: Ident
+    body: ActingCreate, principal: CurrentPrincipal, runtime: Runtime
 ) -> ActingStarted:
     return await acting.start_acting(
-        identity=identity,
+        runtime=runtime,
         principal=principal,
         customer_org_id=body.customer_org_id,
         mode=body.mode,
@@ -153,11 +139,11 @@ async def start_acting(
     responses=problems(404),
 )
 async def switch_acting(
-    body: ActingCreate, principal: CurrentPrincipal, identity: Ident
+    body: ActingCreate, principal: CurrentPrincipal, runtime: Runtime
 ) -> ActingStarted:
     """With an acting token: end this session and start one for another customer."""
     return await acting.switch_acting(
-        identity=identity,
+        runtime=runtime,
         principal=principal,
         customer_org_id=body.customer_org_id,
         mode=body.mode,
@@ -168,41 +154,41 @@ async def switch_acting(
 async def acting_sessions(
     org_id: str,
     principal: CurrentPrincipal,
-    identity: Ident,
+    runtime: Runtime,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> ActingSessionPage:
     """Every acting session staff held on the organisation: for its admins (transparency)."""
     return await session_history.list_acting_sessions(
-        identity=identity, principal=principal, org_id=org_id, limit=limit, cursor=cursor
+        runtime=runtime, principal=principal, org_id=org_id, limit=limit, cursor=cursor
     )
 
 
 @router.get("/v1/orgs/{org_id}", tags=["self"])
-async def read_org(org_id: str, principal: CurrentPrincipal, identity: Ident) -> OrgRead:
+async def read_org(org_id: str, principal: CurrentPrincipal, runtime: Runtime) -> OrgRead:
     """The organisation's settings, consent included (for the remote-assistance page)."""
-    return await consent.read_org(identity=identity, principal=principal, org_id=org_id)
+    return await consent.read_org(runtime=runtime, principal=principal, org_id=org_id)
 
 
 @router.get("/v1/me/acting-sessions/{session_id}", tags=["self"])
 async def own_acting_session(
     session_id: Annotated[str, Path(min_length=1, max_length=64)],
     principal: CurrentPrincipal,
-    identity: Ident,
+    runtime: Runtime,
 ) -> ActingSessionRead:
     """An acting session the caller held (signed in as themselves): when and why it ended."""
     return await session_history.own_acting_session(
-        identity=identity, principal=principal, session_id=session_id
+        runtime=runtime, principal=principal, session_id=session_id
     )
 
 
 @router.put("/v1/orgs/{org_id}/consent", tags=["self"])
 async def set_consent(
-    org_id: str, body: ConsentUpdate, principal: CurrentPrincipal, identity: Ident
+    org_id: str, body: ConsentUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> OrgRead:
     """The customer's admin allows or refuses remote assistance for the whole organisation."""
     return await consent.set_consent(
-        identity=identity,
+        runtime=runtime,
         principal=principal,
         org_id=org_id,
         allow_assistance=body.allow_assistance,
@@ -211,11 +197,11 @@ async def set_consent(
 
 @router.post("/v1/me/password", tags=["self"])
 async def change_password(
-    body: PasswordChange, principal: CurrentPrincipal, identity: Ident
+    body: PasswordChange, principal: CurrentPrincipal, runtime: Runtime
 ) -> TokenRead:
     """Every other session of the user ends; the answer is this session's new token."""
     return await accounts.change_password(
-        identity=identity,
+        runtime=runtime,
         principal=principal,
         current_password=body.current_password,
         new_password=body.new_password,
@@ -224,11 +210,11 @@ async def change_password(
 
 @router.put("/v1/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["self"])
 async def replace_password(
-    body: PasswordChange, principal: CurrentPrincipal, identity: Ident
+    body: PasswordChange, principal: CurrentPrincipal, runtime: Runtime
 ) -> Response:
     """The earlier form: every session ends, the caller's too (no new token is returned)."""
     await accounts.change_password(
-        identity=identity,
+        runtime=runtime,
         principal=principal,
         current_password=body.current_password,
         new_password=body.new_password,
@@ -237,8 +223,8 @@ async def replace_password(
 
 
 @router.get("/v1/acting-as/current", tags=["acting-as"], responses=problems(404))
-async def current_acting(principal: CurrentPrincipal, identity: Ident) -> ActingContextRead:
-    return await acting.current_acting(identity=identity, principal=principal)
+async def current_acting(principal: CurrentPrincipal, runtime: Runtime) -> ActingContextRead:
+    return await acting.current_acting(runtime=runtime, principal=principal)
 
 
 @router.delete(
@@ -247,8 +233,8 @@ async def current_acting(principal: CurrentPrincipal, identity: Ident) -> Acting
     tags=["acting-as"],
     responses=problems(404),
 )
-async def stop_acting(principal: CurrentPrincipal, identity: Ident) -> Response:
-    await acting.stop_acting(identity=identity, principal=principal)
+async def stop_acting(principal: CurrentPrincipal, runtime: Runtime) -> Response:
+    await acting.stop_acting(runtime=runtime, principal=principal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -258,16 +244,16 @@ async def stop_acting(principal: CurrentPrincipal, identity: Ident) -> Response:
     tags=["administration"],
     responses=problems(409),
 )
-async def create_org(body: OrgCreate, principal: CurrentPrincipal, identity: Ident) -> OrgRead:
-    return await administration.create_org(identity=identity, principal=principal, body=body)
+async def create_org(body: OrgCreate, principal: CurrentPrincipal, runtime: Runtime) -> OrgRead:
+    return await administration.create_org(runtime=runtime, principal=principal, body=body)
 
 
 @router.patch("/v1/orgs/{org_id}", tags=["administration"])
 async def update_org(
-    org_id: str, body: OrgUpdate, principal: CurrentPrincipal, identity: Ident
+    org_id: str, body: OrgUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> OrgRead:
     return await administration.update_org(
-        identity=identity, principal=principal, org_id=org_id, body=body
+        runtime=runtime, principal=principal, org_id=org_id, body=body
     )
 
 
@@ -277,16 +263,16 @@ async def update_org(
     tags=["administration"],
     responses=problems(409),
 )
-async def create_user(body: UserCreate, principal: CurrentPrincipal, identity: Ident) -> UserRead:
-    return await administration.create_user(identity=identity, principal=principal, body=body)
+async def create_user(body: UserCreate, principal: CurrentPrincipal, runtime: Runtime) -> UserRead:
+    return await administration.create_user(runtime=runtime, principal=principal, body=body)
 
 
 @router.patch("/v1/users/{user_id}", tags=["administration"])
 async def update_user(
-    user_id: str, body: UserUpdate, principal: CurrentPrincipal, identity: Ident
+    user_id: str, body: UserUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> UserRead:
     return await administration.update_user(
-        identity=identity, principal=principal, user_id=user_id, body=body
+        runtime=runtime, principal=principal, user_id=user_id, body=body
     )
 
 
@@ -296,10 +282,10 @@ async def update_user(
     tags=["administration"],
 )
 async def assign_caretaker(
-    org_id: str, user_id: str, principal: CurrentPrincipal, identity: Ident
+    org_id: str, user_id: str, principal: CurrentPrincipal, runtime: Runtime
 ) -> Response:
     await administration.assign_caretaker(
-        identity=identity, principal=principal, org_id=org_id, user_id=user_id
+        runtime=runtime, principal=principal, org_id=org_id, user_id=user_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -310,9 +296,9 @@ async def assign_caretaker(
     tags=["administration"],
 )
 async def remove_caretaker(
-    org_id: str, user_id: str, principal: CurrentPrincipal, identity: Ident
+    org_id: str, user_id: str, principal: CurrentPrincipal, runtime: Runtime
 ) -> Response:
     await administration.remove_caretaker(
-        identity=identity, principal=principal, org_id=org_id, user_id=user_id
+        runtime=runtime, principal=principal, org_id=org_id, user_id=user_id
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -8,9 +8,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
-from libs.common.web import CurrentPrincipal
-from services.identity import employees, invitation_accept, invitations, notifications
-from services.identity.routes import Ident
+from libs.common.web import CurrentPrincipal, Runtime
+from services.identity import (
+    acting_notices,
+    employees,
+    invitation_accept,
+    invitations,
+)
+from services.identity import mail_templates as templates
 from services.identity.schemas import (
     ActingNoticesUpdate,
     EmployeeUpdate,
@@ -37,7 +42,7 @@ async def invite(
     request: Request,
     response: Response,
     principal: CurrentPrincipal,
-    identity: Ident,
+    runtime: Runtime,
 ) -> dict[str, Any]:
     """One contact (201 with the invitation; 409 if the address is one of the organisation's
     users or has its open invitation, anyone's for a platform admin; another organisation's
@@ -45,7 +50,7 @@ async def invite(
     invited or refused with its reason)."""
     if isinstance(body, InvitationBatch):
         results = await invitations.invite_many(
-            identity=identity,
+            runtime=runtime,
             principal=principal,
             org_id=org_id,
             items=[(item.email, item.name, item.roles) for item in body.items],
@@ -54,7 +59,7 @@ async def invite(
         return {"items": results}
     response.status_code = status.HTTP_201_CREATED
     return await invitations.invite_one(
-        identity=identity,
+        runtime=runtime,
         principal=principal,
         org_id=org_id,
         email=body.email,
@@ -68,21 +73,21 @@ async def invite(
 async def list_invitations(
     org_id: Id,
     principal: CurrentPrincipal,
-    identity: Ident,
+    runtime: Runtime,
     status_filter: Annotated[str | None, Query(alias="status", max_length=16)] = None,
 ) -> dict[str, Any]:
     items = await invitations.list_invitations(
-        identity=identity, principal=principal, org_id=org_id, status=status_filter
+        runtime=runtime, principal=principal, org_id=org_id, status=status_filter
     )
     return {"items": items}
 
 
 @router.post("/v1/orgs/{org_id}/invitations/{invitation_id}/resend", tags=["invitations"])
 async def resend_invitation(
-    org_id: Id, invitation_id: Id, request: Request, principal: CurrentPrincipal, identity: Ident
+    org_id: Id, invitation_id: Id, request: Request, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
     return await invitations.resend(
-        identity=identity,
+        runtime=runtime,
         principal=principal,
         org_id=org_id,
         invitation_id=invitation_id,
@@ -92,38 +97,38 @@ async def resend_invitation(
 
 @router.delete("/v1/orgs/{org_id}/invitations/{invitation_id}", tags=["invitations"])
 async def revoke_invitation(
-    org_id: Id, invitation_id: Id, principal: CurrentPrincipal, identity: Ident
+    org_id: Id, invitation_id: Id, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
     return await invitations.revoke(
-        identity=identity, principal=principal, org_id=org_id, invitation_id=invitation_id
+        runtime=runtime, principal=principal, org_id=org_id, invitation_id=invitation_id
     )
 
 
 @router.post("/v1/invitations/{token}/accept", tags=["invitations"])
-async def accept_invitation(token: Token, body: InvitationAccept, identity: Ident) -> TokenRead:
+async def accept_invitation(token: Token, body: InvitationAccept, runtime: Runtime) -> TokenRead:
     """No bearer token: the invitation's token is the credential. 410 once it expired."""
-    return await invitation_accept.accept(identity=identity, token=token, password=body.password)
+    return await invitation_accept.accept(runtime=runtime, token=token, password=body.password)
 
 
 @router.get("/v1/orgs/{org_id}/employees", tags=["employees"])
 async def list_employees(
     org_id: Id,
     principal: CurrentPrincipal,
-    identity: Ident,
+    runtime: Runtime,
     active: bool | None = None,
 ) -> dict[str, Any]:
     items = await employees.list_employees(
-        identity=identity, principal=principal, org_id=org_id, active=active
+        runtime=runtime, principal=principal, org_id=org_id, active=active
     )
     return {"items": items}
 
 
 @router.patch("/v1/orgs/{org_id}/employees/{user_id}", tags=["employees"])
 async def update_employee(
-    org_id: Id, user_id: Id, body: EmployeeUpdate, principal: CurrentPrincipal, identity: Ident
+    org_id: Id, user_id: Id, body: EmployeeUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
     return await employees.update_employee(
-        identity=identity,
+        runtime=runtime,
         principal=principal,
         org_id=org_id,
         user_id=user_id,
@@ -134,38 +139,36 @@ async def update_employee(
 
 @router.get("/v1/orgs/{org_id}/acting-notices", tags=["self"])
 async def read_acting_notices(
-    org_id: Id, principal: CurrentPrincipal, identity: Ident
+    org_id: Id, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
-    choice = await notifications.read_notices(
-        runtime=identity.runtime, principal=principal, org_id=org_id
-    )
+    choice = await acting_notices.read_notices(runtime=runtime, principal=principal, org_id=org_id)
     return {"org_id": org_id, "acting_notices": choice}
 
 
 @router.put("/v1/orgs/{org_id}/acting-notices", tags=["self"])
 async def set_acting_notices(
-    org_id: Id, body: ActingNoticesUpdate, principal: CurrentPrincipal, identity: Ident
+    org_id: Id, body: ActingNoticesUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
     """How the organisation's admins hear that staff acted for it: every_session (default),
     daily_digest or none."""
-    choice = await notifications.set_notices(
-        runtime=identity.runtime, principal=principal, org_id=org_id, choice=body.acting_notices
+    choice = await acting_notices.set_notices(
+        runtime=runtime, principal=principal, org_id=org_id, choice=body.acting_notices
     )
     return {"org_id": org_id, "acting_notices": choice}
 
 
 @router.get("/v1/mail-templates", tags=["administration"])
-async def mail_templates(principal: CurrentPrincipal, identity: Ident) -> dict[str, Any]:
-    items = await notifications.read_templates(runtime=identity.runtime, principal=principal)
+async def mail_templates(principal: CurrentPrincipal, runtime: Runtime) -> dict[str, Any]:
+    items = await templates.read_templates(runtime=runtime, principal=principal)
     return {"items": items}
 
 
 @router.put("/v1/mail-templates/{key}", tags=["administration"])
 async def set_mail_template(
-    key: Id, body: MailTemplateUpdate, principal: CurrentPrincipal, identity: Ident
+    key: Id, body: MailTemplateUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
-    return await notifications.set_template(
-        runtime=identity.runtime,
+    return await templates.set_template(
+        runtime=runtime,
         principal=principal,
         key=key,
         subject=body.subject,

@@ -6,9 +6,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Form, Request, Response
 
-from libs.common.web import CurrentPrincipal, problems
+from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.identity import oauth
-from services.identity.routes import Ident
 
 router = APIRouter(tags=["oauth"])
 
@@ -23,7 +22,7 @@ def _client_address(request: Request) -> str:
 @router.post("/oauth/token", responses=problems(400, 403, 429))
 async def oauth_token(
     response: Response,
-    identity: Ident,
+    runtime: Runtime,
     grant_type: Annotated[
         Literal["password", "urn:ietf:params:oauth:grant-type:token-exchange"], Form()
     ],
@@ -42,10 +41,10 @@ async def oauth_token(
     response.headers.update(NO_STORE)
     if grant_type == oauth.PASSWORD:
         return await oauth.password_grant(
-            identity=identity, username=username, password=password, address=address
+            runtime=runtime, username=username, password=password, address=address
         )
     return await oauth.exchange(
-        identity=identity,
+        runtime=runtime,
         subject_token=subject_token,
         subject_token_type=subject_token_type,
         resource=resource,
@@ -59,11 +58,11 @@ async def oauth_token(
 async def oauth_introspect(
     response: Response,
     principal: CurrentPrincipal,
-    identity: Ident,
+    runtime: Runtime,
     token: Text = None,
     token_type_hint: Text = None,
 ) -> dict[str, Any]:
     """RFC 7662 for resource servers outside the five: they authenticate with a platform
     admin's bearer token (the policy's `introspect_tokens`)."""
     response.headers.update(NO_STORE)
-    return await oauth.introspect(identity=identity, principal=principal, token=token)
+    return await oauth.introspect(runtime=runtime, principal=principal, token=token)

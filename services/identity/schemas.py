@@ -185,7 +185,7 @@ class ActingSessionPage(BaseModel):
 
 
 # ---------------------------------------------------------------- customer organisations' people
-# (invitations.py, employees.py, notifications.py)
+# (invitations.py, employees.py, acting_notices.py)
 
 
 class InvitationCreate(BaseModel):

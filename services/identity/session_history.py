@@ -9,13 +9,13 @@ from sqlalchemy import or_, select
 
 from libs.common.errors import Invalid, NotFound
 from libs.common.principals import ActingSession, Principal
+from libs.common.runtime import ServiceRuntime
 from services.identity.acting_sessions import subject_org
 from services.identity.cursors import decode_cursor, encode_cursor
 from services.identity.models import ActingSessionRecord
 from services.identity.org_people import fresh_caller as _fresh
 from services.identity.org_people import policy_org as _policy_org
 from services.identity.schemas import ActingSessionPage, ActingSessionRead, PartyRead, SubjectRead
-from services.identity.service import Identity
 
 
 def _session_read(record: ActingSessionRecord) -> ActingSessionRead:
@@ -34,13 +34,13 @@ def _session_read(record: ActingSessionRecord) -> ActingSessionRead:
 
 
 async def list_acting_sessions(
-    *, identity: Identity, principal: Principal, org_id: str, limit: int, cursor: str | None
+    *, runtime: ServiceRuntime, principal: Principal, org_id: str, limit: int, cursor: str | None
 ) -> ActingSessionPage:
     """Transparency: an organisation's admins see every session staff held on it."""
-    async with identity.runtime.reading() as session:
+    async with runtime.reading() as session:
         caller = await _fresh(session, principal)
         org = await subject_org(session, org_id)
-        identity.runtime.authorizer.authorize(
+        runtime.authorizer.authorize(
             caller, "read_acting_sessions", await _policy_org(session, org)
         )
         query = select(ActingSessionRecord).where(ActingSessionRecord.subject_org_id == org_id)
@@ -76,13 +76,13 @@ async def list_acting_sessions(
 
 
 async def own_acting_session(
-    *, identity: Identity, principal: Principal, session_id: str
+    *, runtime: ServiceRuntime, principal: Principal, session_id: str
 ) -> ActingSessionRead:
     """One acting session the caller held, as they themselves signed in (not acting): how and
     why it ended, for the page that tells them. Anyone else's session is 404, as if absent."""
     if isinstance(principal, ActingSession):
         raise NotFound(f"acting session {session_id} not found")
-    async with identity.runtime.reading() as session:
+    async with runtime.reading() as session:
         record = await session.get(ActingSessionRecord, session_id)
     if record is None or record.actor_id != principal.id:
         raise NotFound(f"acting session {session_id} not found")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field
 
+from libs.common.runtime import ServiceRuntime
 from libs.common.settings import ServiceSettings
 
 
@@ -68,3 +69,9 @@ class IdentitySettings(ServiceSettings):
     def longest_token_seconds(self) -> int:
         """How long a token may live: a retired key is published this long after retiring."""
         return max(self.access_token_seconds, self.acting_session_max_seconds)
+
+
+def identity_settings(runtime: ServiceRuntime) -> IdentitySettings:
+    """Identity's own settings, as the runtime was started with them (app.py): business
+    functions reach them through the runtime, like everything else they need."""
+    return runtime.settings_as(IdentitySettings)
