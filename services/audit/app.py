@@ -12,6 +12,7 @@ from libs.common.signing import EventPublicKey, load_public_keys
 from libs.common.web import create_service_app
 from services.audit import checkpoints, handlers
 from services.audit.models import Base, OutboxMessage
+from services.audit.provenance import AuditParts
 from services.audit.routes import router
 from services.audit.settings import AuditSettings
 
@@ -39,6 +40,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
         ) as runtime:
             keys = load_event_public_keys(settings)
+            runtime.parts = AuditParts(event_keys=keys)
             runtime.spawn(
                 handlers.record_everything(runtime, settings, keys), name="audit-consumer"
             )
@@ -47,7 +49,6 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
                     checkpoints.checkpoint_periodically(runtime, settings, keys), name="checkpoints"
                 )
             app.state.runtime = runtime
-            app.state.event_keys = keys
             yield
 
     return create_service_app(title="onbehalf audit", lifespan=lifespan, routers=[router])

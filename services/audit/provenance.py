@@ -33,6 +33,18 @@ FINDINGS = Counter(
 )
 
 
+@dataclass(frozen=True)
+class AuditParts:
+    """What audit loads at start-up beyond the runtime (app.py): every service's public event
+    key, hung on the runtime (`runtime.parts`) and reached through `event_keys(runtime)`."""
+
+    event_keys: dict[str, EventPublicKey]
+
+
+def event_keys(runtime: ServiceRuntime) -> dict[str, EventPublicKey]:
+    return runtime.parts_as(AuditParts).event_keys
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """An event as it arrived: the decoded CloudEvent, its NATS subject and its raw bytes.

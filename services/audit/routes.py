@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from libs.common.params import Timestamp
-from libs.common.signing import EventPublicKey
 from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.audit import checkpoints, provenance, service
+from services.audit.provenance import event_keys
 from services.audit.schemas import AuditPage, CheckpointRead, FindingPage, VerifyRead
 
 router = APIRouter(tags=["audit"])
-
-
-def event_keys(request: Request) -> dict[str, EventPublicKey]:
-    keys: dict[str, EventPublicKey] = request.app.state.event_keys
-    return keys
-
-
-# Every service's public event key, loaded at start-up (app.py): what verify checks against.
-EventKeys = Annotated[dict[str, EventPublicKey], Depends(event_keys)]
 
 
 CLOUDEVENTS_BATCH = "application/cloudevents-batch+json"
@@ -116,12 +107,13 @@ async def list_events(
 async def verify(
     principal: CurrentPrincipal,
     runtime: Runtime,
-    keys: EventKeys,
     anchor: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None,
 ) -> VerifyRead:
     """Recompute the chain and every record's signature, hold it against the latest signed
     checkpoint; with `anchor` (a head noted earlier) also prove it is still in it."""
-    return await service.verify(runtime=runtime, principal=principal, keys=keys, anchor=anchor)
+    return await service.verify(
+        runtime=runtime, principal=principal, keys=event_keys(runtime), anchor=anchor
+    )
 
 
 @router.get("/v1/audit/findings")
@@ -139,8 +131,8 @@ async def list_findings(
 
 
 @router.post("/v1/audit/checkpoints", status_code=201, responses=problems(409))
-async def checkpoint(
-    principal: CurrentPrincipal, runtime: Runtime, keys: EventKeys
-) -> CheckpointRead:
+async def checkpoint(principal: CurrentPrincipal, runtime: Runtime) -> CheckpointRead:
     """Sign the current chain head now and publish it (stream and file)."""
-    return await checkpoints.checkpoint_now(runtime=runtime, keys=keys, principal=principal)
+    return await checkpoints.checkpoint_now(
+        runtime=runtime, keys=event_keys(runtime), principal=principal
+    )
