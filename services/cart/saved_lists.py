@@ -13,7 +13,8 @@ from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import Cart as CartResource
 from libs.common.resources import SavedList as SavedListResource
-from libs.common.runtime import ServiceRuntime
+from libs.common.runtime import ServiceRuntime, UnitOfWork
+from libs.contracts.base import Event
 from services.cart import events
 from services.cart import service as carts
 from services.cart.models import SavedList, SavedListItem
@@ -78,8 +79,22 @@ def _merged(items: list[SavedListItemWrite], settings: CartSettings) -> dict[str
     return merged
 
 
-def _touch(saved: SavedList) -> None:
+async def _changed(
+    uow: UnitOfWork, saved: SavedList, event: Event, principal: Principal
+) -> SavedListRead:
+    """The list is changed: its time moves on, the rows are written, the event is staged (the
+    caller its actor); the answer is the list as the change leaves it."""
     saved.updated_at = utcnow()
+    await uow.session.flush()
+    uow.publish(event, principal)
+    return _read(saved)
+
+
+def _line_in(saved: SavedList, sku: str) -> SavedListItem:
+    item = next((i for i in saved.items if i.sku == sku), None)
+    if item is None:
+        raise NotFound(f"SKU {sku} is not in the saved list")
+    return item
 
 
 # ---------------------------------------------------------------- reading
@@ -183,13 +198,12 @@ async def rename_saved_list(
             if await _name_taken(uow.session, saved.org_id, name, other_than=saved.id):
                 raise Conflict(f"a saved list named {name!r} already exists")
             previous, saved.name = saved.name, name
-            _touch(saved)
-            await uow.session.flush()
-            uow.publish(
+            return await _changed(
+                uow,
+                saved,
                 events.SavedListRenamed(list_id=saved.id, previous_name=previous, name=name),
                 principal,
             )
-            return _read(saved)
     except IntegrityError as exc:
         raise Conflict(f"a saved list named {name!r} already exists") from exc
 
@@ -236,15 +250,14 @@ async def add_list_item(
             carts.check_quantity(settings, item.quantity + quantity, sku=sku)
             item.quantity += quantity
             item.name = line.name
-        _touch(saved)
-        await uow.session.flush()
-        uow.publish(
+        return await _changed(
+            uow,
+            saved,
             events.SavedListItemAdded(
                 list_id=saved.id, sku=sku, added=quantity, quantity=item.quantity
             ),
             principal,
         )
-        return _read(saved)
 
 
 async def change_list_item(
@@ -260,19 +273,16 @@ async def change_list_item(
     carts.check_quantity(settings, quantity)
     async with runtime.unit_of_work() as uow:
         saved = await _find(uow.session, org_id, list_id)
-        item = next((i for i in saved.items if i.sku == sku), None)
-        if item is None:
-            raise NotFound(f"SKU {sku} is not in the saved list")
+        item = _line_in(saved, sku)
         previous, item.quantity = item.quantity, quantity
-        _touch(saved)
-        await uow.session.flush()
-        uow.publish(
+        return await _changed(
+            uow,
+            saved,
             events.SavedListItemChanged(
                 list_id=saved.id, sku=sku, previous_quantity=previous, quantity=quantity
             ),
             principal,
         )
-        return _read(saved)
 
 
 async def remove_list_item(
@@ -281,17 +291,14 @@ async def remove_list_item(
     org_id = _may_change(runtime, principal, list_id)
     async with runtime.unit_of_work() as uow:
         saved = await _find(uow.session, org_id, list_id)
-        item = next((i for i in saved.items if i.sku == sku), None)
-        if item is None:
-            raise NotFound(f"SKU {sku} is not in the saved list")
+        item = _line_in(saved, sku)
         saved.items.remove(item)
-        _touch(saved)
-        await uow.session.flush()
-        uow.publish(
+        return await _changed(
+            uow,
+            saved,
             events.SavedListItemRemoved(list_id=saved.id, sku=sku, quantity=item.quantity),
             principal,
         )
-        return _read(saved)
 
 
 async def add_list_to_cart(

@@ -228,6 +228,31 @@ def add_line(cart: Cart, line: QuotedLine, quantity: int, settings: CartSettings
     return item
 
 
+def _may_change(runtime: ServiceRuntime, principal: Principal) -> tuple[CartSettings, str]:
+    """The policy's word on changing the cart in view (403 with its reason), before anything."""
+    org_id = org_in_view(principal)
+    runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
+    return cart_settings(runtime), org_id
+
+
+async def _priced_change(
+    runtime: ServiceRuntime, principal: Principal, *, sku: str, quantity: int
+) -> tuple[CartSettings, str, QuotedLine]:
+    """What setting a product's quantity starts with, outside the transaction: the policy,
+    the quantity's maximum (422), catalog's price for the customer now (422 for an SKU it
+    is not sold)."""
+    settings, org_id = _may_change(runtime, principal)
+    check_quantity(settings, quantity)
+    return settings, org_id, await _quote_one(runtime, org_id, sku)
+
+
+def _line_of(cart: Cart, sku: str) -> CartItem:
+    item = next((i for i in cart.items if i.sku == sku), None)
+    if item is None:
+        raise NotFound(f"SKU {sku} is not in the cart")
+    return item
+
+
 async def add_item(
     *,
     runtime: ServiceRuntime,
@@ -236,11 +261,7 @@ async def add_item(
     quantity: int,
     if_match: str | None = None,
 ) -> CartRead:
-    settings = cart_settings(runtime)
-    org_id = org_in_view(principal)
-    runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
-    check_quantity(settings, quantity)
-    line = await _quote_one(runtime, org_id, sku)
+    settings, org_id, line = await _priced_change(runtime, principal, sku=sku, quantity=quantity)
     try:
         async with changing_cart(
             runtime, settings=settings, principal=principal, org_id=org_id, if_match=if_match
@@ -271,17 +292,11 @@ async def change_item(
     quantity: int,
     if_match: str | None = None,
 ) -> CartRead:
-    settings = cart_settings(runtime)
-    org_id = org_in_view(principal)
-    runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
-    check_quantity(settings, quantity)
-    line = await _quote_one(runtime, org_id, sku)
+    settings, org_id, line = await _priced_change(runtime, principal, sku=sku, quantity=quantity)
     async with changing_cart(
         runtime, settings=settings, principal=principal, org_id=org_id, if_match=if_match
     ) as change:
-        item = next((i for i in change.cart.items if i.sku == sku), None)
-        if item is None:
-            raise NotFound(f"SKU {sku} is not in the cart")
+        item = _line_of(change.cart, sku)
         item.quantity = quantity
         item.unit_price = line.unit_price
         cart = await change.advance()
@@ -304,16 +319,11 @@ async def remove_item(
     sku: str,
     if_match: str | None = None,
 ) -> CartRead:
-    settings = cart_settings(runtime)
-    org_id = org_in_view(principal)
-    runtime.authorizer.authorize(principal, "change", CartResource(org_id=org_id))
+    settings, org_id = _may_change(runtime, principal)
     async with changing_cart(
         runtime, settings=settings, principal=principal, org_id=org_id, if_match=if_match
     ) as change:
-        item = next((i for i in change.cart.items if i.sku == sku), None)
-        if item is None:
-            raise NotFound(f"SKU {sku} is not in the cart")
-        change.cart.items.remove(item)
+        change.cart.items.remove(_line_of(change.cart, sku))
         cart = await change.advance()
         return await change.publish(
             events.CartItemRemoved(cart_id=cart.id, cart_version=cart.version, sku=sku)
