@@ -9,19 +9,13 @@ from tests.catalog.helpers import (
     act_as,
     create_customer,
     create_product,
-    create_user,
     products,
 )
-from tests.support import Api, audit_events, ok, unique, wait_until
+from tests.support import Api, audit_events, ok, security_reviewer, unique, wait_until
 
 
 def _number_path(sku: str) -> str:
     return f"/v1/products/{sku}/customer-number"
-
-
-def _reviewer(admin: Api) -> Api:
-    reviewer = create_user(admin, kind="staff", roles=["security_reviewer"])
-    return admin.login(reviewer["email"])
 
 
 def _audited(
@@ -73,7 +67,7 @@ def test_buyer_admin_and_full_acting_session_set_numbers_and_search_finds_them(
     ok(buyer.put("catalog", _number_path(nut), json={"number": "MAT-4711"}))
     assert products(buyer, q="MAT-4711").keys() == {nut}
 
-    reviewer = _reviewer(admin)
+    reviewer = security_reviewer(admin)
     set_events = _audited(reviewer, customer, "com.onbehalf.catalog.customer_product_number.set", 4)
     by_number = {e["data"]["number"]: e for e in set_events}
     assert by_number["MAT-4711"]["data"]["sku"] in {bolt, nut}
@@ -160,7 +154,7 @@ def test_bad_number_input_is_refused_and_nothing_is_written(admin: Api) -> None:
     ok(buyer.put("catalog", _number_path(inside), json={"number": "TAKEN"}))
     numbers = {sku: p["customer_product_number"] for sku, p in products(buyer).items()}
     assert numbers == {inside: "TAKEN", spare: None}
-    reviewer = _reviewer(admin)
+    reviewer = security_reviewer(admin)
     # A sentinel change: once it is audited, anything written before it would be too.
     ok(buyer.put("catalog", _number_path(spare), json={"number": unique("S")}))
     events = _audited(reviewer, customer, "com.onbehalf.catalog.customer_product_number.set", 2)

@@ -6,12 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from tests.support import Api, World, audit_events, ok, wait_until
-
-
-def _reviewer(world: World) -> Api:
-    reviewer = world.staff(roles=["security_reviewer"], permissions=[], caretaker_of=[])
-    return world.admin.login(reviewer["email"])
+from tests.support import World, audit_events, ok, security_reviewer, wait_until
 
 
 def test_rep_acts_for_customer_and_order_belongs_to_customer(world: World) -> None:
@@ -68,7 +63,7 @@ def test_rep_acts_for_customer_and_order_belongs_to_customer(world: World) -> No
     # The order emptied the cart it came from before the response came back.
     assert ok(buyer.get("cart", "/v1/cart"))["items"] == []
 
-    reviewer = _reviewer(world)
+    reviewer = security_reviewer(world.admin)
     wanted = {
         "com.onbehalf.identity.acting_session.started",
         "com.onbehalf.cart.item.added",

@@ -6,12 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.support import Api, World, audit_events, ok, unique, wait_until
-
-
-def _reviewer(world: World) -> Api:
-    reviewer = world.staff(roles=["security_reviewer"], permissions=[], caretaker_of=[])
-    return world.admin.login(reviewer["email"])
+from tests.support import World, audit_events, ok, security_reviewer, unique, wait_until
 
 
 def test_caretaker_without_permission_is_refused_and_the_refusal_is_audited(world: World) -> None:
@@ -26,7 +21,7 @@ def test_caretaker_without_permission_is_refused_and_the_refusal_is_audited(worl
         c["id"] for c in ok(api.get("identity", "/v1/customers"))["items"]
     }
 
-    reviewer = _reviewer(world)
+    reviewer = security_reviewer(world.admin)
 
     def denial() -> list[dict[str, Any]]:
         return audit_events(
