@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from devtools.harness import Api, World, build_world, ok
 from devtools.postgres import PostgresServer, start_postgres
+from devtools.stacks import connect_bus
 from libs.common.events import EventContext, build_event, encode, nats_subject
 from libs.common.signing import load_signing_key, signing_key_path
 from onbehalf.stack import SERVICES, Stack, start_service, start_stack, wait_healthy
@@ -132,7 +133,7 @@ async def _publish_backlog(stack: Stack, count: int) -> None:
     key = load_signing_key(
         signing_key_path(stack.secrets_dir, BACKLOG_EMITTER), service=BACKLOG_EMITTER
     )
-    nc = await stack.connect_bus(BACKLOG_EMITTER)
+    nc = await connect_bus(stack, BACKLOG_EMITTER)
     try:
         js = nc.jetstream()
         context = EventContext(

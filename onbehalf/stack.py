@@ -16,12 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from nats.aio.client import Client as NATS
 
-from libs.common.bus_permissions import OPERATOR
 from libs.common.settings import ServiceSettings
 from libs.common.signing import public_keys_path, signing_key_path, write_event_keys
-from onbehalf.nats_setup import BusSecrets, connect_as, init_bus_secrets, provision_sync
+from onbehalf.nats_setup import BusSecrets, init_bus_secrets, provision_sync
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("identity", "catalog", "cart", "orders", "audit")
@@ -296,7 +294,8 @@ class Stack:
     services: dict[str, ServiceProcess] = field(default_factory=dict)
     database_urls: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
-    # Further processes of a service (same database, own port), keyed "<service>-<n>".
+    # Further processes of a service (same database, own port), keyed "<service>-<n>":
+    # started by devtools.stacks.start_replica, stopped here with the rest.
     replicas: dict[str, ServiceProcess] = field(default_factory=dict)
     # Where identity sends mail unless SMTP_URL says otherwise (`onbehalf mail list|show`).
     mail: MailSink | None = None
@@ -318,33 +317,10 @@ class Stack:
         )
         return self.nats
 
-    def start_replica(self, name: str, *, wait: bool = True) -> ServiceProcess:
-        """Another process of service `name` on a free port, sharing its database and NATS."""
-        key = f"{name}-{len([k for k in self.replicas if k.startswith(name + '-')]) + 2}"
-        service = start_service(
-            name, port=free_port(), env=self.service_env(name), log_dir=self.workdir / "logs" / key
-        )
-        self.replicas[key] = service
-        if wait:
-            wait_healthy(service)
-        return service
-
     @property
     def secrets_dir(self) -> Path:
         """NATS credentials and event-signing keys (0700 folder, 0600 files)."""
         return self.workdir / "secrets"
-
-    async def connect_bus(self, user: str = OPERATOR) -> NATS:
-        """A NATS client as one of the bus users (a service, the operator, the provisioner)."""
-        if self.bus is None:
-            raise StackError("this stack uses a NATS server it did not start")
-        return await connect_as(self.nats_url, self.bus, user)
-
-    def connect_seed(self, user: str = OPERATOR) -> Path:
-        """The nkey seed file of bus user `user`, for tools run as separate processes."""
-        if self.bus is None:
-            raise StackError("this stack uses a NATS server it did not start")
-        return self.bus.seed_file(user)
 
     def service_env(self, name: str) -> dict[str, str]:
         if name == CONSOLE:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from devtools.stacks import connect_bus
 from libs.common.quotes import QUOTE_SUBJECT, request_quote
 from onbehalf.stack import Stack
 from tests.catalog.helpers import create_customer, create_product, create_promotion, products
@@ -27,7 +28,7 @@ async def test_a_quote_carries_what_the_product_list_shows(stack: Stack, admin: 
     ok(buyer.put("catalog", f"/v1/products/{promoted}/customer-number", json={"number": "Q-1"}))
     listed = products(buyer)
 
-    nc = await stack.connect_bus("cart")  # cart is one of the two who ask for quotes
+    nc = await connect_bus(stack, "cart")  # cart is one of the two who ask for quotes
     try:
         quote = await request_quote(
             nc, org_id=customer.id, skus=[promoted, plain, elsewhere, "NO-SUCH-SKU"]

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from devtools.postgres import PostgresServer
+from devtools.stacks import connect_bus, start_replica
 from libs.common.bus import EVENTS_STREAM
 from libs.common.revocation import REVOCATION_BUCKET
 from onbehalf.nats_setup import init_bus_secrets
@@ -131,7 +132,7 @@ def cluster_stack(
         cluster.stop()
         raise
     try:
-        for replica in [stack.start_replica(name, wait=False) for name in SERVICES]:
+        for replica in [start_replica(stack, name, wait=False) for name in SERVICES]:
             wait_healthy(replica)
         yield stack, cluster, began
     finally:
@@ -141,7 +142,7 @@ def cluster_stack(
 
 def stream_replicas(stack: Stack) -> dict[str, int]:
     async def read() -> dict[str, int]:
-        nc = await stack.connect_bus("provisioner")
+        nc = await connect_bus(stack, "provisioner")
         try:
             js = nc.jetstream()
             found = {}
@@ -157,7 +158,7 @@ def stream_replicas(stack: Stack) -> dict[str, int]:
 
 def stream_leader(stack: Stack) -> str:
     async def read() -> str:
-        nc = await stack.connect_bus("provisioner")
+        nc = await connect_bus(stack, "provisioner")
         try:
             info = await nc.jetstream().stream_info(EVENTS_STREAM)
             assert info.cluster is not None and info.cluster.leader

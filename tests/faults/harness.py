@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from devtools.postgres import PostgresServer
+from devtools.stacks import connect_bus, start_replica
 from libs.common.bus import EVENTS_STREAM
 from libs.common.events import EventContext, build_event, encode, nats_subject
 from libs.common.signing import load_signing_key, signing_key_path
@@ -150,7 +151,7 @@ class FaultStack:
         """(last stream seq delivered to `durable`, how many it has not acknowledged)."""
 
         async def read() -> tuple[int, int]:
-            nc = await self.stack.connect_bus("operator")
+            nc = await connect_bus(self.stack, "operator")
             try:
                 info = await nc.jetstream().consumer_info(EVENTS_STREAM, durable)
                 delivered = info.delivered.stream_seq if info.delivered else 0
@@ -164,7 +165,7 @@ class FaultStack:
         """The Nats-Msg-Id of every message in the EVENTS stream, duplicates included."""
 
         async def read() -> list[str]:
-            nc = await self.stack.connect_bus("operator")
+            nc = await connect_bus(self.stack, "operator")
             try:
                 js = nc.jetstream()
                 total = (await js.stream_info(EVENTS_STREAM)).state.messages
@@ -197,7 +198,7 @@ class FaultStack:
 
         async def publish() -> list[str]:
             # The bus lets a service publish only its own events: these pose as catalog's.
-            nc = await self.stack.connect_bus(SYNTHETIC_EMITTER)
+            nc = await connect_bus(self.stack, SYNTHETIC_EMITTER)
             try:
                 js = nc.jetstream()
                 context = EventContext(
@@ -260,7 +261,7 @@ def start_fault_stack(
             # A second relay on the same outbox tables: orders (orders are placed against
             # both) and catalog (one of them is killed while it has events pending).
             for replica in [
-                stack.start_replica(name, wait=False) for name in ("orders", "catalog")
+                start_replica(stack, name, wait=False) for name in ("orders", "catalog")
             ]:
                 wait_healthy(replica)
         database_urls = dict(stack_urls) or {

@@ -10,6 +10,7 @@ from typing import IO
 
 from typer.testing import CliRunner
 
+from devtools.stacks import seed_file
 from onbehalf.cli import app
 from onbehalf.stack import Stack
 from tests.support import World, wait_until
@@ -23,7 +24,7 @@ def _collect(stream: IO[str], into: list[str]) -> None:
 
 def test_tail_follows_new_events_and_stops_after_limit(stack: Stack, world: World) -> None:
     command = [ONBEHALF, "audit", "tail", "--nats-url", stack.nats_url, "--limit", "2"]
-    command += ["--nats-creds", str(stack.connect_seed("operator"))]
+    command += ["--nats-creds", str(seed_file(stack, "operator"))]
     tail = subprocess.Popen(
         [*command, "--type", "identity.acting_session.*", "--seconds", "60"],
         stdout=subprocess.PIPE,
@@ -67,7 +68,7 @@ def test_tail_stops_after_seconds_without_events(stack: Stack) -> None:
             "--nats-url",
             stack.nats_url,
             "--nats-creds",
-            str(stack.connect_seed("operator")),
+            str(seed_file(stack, "operator")),
             "--type",
             "no.such.type",
             "--seconds",

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from devtools.stacks import seed_file
 from libs.common.audit_chain import GENESIS, chain_hash, read_checkpoint
 from libs.common.bus import CHECKPOINT_STREAM, CHECKPOINT_SUBJECT
 from libs.common.signing import load_public_keys, public_keys_path
@@ -81,7 +82,7 @@ class Private:
         return result.exit_code, result.output
 
     def stream_args(self) -> tuple[str, ...]:
-        return ("--nats-url", self.stack.nats_url, "--nats-creds", str(self.stack.connect_seed()))
+        return ("--nats-url", self.stack.nats_url, "--nats-creds", str(seed_file(self.stack)))
 
     @contextmanager
     def audit_stopped(self) -> Iterator[None]:

@@ -19,6 +19,7 @@ from nats.js.api import StorageType, StreamConfig, StreamInfo
 from prometheus_client import REGISTRY
 from typer.testing import CliRunner
 
+from devtools.stacks import seed_file
 from libs.common.bus import DEADLETTER_STREAM, EVENTS_STREAM
 from libs.common.consumer import Delivery, PoisonMessage, consume
 from libs.common.deadletter import DeadLetter, read_dead_letters
@@ -382,7 +383,7 @@ def test_operators_list_dead_letters(stack: Stack, world: World) -> None:
             "--nats-url",
             stack.nats_url,
             "--nats-creds",
-            str(stack.connect_seed("operator")),
+            str(seed_file(stack, "operator")),
             "--service",
             "audit",
             "--after",

@@ -1,0 +1,39 @@
+"""What tests and benchmarks do to a running stack beyond what `onbehalf run` needs of it:
+connect to its bus as one of its users, hand a tool a user's key, start another replica."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nats.aio.client import Client as NATS
+
+from libs.common.bus_permissions import OPERATOR
+from onbehalf.nats_setup import connect_as
+from onbehalf.stack import ServiceProcess, Stack, StackError, free_port, start_service, wait_healthy
+
+
+async def connect_bus(stack: Stack, user: str = OPERATOR) -> NATS:
+    """A NATS client as one of the bus users (a service, the operator, the provisioner)."""
+    if stack.bus is None:
+        raise StackError("this stack uses a NATS server it did not start")
+    return await connect_as(stack.nats_url, stack.bus, user)
+
+
+def seed_file(stack: Stack, user: str = OPERATOR) -> Path:
+    """The nkey seed file of bus user `user`, for tools run as separate processes."""
+    if stack.bus is None:
+        raise StackError("this stack uses a NATS server it did not start")
+    return stack.bus.seed_file(user)
+
+
+def start_replica(stack: Stack, name: str, *, wait: bool = True) -> ServiceProcess:
+    """Another process of service `name` on a free port, sharing its database and NATS; the
+    stack stops it with the rest."""
+    key = f"{name}-{len([k for k in stack.replicas if k.startswith(name + '-')]) + 2}"
+    service = start_service(
+        name, port=free_port(), env=stack.service_env(name), log_dir=stack.workdir / "logs" / key
+    )
+    stack.replicas[key] = service
+    if wait:
+        wait_healthy(service)
+    return service
