@@ -186,6 +186,16 @@ def _may_change(runtime: ServiceRuntime, principal: Principal, list_id: str) -> 
     return org_id
 
 
+def _may_set_quantity(
+    runtime: ServiceRuntime, principal: Principal, list_id: str, quantity: int
+) -> tuple[CartSettings, str]:
+    """What adding or changing a line opens with: the policy (403), the quantity's maximum (422)."""
+    settings = cart_settings(runtime)
+    org_id = _may_change(runtime, principal, list_id)
+    carts.check_quantity(settings, quantity)
+    return settings, org_id
+
+
 async def rename_saved_list(
     *, runtime: ServiceRuntime, principal: Principal, list_id: str, name: str
 ) -> SavedListRead:
@@ -227,9 +237,7 @@ async def add_list_item(
     sku: str,
     quantity: int,
 ) -> SavedListRead:
-    settings = cart_settings(runtime)
-    org_id = _may_change(runtime, principal, list_id)
-    carts.check_quantity(settings, quantity)
+    settings, org_id = _may_set_quantity(runtime, principal, list_id, quantity)
     line = (await carts.quote(runtime, org_id, [sku])).lines[sku]
     async with runtime.unit_of_work() as uow:
         saved = await _find(uow.session, org_id, list_id)
@@ -268,9 +276,7 @@ async def change_list_item(
     sku: str,
     quantity: int,
 ) -> SavedListRead:
-    settings = cart_settings(runtime)
-    org_id = _may_change(runtime, principal, list_id)
-    carts.check_quantity(settings, quantity)
+    _, org_id = _may_set_quantity(runtime, principal, list_id, quantity)
     async with runtime.unit_of_work() as uow:
         saved = await _find(uow.session, org_id, list_id)
         item = _line_in(saved, sku)
