@@ -192,6 +192,11 @@ class MailRelay:
         async with self._sessionmaker() as session:
             rows = (await session.scalars(query)).all()
             await session.commit()
+            # Detached while the server is talked to: recording an outcome on an attached row
+            # would begin a transaction on this session (SQLAlchemy autobegins on a change),
+            # the `begin()` below would then fail, and every mail would be sent again at each
+            # poll without ever being marked (past 20 such rows, newer mail never went out).
+            session.expunge_all()
             for row in rows:
                 await self._send(row)
             async with session.begin():
