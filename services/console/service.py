@@ -265,23 +265,36 @@ async def orders(services: Services, *, token: str, cursor: str | None = None) -
     return dict(await call(services, "GET", "orders", "/v1/orders", token=token, params=params))
 
 
-# Pages the approvals page reads at most (200 orders a page): it looks for the orders awaiting
-# approval among the whole history, which orders does not filter by status yet.
-_ALL_ORDERS_MAX_PAGES = 25
+# Pages a console page reads at most when it shows a whole list (up to 200 items a page).
+_MAX_PAGES = 25
 
 
-async def all_orders(services: Services, *, token: str) -> list[dict[str, Any]]:
-    """The order history, every page (up to a bound), newest first."""
+async def every_page(
+    services: Services,
+    service: str,
+    path: str,
+    *,
+    token: str,
+    params: dict[str, Any] | None = None,
+    page_size: int = 200,
+) -> list[dict[str, Any]]:
+    """The items of every page of a list (following `next_cursor`, up to a bound)."""
     found: list[dict[str, Any]] = []
     cursor: str | None = None
-    for _ in range(_ALL_ORDERS_MAX_PAGES):
-        params = {"cursor": cursor, "limit": 200}
-        page = await call(services, "GET", "orders", "/v1/orders", token=token, params=params)
+    for _ in range(_MAX_PAGES):
+        query = {**(params or {}), "cursor": cursor, "limit": page_size}
+        page = await call(services, "GET", service, path, token=token, params=query)
         found += page["items"]
         cursor = page.get("next_cursor")
         if not cursor:
             break
     return found
+
+
+async def all_orders(services: Services, *, token: str) -> list[dict[str, Any]]:
+    """The order history, newest first: the approvals page looks for the orders awaiting
+    approval among all of it (orders does not filter by status yet)."""
+    return await every_page(services, "orders", "/v1/orders", token=token)
 
 
 async def order(services: Services, *, token: str, order_id: str) -> dict[str, Any]:

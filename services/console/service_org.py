@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.console.service import Services, call
+from services.console.service import Services, call, every_page
 
 # ---------------------------------------------------------------- employees (identity)
 
 
 async def employees(services: Services, *, token: str, org_id: str) -> list[dict[str, Any]]:
-    body = await call(services, "GET", "identity", f"/v1/orgs/{org_id}/employees", token=token)
-    return list(body["items"])
+    path = f"/v1/orgs/{org_id}/employees"
+    return await every_page(services, "identity", path, token=token)
 
 
 async def update_employee(
@@ -33,8 +33,7 @@ async def invitations(
     services: Services, *, token: str, org_id: str, status: str | None
 ) -> list[dict[str, Any]]:
     path = f"/v1/orgs/{org_id}/invitations"
-    body = await call(services, "GET", "identity", path, token=token, params={"status": status})
-    return list(body["items"])
+    return await every_page(services, "identity", path, token=token, params={"status": status})
 
 
 async def invite(

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from libs.common.errors import Conflict, Invalid, NotFound
+from libs.common.paging import decode_cursor, page_of
 from libs.common.principals import Principal
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.identity import UserUpdated
 from services.identity.invitations import check_roles
 from services.identity.models import User
 from services.identity.org_people import customer_org, fresh_caller, policy_org, user_record
+from services.identity.schemas import PEOPLE_PAGE_DEFAULT
 
 
 def read(user: User) -> dict[str, Any]:
@@ -34,8 +36,16 @@ def read(user: User) -> dict[str, Any]:
 
 
 async def list_employees(
-    *, runtime: ServiceRuntime, principal: Principal, org_id: str, active: bool | None
-) -> list[dict[str, Any]]:
+    *,
+    runtime: ServiceRuntime,
+    principal: Principal,
+    org_id: str,
+    active: bool | None,
+    limit: int = PEOPLE_PAGE_DEFAULT,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """A page of the organisation's users by name (`items`, `next_cursor`)."""
+    after = decode_cursor(cursor, parts=2) if cursor else None
     async with runtime.reading() as session:
         caller = await fresh_caller(session, principal)
         org = await customer_org(session, org_id)
@@ -45,8 +55,12 @@ async def list_employees(
         query = select(User).where(User.org_id == org_id, User.kind == "customer")
         if active is not None:
             query = query.where(User.active.is_(active))
-        users = (await session.scalars(query.order_by(User.name, User.id))).all()
-    return [read(user) for user in users]
+        if after is not None:
+            name, user_id = after
+            query = query.where(or_(User.name > name, and_(User.name == name, User.id > user_id)))
+        users = (await session.scalars(query.order_by(User.name, User.id).limit(limit + 1))).all()
+    page, next_cursor = page_of(users, limit=limit, key=lambda u: (u.name, u.id))
+    return {"items": [read(user) for user in page], "next_cursor": next_cursor}
 
 
 async def update_employee(

@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.errors import Conflict, DomainError, Invalid, NotFound
+from libs.common.paging import decode_time_cursor, page_of
 from libs.common.principals import ActingSession, Principal
 from libs.common.runtime import ServiceRuntime, UnitOfWork
 from libs.contracts.customers import (
@@ -40,7 +41,7 @@ from services.identity.org_people import (
     policy_org,
 )
 from services.identity.parts import mail_committed
-from services.identity.schemas import CUSTOMER_ROLES
+from services.identity.schemas import CUSTOMER_ROLES, PEOPLE_PAGE_DEFAULT
 from services.identity.settings import identity_settings
 
 
@@ -277,23 +278,48 @@ async def invite_many(
 
 
 async def list_invitations(
-    *, runtime: ServiceRuntime, principal: Principal, org_id: str, status: str | None
-) -> list[dict[str, Any]]:
+    *,
+    runtime: ServiceRuntime,
+    principal: Principal,
+    org_id: str,
+    status: str | None,
+    limit: int = PEOPLE_PAGE_DEFAULT,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """A page of the organisation's invitations, newest first (`items`, `next_cursor`). The
+    status is a function of time, so it filters rows as they are read, a batch at a time."""
     if status is not None and status not in STATUSES:
         raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    after = decode_time_cursor(cursor) if cursor else None
+    now = _now()
+    matching: list[Invitation] = []
     async with runtime.reading() as session:
         caller = await fresh_caller(session, principal)
         org = await customer_org(session, org_id)
         runtime.authorizer.authorize(caller, "invite", await policy_org(session, org))
-        found = (
-            await session.scalars(
-                select(Invitation)
-                .where(Invitation.org_id == org_id)
-                .order_by(Invitation.created_at.desc(), Invitation.id)
-            )
-        ).all()
-    now = _now()
-    return [read(i) for i in found if status is None or status_of(i, now) == status]
+        while len(matching) <= limit:
+            query = select(Invitation).where(Invitation.org_id == org_id)
+            if after is not None:
+                created, invitation_id = after
+                query = query.where(
+                    or_(
+                        Invitation.created_at < created,
+                        and_(Invitation.created_at == created, Invitation.id > invitation_id),
+                    )
+                )
+            batch = (
+                await session.scalars(
+                    query.order_by(Invitation.created_at.desc(), Invitation.id).limit(limit + 1)
+                )
+            ).all()
+            matching += [i for i in batch if status is None or status_of(i, now) == status]
+            if len(batch) <= limit:
+                break  # the last rows there are
+            after = (batch[-1].created_at, batch[-1].id)
+    page, next_cursor = page_of(
+        matching, limit=limit, key=lambda i: (i.created_at.isoformat(), i.id)
+    )
+    return {"items": [read(i) for i in page], "next_cursor": next_cursor}
 
 
 async def _managed(

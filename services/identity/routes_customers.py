@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
+from libs.common.paging import CursorQuery
 from libs.common.web import CurrentPrincipal, Runtime
 from services.identity import (
     acting_notices,
@@ -17,6 +18,8 @@ from services.identity import (
 )
 from services.identity import mail_templates as templates
 from services.identity.schemas import (
+    PEOPLE_PAGE_DEFAULT,
+    PEOPLE_PAGE_MAX,
     ActingNoticesUpdate,
     EmployeeUpdate,
     InvitationAccept,
@@ -75,11 +78,18 @@ async def list_invitations(
     principal: CurrentPrincipal,
     runtime: Runtime,
     status_filter: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+    limit: Annotated[int, Query(ge=1, le=PEOPLE_PAGE_MAX)] = PEOPLE_PAGE_DEFAULT,
+    cursor: CursorQuery = None,
 ) -> dict[str, Any]:
-    items = await invitations.list_invitations(
-        runtime=runtime, principal=principal, org_id=org_id, status=status_filter
+    """Newest first, a page at a time (`items`, `next_cursor`)."""
+    return await invitations.list_invitations(
+        runtime=runtime,
+        principal=principal,
+        org_id=org_id,
+        status=status_filter,
+        limit=limit,
+        cursor=cursor,
     )
-    return {"items": items}
 
 
 @router.post("/v1/orgs/{org_id}/invitations/{invitation_id}/resend", tags=["invitations"])
@@ -116,11 +126,18 @@ async def list_employees(
     principal: CurrentPrincipal,
     runtime: Runtime,
     active: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=PEOPLE_PAGE_MAX)] = PEOPLE_PAGE_DEFAULT,
+    cursor: CursorQuery = None,
 ) -> dict[str, Any]:
-    items = await employees.list_employees(
-        runtime=runtime, principal=principal, org_id=org_id, active=active
+    """By name, a page at a time (`items`, `next_cursor`)."""
+    return await employees.list_employees(
+        runtime=runtime,
+        principal=principal,
+        org_id=org_id,
+        active=active,
+        limit=limit,
+        cursor=cursor,
     )
-    return {"items": items}
 
 
 @router.patch("/v1/orgs/{org_id}/employees/{user_id}", tags=["employees"])

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 STAFF_ROLES = {"sales_rep", "csr", "csr_supervisor", "platform_admin", "security_reviewer"}
 CUSTOMER_ROLES = {"admin", "buyer", "viewer"}
+# Page sizes (`?limit=`) of an organisation's employees and invitations: default and most.
+PEOPLE_PAGE_DEFAULT = 100
+PEOPLE_PAGE_MAX = 500
 STAFF_PERMISSIONS = {"place_orders_as_customer", "view_as_customer"}
 
 Mode = Literal["full", "view"]
