@@ -42,7 +42,7 @@ def decode_cursor(cursor: str, *, parts: int) -> tuple[str, ...]:
     if (
         not isinstance(key, list)
         or len(key) != parts
-        or not all(isinstance(part, str) and 0 < len(part) <= 200 for part in key)
+        or not all(isinstance(part, str) and 0 < len(part) <= 1000 for part in key)
     ):
         raise Invalid(_NOT_OURS)
     return tuple(key)

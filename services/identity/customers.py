@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from libs.common.authz import Authorizer
+from libs.common.paging import decode_cursor, encode_cursor
 from libs.common.policy_filter import Untranslatable, sql_filter
 from libs.common.principals import Principal
 from libs.common.resources import CustomerOrg
 from libs.common.runtime import ServiceRuntime
-from services.identity.cursors import decode_cursor, encode_cursor
 from services.identity.models import Caretaker, Organization
 from services.identity.org_people import fresh_caller as _fresh
 from services.identity.schemas import CustomerPage, CustomerRead
@@ -82,7 +82,7 @@ async def list_customers(
     cursor: str | None,
 ) -> CustomerPage:
     """Organisations the caller may act for (in any mode), by name; the policy filters."""
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, parts=2) if cursor else None
     authorizer = runtime.authorizer
     found: list[CustomerRead] = []
     chunk = 200

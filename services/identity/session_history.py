@@ -3,15 +3,13 @@ own ended session, for the staff member it ended on."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import or_, select
 
-from libs.common.errors import Invalid, NotFound
+from libs.common.errors import NotFound
+from libs.common.paging import decode_time_cursor, page_of
 from libs.common.principals import ActingSession, Principal
 from libs.common.runtime import ServiceRuntime
 from services.identity.acting_sessions import subject_org
-from services.identity.cursors import decode_cursor, encode_cursor
 from services.identity.models import ActingSessionRecord
 from services.identity.org_people import fresh_caller as _fresh
 from services.identity.org_people import policy_org as _policy_org
@@ -45,13 +43,7 @@ async def list_acting_sessions(
         )
         query = select(ActingSessionRecord).where(ActingSessionRecord.subject_org_id == org_id)
         if cursor:
-            started, session_id = decode_cursor(cursor)
-            try:
-                after = datetime.fromisoformat(started)
-            except ValueError as exc:
-                raise Invalid("cursor is not one this service issued") from exc
-            if after.tzinfo is None:
-                raise Invalid("cursor is not one this service issued")
+            after, session_id = decode_time_cursor(cursor)
             query = query.where(
                 or_(
                     ActingSessionRecord.started_at < after,
@@ -66,11 +58,8 @@ async def list_acting_sessions(
                 ).limit(limit + 1)
             )
         ).all()
-    page = records[:limit]
-    next_cursor = (
-        encode_cursor(page[-1].started_at.isoformat(), page[-1].id)
-        if len(records) > limit and page
-        else None
+    page, next_cursor = page_of(
+        records, limit=limit, key=lambda r: (r.started_at.isoformat(), r.id)
     )
     return ActingSessionPage(items=[_session_read(r) for r in page], next_cursor=next_cursor)
 

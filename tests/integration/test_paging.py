@@ -124,12 +124,15 @@ BAD_TIME_CURSORS = [
         ("catalog", "/v1/promotions", "admin"),
         ("identity", "/v1/orgs/{org}/employees", "admin"),
         ("identity", "/v1/orgs/{org}/invitations", "admin"),
+        ("identity", "/v1/orgs/{org}/acting-sessions", "admin"),
+        ("identity", "/v1/customers", "admin"),
     ],
 )
 def test_a_bad_cursor_or_limit_is_422(world: World, service: str, path: str, caller: str) -> None:
     api = world.admin if caller == "admin" else world.login(world.buyer_a)
     path = path.format(org=world.org_a["id"])
-    by_name = path.endswith("/employees")  # (name, id): any two strings are a position
+    # (name, id): any two strings are a position
+    by_name = path.endswith(("/employees", "/customers"))
     for cursor in BAD_CURSORS + ([] if by_name else BAD_TIME_CURSORS):
         response = api.get(service, path, params={"cursor": cursor})
         assert response.status_code == 422, (path, cursor, response.text)
