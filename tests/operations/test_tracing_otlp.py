@@ -88,5 +88,7 @@ def test_spans_go_to_the_otlp_endpoint(collector: tuple[str, list[tuple[str, byt
 
 
 def test_without_an_exporter_nothing_is_set_up() -> None:
-    # The global provider stays OpenTelemetry's proxy to its no-op one.
+    # The global provider stays OpenTelemetry's proxy to its no-op one; an empty endpoint (as
+    # deploy/kubernetes/settings.yaml ships it) is no endpoint.
     assert _probe() == "disabled ProxyTracerProvider"
+    assert _probe(OTEL_EXPORTER_OTLP_ENDPOINT="") == "disabled ProxyTracerProvider"
