@@ -265,8 +265,9 @@ async def orders(services: Services, *, token: str, cursor: str | None = None) -
     return dict(await call(services, "GET", "orders", "/v1/orders", token=token, params=params))
 
 
-# Pages a console page reads at most when it shows a whole list (up to 200 items a page).
-_MAX_PAGES = 25
+# Pages a console page reads at most when it shows a whole list (200 items a page): a bound,
+# not an expected size.
+_MAX_PAGES = 50
 
 
 async def every_page(
@@ -289,12 +290,6 @@ async def every_page(
         if not cursor:
             break
     return found
-
-
-async def all_orders(services: Services, *, token: str) -> list[dict[str, Any]]:
-    """The order history, newest first: the approvals page looks for the orders awaiting
-    approval among all of it (orders does not filter by status yet)."""
-    return await every_page(services, "orders", "/v1/orders", token=token)
 
 
 async def order(services: Services, *, token: str, order_id: str) -> dict[str, Any]:

@@ -112,22 +112,11 @@ async def delete_budget(services: Services, *, token: str, budget_id: str) -> No
     await call(services, "DELETE", "orders", f"/v1/budgets/{budget_id}", token=token)
 
 
-# Pages of 200 orders read at most for one list: a bound, not an expected size.
-_ORDERS_MAX_PAGES = 50
-
-
 async def orders_in(services: Services, *, token: str, status: str) -> list[dict[str, Any]]:
     """The organisation's orders in one status (orders filters them), every page, newest first."""
-    found: list[dict[str, Any]] = []
-    cursor: str | None = None
-    for _ in range(_ORDERS_MAX_PAGES):
-        params = {"status": status, "cursor": cursor, "limit": 200}
-        page = await call(services, "GET", "orders", "/v1/orders", token=token, params=params)
-        found += page["items"]
-        cursor = page.get("next_cursor")
-        if not cursor:
-            break
-    return found
+    return await every_page(
+        services, "orders", "/v1/orders", token=token, params={"status": status}
+    )
 
 
 async def own_budget(services: Services, *, token: str) -> dict[str, Any] | None:
