@@ -91,7 +91,7 @@ async def list_events(
         order=order,
     )
     if not _wants_cloudevents(request, format):
-        return await service.query(runtime=runtime, principal=principal, **filters.as_kwargs())
+        return await service.query(runtime=runtime, principal=principal, filters=filters)
     batch = await service.query_cloudevents(runtime=runtime, principal=principal, filters=filters)
     headers = {}
     if batch.prev_hash and batch.head:

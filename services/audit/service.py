@@ -206,9 +206,6 @@ class Filters:
     cursor: str | None = None
     order: Literal["desc", "asc"] = "desc"
 
-    def as_kwargs(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
 
 async def _records(
     runtime: ServiceRuntime, principal: Principal, filters: Filters
@@ -246,31 +243,7 @@ async def _records(
     return page, next_cursor
 
 
-async def query(
-    *,
-    runtime: ServiceRuntime,
-    principal: Principal,
-    actor_id: str | None,
-    subject_org_id: str | None,
-    type: str | None,
-    session_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    limit: int,
-    cursor: str | None,
-    order: Literal["desc", "asc"],
-) -> AuditPage:
-    filters = Filters(
-        actor_id=actor_id,
-        subject_org_id=subject_org_id,
-        type=type,
-        session_id=session_id,
-        since=since,
-        until=until,
-        limit=limit,
-        cursor=cursor,
-        order=order,
-    )
+async def query(*, runtime: ServiceRuntime, principal: Principal, filters: Filters) -> AuditPage:
     page, next_cursor = await _records(runtime, principal, filters)
     return AuditPage(items=[_read(r) for r in page], next_cursor=next_cursor)
 

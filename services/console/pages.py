@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,24 @@ async def failed(request: Request, session: BrowserSession, exc: ServiceError) -
         store(request).drop(session)
         raise NotSignedIn
     return exc.message
+
+
+async def loaded_page(
+    request: Request,
+    session: BrowserSession,
+    template: str,
+    load: Callable[[], Awaitable[dict[str, Any]]],
+    *,
+    status: int = 200,
+    error: str | None = None,
+    **extra: Any,
+) -> HTMLResponse:
+    """A page whose content the services give: `load` asks them; a refusal shows the error
+    page with the service's reason (an ended session leaves the page, as `failed` says)."""
+    await ensure_acting(request, session)
+    try:
+        context = await load()
+    except ServiceError as exc:
+        refused = await failed(request, session, exc)
+        return render(request, "error.html", session, status=exc.status, error=refused)
+    return render(request, template, session, status=status, error=error, **extra, **context)

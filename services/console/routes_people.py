@@ -15,8 +15,8 @@ from services.console.pages import (
     begin_session,
     checked_form,
     current,
-    ensure_acting,
     failed,
+    loaded_page,
     redirect,
     render,
     services_of,
@@ -49,13 +49,9 @@ async def _page(
     status: int = 200,
     error: str | None = None,
 ) -> HTMLResponse:
-    await ensure_acting(request, session)
-    try:
-        context = await load()
-    except ServiceError as exc:
-        refused = await failed(request, session, exc)
-        return render(request, "error.html", session, status=exc.status, error=refused)
-    return render(request, template, session, status=status, error=error, roles=ROLES, **context)
+    return await loaded_page(
+        request, session, template, load, status=status, error=error, roles=ROLES
+    )
 
 
 async def _change(

@@ -12,10 +12,9 @@ from fastapi.responses import HTMLResponse, Response
 from services.console import service, service_org
 from services.console.pages import (
     checked_form,
-    ensure_acting,
     failed,
+    loaded_page,
     redirect,
-    render,
     services_of,
     signed_in,
 )
@@ -45,20 +44,8 @@ async def _page(
     status: int = 200,
     error: str | None = None,
 ) -> HTMLResponse:
-    await ensure_acting(request, session)
-    try:
-        context = await load()
-    except ServiceError as exc:
-        refused = await failed(request, session, exc)
-        return render(request, "error.html", session, status=exc.status, error=refused)
-    return render(
-        request,
-        template,
-        session,
-        status=status,
-        error=error,
-        view_only=_view_only(session),
-        **context,
+    return await loaded_page(
+        request, session, template, load, status=status, error=error, view_only=_view_only(session)
     )
 
 
