@@ -170,8 +170,12 @@ def install_error_handlers(app: FastAPI) -> None:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some operation of this path answers (Starlette names only the first
     route's), read from the published document so that `Allow` and OpenAPI agree."""
+    paths = contract_openapi(request.app).get("paths", {})
+    # A literal path (`/v1/budgets/mine`) is its own resource, not an id of its neighbour's.
+    if request.url.path in paths:
+        return sorted(method.upper() for method in paths[request.url.path])
     methods: set[str] = set()
-    for template, item in contract_openapi(request.app).get("paths", {}).items():
+    for template, item in paths.items():
         pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
         if re.fullmatch(pattern, request.url.path):
             methods |= {method.upper() for method in item}

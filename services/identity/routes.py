@@ -248,7 +248,7 @@ async def create_org(body: OrgCreate, principal: CurrentPrincipal, runtime: Runt
     return await administration.create_org(runtime=runtime, principal=principal, body=body)
 
 
-@router.patch("/v1/orgs/{org_id}", tags=["administration"])
+@router.patch("/v1/orgs/{org_id}", tags=["administration"], responses=problems(409))
 async def update_org(
     org_id: str, body: OrgUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> OrgRead:

@@ -35,6 +35,10 @@ def test_405_names_every_method_of_the_path(anonymous: Api) -> None:
     response = anonymous.request("OPTIONS", "cart", "/v1/cart/lock")
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) == {"POST", "DELETE"}
+    # A literal path beside a templated one (/v1/budgets/{budget_id}) names only its own.
+    response = anonymous.request("OPTIONS", "orders", "/v1/budgets/mine")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
 
 
 def test_a_wrong_type_never_changes_data(world: World) -> None:
