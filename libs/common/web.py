@@ -93,6 +93,12 @@ def get_runtime(request: Request) -> ServiceRuntime:
     return runtime
 
 
+async def _runtime_dependency(request: Request) -> ServiceRuntime:
+    # A coroutine on purpose: FastAPI runs a plain-function dependency in its thread pool,
+    # a thread hop on every request for a single attribute read.
+    return get_runtime(request)
+
+
 async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -106,7 +112,7 @@ async def get_principal(
     return principal
 
 
-Runtime = Annotated[ServiceRuntime, Depends(get_runtime)]
+Runtime = Annotated[ServiceRuntime, Depends(_runtime_dependency)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 

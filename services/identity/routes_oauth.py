@@ -15,7 +15,7 @@ Text = Annotated[str | None, Form(max_length=8192)]
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def _client_address(request: Request) -> str:
+async def _client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
