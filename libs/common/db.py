@@ -69,8 +69,12 @@ def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # One trip to aiosqlite's thread per statement (sqlite_driver), not four.
-    engine = create_async_engine(url, connect_args={"timeout": 30}, module=one_hop_dbapi())
+    # Writes: one trip to aiosqlite's thread per statement (sqlite_driver), not four; a
+    # writer may wait there for BEGIN IMMEDIATE without holding up the event loop. Reads:
+    # on the loop's thread, since in WAL mode they never wait for the writer.
+    engine = create_async_engine(
+        url, connect_args={"timeout": 30}, module=one_hop_dbapi(in_loop=not for_writes)
+    )
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

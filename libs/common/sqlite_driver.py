@@ -107,18 +107,72 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
 
+class InLoopCursor(OneHopCursor):
+    """A read connection's cursor: the statement runs right here, on the event loop's thread.
+
+    A read in WAL mode never waits for the writer, and the small reads of a request take tens
+    of microseconds in SQLite; the hop to aiosqlite's thread and back (queue hand-off, two
+    wake-ups, a future) cost more than the read itself."""
+
+    __slots__ = ()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        try:
+            self._keep(_run(self._connection._conn, operation, parameters))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        try:
+            self._keep(_run_many(self._connection._conn, operation, seq_of_parameters))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+
+
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneHopCursor
 
 
-class OneHopDbapi(AsyncAdapt_aiosqlite_dbapi):
-    """aiosqlite as SQLAlchemy's adapter sees it, but connections hand out one-hop cursors."""
+class InLoopConnection(AsyncAdapt_aiosqlite_connection):
+    """A read connection: statements, COMMIT and ROLLBACK on the calling thread (the loop's);
+    aiosqlite's thread only opens and closes it."""
 
-    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection:
+    __slots__ = ()
+    _cursor_cls = InLoopCursor
+
+    def rollback(self) -> None:
+        if self._connection._connection:
+            try:
+                self._connection._conn.rollback()
+            except Exception as error:
+                self._handle_exception(error)
+
+    def commit(self) -> None:
+        if self._connection._connection:
+            try:
+                self._connection._conn.commit()
+            except Exception as error:
+                self._handle_exception(error)
+
+
+class OneHopDbapi(AsyncAdapt_aiosqlite_dbapi):
+    """aiosqlite as SQLAlchemy's adapter sees it, but connections hand out one-hop cursors,
+    or, for reads (`in_loop`), cursors that run on the event loop's own thread."""
+
+    def __init__(self, aiosqlite: Any, sqlite: Any, *, in_loop: bool = False) -> None:
+        super().__init__(aiosqlite, sqlite)
+        self.in_loop = in_loop
+
+    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection | InLoopConnection:
+        if self.in_loop:
+            # The connection is made on aiosqlite's thread and then used on the loop's.
+            kw["check_same_thread"] = False
+            adapted = super().connect(*arg, **kw)
+            return InLoopConnection(self, adapted._connection)
         adapted = super().connect(*arg, **kw)
         return OneHopConnection(self, adapted._connection)
 
 
-def one_hop_dbapi() -> OneHopDbapi:
-    return OneHopDbapi(aiosqlite, sqlite3)
+def one_hop_dbapi(*, in_loop: bool = False) -> OneHopDbapi:
+    return OneHopDbapi(aiosqlite, sqlite3, in_loop=in_loop)

@@ -1,16 +1,17 @@
-"""The one-hop SQLite driver answers like SQLAlchemy's own aiosqlite adapter."""
+"""The one-hop SQLite driver answers like SQLAlchemy's own aiosqlite adapter; reads run on the loop."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from libs.common.db import create_engine
-from libs.common.sqlite_driver import OneHopConnection
+from libs.common.db import create_engine, create_sessionmaker
+from libs.common.sqlite_driver import InLoopConnection, OneHopConnection
 
 
 def test_rows_counts_ids_returning_and_errors(tmp_path: Path) -> None:
@@ -49,5 +50,47 @@ def test_rows_counts_ids_returning_and_errors(tmp_path: Path) -> None:
                 assert count == 3
         finally:
             await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_reads_run_on_the_loops_thread_and_see_committed_writes(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'in-loop.db'}"
+
+    async def scenario() -> None:
+        writer, reader = create_engine(url), create_engine(url, for_writes=False)
+        reading = create_sessionmaker(reader)
+        try:
+            async with writer.begin() as connection:
+                await connection.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY, n INT)"))
+                await connection.execute(text("INSERT INTO item (n) VALUES (1), (2)"))
+            async with reading() as session, session.begin():
+                raw = await (await session.connection()).get_raw_connection()
+                assert isinstance(raw.dbapi_connection, InLoopConnection)
+                sqlite = raw.dbapi_connection._connection._conn
+                sqlite.create_function("thread_id", 0, threading.get_ident)
+                ran_on = await session.scalar(text("SELECT thread_id()"))
+                total = await session.scalar(text("SELECT sum(n) FROM item"))
+            assert ran_on == threading.get_ident()
+            assert total == 3
+            # A read transaction keeps its snapshot beside a write committed meanwhile, and
+            # the next one sees it (WAL: readers never wait for the writer).
+            async with reading() as session:
+                async with session.begin():
+                    before = await session.scalar(text("SELECT count(*) FROM item"))
+                    async with writer.begin() as writing:
+                        await writing.execute(text("INSERT INTO item (n) VALUES (3)"))
+                    assert await session.scalar(text("SELECT count(*) FROM item")) == before
+                async with session.begin():
+                    assert await session.scalar(text("SELECT count(*) FROM item")) == 3
+            with pytest.raises(OperationalError):
+                async with reading() as session, session.begin():
+                    await session.execute(text("SELECT * FROM no_such_table"))
+            # The failed read's connection went back to the pool rolled back and still reads.
+            async with reading() as session, session.begin():
+                assert await session.scalar(text("SELECT count(*) FROM item")) == 3
+        finally:
+            await writer.dispose()
+            await reader.dispose()
 
     asyncio.run(scenario())
