@@ -69,11 +69,14 @@ def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    # Writes: one trip to aiosqlite's thread per statement (sqlite_driver), not four; a
-    # writer may wait there for BEGIN IMMEDIATE without holding up the event loop. Reads:
-    # on the loop's thread, since in WAL mode they never wait for the writer.
+    # Statements run on the event loop's thread (sqlite_driver): the hop to aiosqlite's
+    # thread cost more than a statement. Reads in WAL mode never wait for the writer; writers
+    # of this process queue on the engine's write gate (an asyncio lock) before BEGIN, so
+    # SQLite's busy wait, which would block the loop, only ever waits for another process.
     engine = create_async_engine(
-        url, connect_args={"timeout": 30}, module=one_hop_dbapi(in_loop=not for_writes)
+        url,
+        connect_args={"timeout": 30},
+        module=one_hop_dbapi(mode="write" if for_writes else "read"),
     )
 
     @event.listens_for(engine.sync_engine, "connect")

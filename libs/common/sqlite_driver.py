@@ -10,6 +10,7 @@ Server-side (streaming) cursors keep SQLAlchemy's own class: nothing here stream
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
 from collections.abc import Sequence
@@ -21,8 +22,12 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.util import await_
 
 _Outcome = tuple[Any, int, int | None, list[Any]]
+
+# How long a writer waits for this process's other writer before "database is locked".
+GATE_TIMEOUT_SECONDS = 30.0
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
@@ -107,6 +112,16 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
 
+async def _ready() -> None:
+    return None
+
+
+def _pass_through_the_loop() -> None:
+    """A no-op await: SQLAlchemy's AsyncConnection.execute insists that a statement awaited
+    something (it guards against sync drivers); this costs two greenlet switches, no hop."""
+    await_(_ready())
+
+
 class InLoopCursor(OneHopCursor):
     """A read connection's cursor: the statement runs right here, on the event loop's thread.
 
@@ -117,16 +132,37 @@ class InLoopCursor(OneHopCursor):
     __slots__ = ()
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
+        _pass_through_the_loop()
         try:
             self._keep(_run(self._connection._conn, operation, parameters))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
 
     def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        _pass_through_the_loop()
         try:
             self._keep(_run_many(self._connection._conn, operation, seq_of_parameters))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
+
+
+class GatedCursor(InLoopCursor):
+    """A write connection's cursor: on the loop's thread too, but BEGIN first takes the
+    engine's write gate, so this process's writers queue on an asyncio lock (the loop keeps
+    serving) instead of in SQLite's busy wait (which would block the loop)."""
+
+    __slots__ = ()
+
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        if isinstance(operation, str) and operation.startswith("BEGIN"):
+            connection: GatedConnection = self._adapt_connection  # type: ignore[assignment]
+            connection.take_gate()
+            try:
+                return super().execute(operation, parameters)
+            except BaseException:
+                connection.leave_gate()
+                raise
+        return super().execute(operation, parameters)
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
@@ -156,23 +192,83 @@ class InLoopConnection(AsyncAdapt_aiosqlite_connection):
                 self._handle_exception(error)
 
 
+class GatedConnection(InLoopConnection):
+    """A write connection on the loop's thread that holds its engine's write gate from BEGIN
+    until COMMIT, ROLLBACK or close: one writer at a time per process, as SQLite allows."""
+
+    __slots__ = ("_holds_gate",)
+    _cursor_cls = GatedCursor
+
+    def __init__(self, dbapi: OneHopDbapi, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._holds_gate = False
+
+    def take_gate(self) -> None:
+        gate = self.dbapi.write_gate
+        try:
+            # Without a bound the writer that never ends would hang every other: the same
+            # limit, and the same error, as SQLite's own busy timeout.
+            await_(asyncio.wait_for(gate.acquire(), timeout=GATE_TIMEOUT_SECONDS))
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+        self._holds_gate = True
+
+    def leave_gate(self) -> None:
+        if self._holds_gate:
+            self._holds_gate = False
+            self.dbapi.write_gate.release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.leave_gate()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        except BaseException:
+            # A failed COMMIT leaves the transaction open; its ROLLBACK ends it and the gate.
+            raise
+        else:
+            self.leave_gate()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.leave_gate()
+
+    def _terminate_force_close(self) -> None:
+        try:
+            super()._terminate_force_close()
+        finally:
+            self.leave_gate()
+
+
 class OneHopDbapi(AsyncAdapt_aiosqlite_dbapi):
     """aiosqlite as SQLAlchemy's adapter sees it, but connections hand out one-hop cursors,
     or, for reads (`in_loop`), cursors that run on the event loop's own thread."""
 
-    def __init__(self, aiosqlite: Any, sqlite: Any, *, in_loop: bool = False) -> None:
+    def __init__(self, aiosqlite: Any, sqlite: Any, *, mode: str = "thread") -> None:
         super().__init__(aiosqlite, sqlite)
-        self.in_loop = in_loop
+        self.mode = mode
+        # One engine, one gate: its write connections take it from BEGIN to the end.
+        self.write_gate = asyncio.Lock()
 
-    def connect(self, *arg: Any, **kw: Any) -> OneHopConnection | InLoopConnection:
-        if self.in_loop:
-            # The connection is made on aiosqlite's thread and then used on the loop's.
-            kw["check_same_thread"] = False
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        if self.mode == "thread":
             adapted = super().connect(*arg, **kw)
-            return InLoopConnection(self, adapted._connection)
+            return OneHopConnection(self, adapted._connection)
+        # The connection is made on aiosqlite's thread and then used on the loop's.
+        kw["check_same_thread"] = False
         adapted = super().connect(*arg, **kw)
-        return OneHopConnection(self, adapted._connection)
+        if self.mode == "write":
+            return GatedConnection(self, adapted._connection)
+        return InLoopConnection(self, adapted._connection)
 
 
-def one_hop_dbapi(*, in_loop: bool = False) -> OneHopDbapi:
-    return OneHopDbapi(aiosqlite, sqlite3, in_loop=in_loop)
+def one_hop_dbapi(*, mode: str = "thread") -> OneHopDbapi:
+    """`thread`: every statement on aiosqlite's thread, one hop each; `read`: on the loop's
+    thread; `write`: on the loop's thread behind the engine's write gate."""
+    return OneHopDbapi(aiosqlite, sqlite3, mode=mode)

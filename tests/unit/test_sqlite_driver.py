@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from libs.common.db import create_engine, create_sessionmaker
-from libs.common.sqlite_driver import InLoopConnection, OneHopConnection
+from libs.common.sqlite_driver import GatedConnection, InLoopConnection
 
 
 def test_rows_counts_ids_returning_and_errors(tmp_path: Path) -> None:
@@ -20,7 +20,7 @@ def test_rows_counts_ids_returning_and_errors(tmp_path: Path) -> None:
         try:
             async with engine.begin() as connection:
                 raw = await connection.get_raw_connection()
-                assert isinstance(raw.dbapi_connection, OneHopConnection)
+                assert isinstance(raw.dbapi_connection, GatedConnection)
                 await connection.execute(
                     text("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INT)")
                 )
@@ -92,5 +92,55 @@ def test_reads_run_on_the_loops_thread_and_see_committed_writes(tmp_path: Path) 
         finally:
             await writer.dispose()
             await reader.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_writers_of_one_process_take_turns_without_blocking_the_loop(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gate.db'}"
+
+    async def scenario() -> None:
+        engine = create_engine(url)
+        sessions = create_sessionmaker(engine)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text("CREATE TABLE item (id INTEGER PRIMARY KEY, n INT)"))
+            first_wrote, release_first = asyncio.Event(), asyncio.Event()
+            order: list[str] = []
+
+            async def first() -> None:
+                async with sessions() as session, session.begin():
+                    await session.execute(text("INSERT INTO item (n) VALUES (1)"))
+                    first_wrote.set()
+                    await release_first.wait()
+                    order.append("first committed")
+
+            async def second() -> None:
+                await first_wrote.wait()
+                async with sessions() as session, session.begin():
+                    # The session begins its transaction at its first statement.
+                    await session.execute(text("INSERT INTO item (n) VALUES (2)"))
+                    order.append("second wrote")
+
+            writers = [asyncio.create_task(first()), asyncio.create_task(second())]
+            await first_wrote.wait()
+            # The second writer waits at the gate while the loop goes on serving this task.
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert order == []
+            release_first.set()
+            await asyncio.gather(*writers)
+            assert order == ["first committed", "second wrote"]
+
+            # A rolled-back writer leaves the gate too: the next one is not held up.
+            with pytest.raises(IntegrityError):
+                async with sessions() as session, session.begin():
+                    await session.execute(text("INSERT INTO item (id, n) VALUES (1, 9)"))
+            async with sessions() as session, session.begin():
+                await session.execute(text("INSERT INTO item (n) VALUES (3)"))
+            async with sessions() as session:
+                assert await session.scalar(text("SELECT count(*) FROM item")) == 3
+        finally:
+            await engine.dispose()
 
     asyncio.run(scenario())
