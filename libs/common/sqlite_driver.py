@@ -1,10 +1,10 @@
-"""SQLite for SQLAlchemy's async engine in one thread hop per statement instead of four.
+"""SQLite for SQLAlchemy's async engine with its statements on the event loop's own thread.
 
 SQLAlchemy's aiosqlite adapter opens a cursor, executes, fetches and closes it as four separate
 trips to aiosqlite's connection thread; each trip is a queue hand-off, a thread wake-up and a
-wake-up of the event loop. Profiles of the order path put those trips at about a third of each
-service's event-loop time. Here one function runs on that thread and does all four, and the
-adapter keeps the rows, the description, the row count and the last row id it brought back.
+wake-up of the event loop, and costs more CPU than a small statement. Reads and writes run on
+the loop's thread here (writes behind the engine's write gate, see GatedConnection); the
+one-hop cursor (all four on the thread in one trip) remains for `mode="thread"`.
 Server-side (streaming) cursors keep SQLAlchemy's own class: nothing here streams.
 """
 
