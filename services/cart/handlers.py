@@ -5,7 +5,6 @@ from __future__ import annotations
 import structlog
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from sqlalchemy import select
 
 from libs.common import tracing
 from libs.common.checkout import CHECKOUT_SUBJECT, BadCheckout, bearer_of, parse_checkout
@@ -31,7 +30,7 @@ from libs.contracts.cart import (
 from libs.contracts.identity import ActingSessionEnded
 from libs.contracts.orders import OrderPlaced
 from services.cart import locking, ordering, service
-from services.cart.models import Cart, InboxEntry
+from services.cart.models import InboxEntry
 
 log = structlog.get_logger("cart.handlers")
 
@@ -62,17 +61,15 @@ async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
             principal = runtime.verifier.verify(request.bearer_token)
             order = request.order
             async with runtime.unit_of_work() as uow:
-                org_id = await uow.session.scalar(
-                    select(Cart.org_id).where(Cart.id == order.cart_id)
-                )
-                if org_id is None:
+                cart = await service.cart_for_checkout(uow, order.cart_id)
+                if cart is None:
                     raise NotFound(f"cart {order.cart_id} does not exist")
                 # Checking out is the cart half of placing the order: the same decision.
-                runtime.authorizer.authorize(principal, "place", OrderBook(org_id=org_id))
+                runtime.authorizer.authorize(principal, "place", OrderBook(org_id=cart.org_id))
                 context = EventContext.of(principal, policy_revision=runtime.authorizer.revision)
                 # Keyed by order id: this request and the event below empty a cart once.
                 if await first_delivery(uow.session, InboxEntry, order.order_id):
-                    await service.check_out(uow=uow, context=context, order=order)
+                    await service.check_out(uow=uow, context=context, order=order, cart=cart)
             reply = CheckoutReply(ok=True)
         except (BadCheckout, DomainError) as exc:
             refusal = exc.detail if isinstance(exc, DomainError) else str(exc)

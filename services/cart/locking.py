@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from libs.common.clock import utcnow
 from libs.common.db import insert_if_absent
@@ -16,8 +17,9 @@ from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import CartLock as CartLockResource
 from libs.common.revocation import RevocationSet
 from libs.common.runtime import ServiceRuntime, UnitOfWork
-from services.cart import events
+from services.cart import events, queries
 from services.cart.models import CartLock
+from services.cart.queries import LockRow
 from services.cart.schemas import CartLockRead, LockHolderRead
 from services.cart.settings import CartSettings, cart_settings
 
@@ -31,10 +33,14 @@ _FREE: dict[str, Any] = {
 }
 
 
+# The lock row as the ORM maps it (lock, take-over, release) or as the hot paths read it.
+AnyLock = CartLock | LockRow
+
+
 # ---------------------------------------------------------------- reading the lock
 
 
-def is_live(row: CartLock | None, *, revoked: RevocationSet, now: datetime) -> bool:
+def is_live(row: AnyLock | None, *, revoked: RevocationSet, now: datetime) -> bool:
     """A lock binds only while its acting session lives: an ended or expired session's lock
     blocks nobody, even before the consumer of `acting_session.ended` clears the row."""
     if row is None or row.session_id is None:
@@ -44,11 +50,11 @@ def is_live(row: CartLock | None, *, revoked: RevocationSet, now: datetime) -> b
     return row.session_expires_at is None or row.session_expires_at > now
 
 
-def holds(principal: Principal, row: CartLock) -> bool:
+def holds(principal: Principal, row: AnyLock) -> bool:
     return isinstance(principal, ActingSession) and row.session_id == principal.id
 
 
-def lock_read(row: CartLock) -> CartLockRead:
+def lock_read(row: AnyLock) -> CartLockRead:
     assert row.holder_id and row.holder_name and row.session_id and row.since
     return CartLockRead(
         holder=LockHolderRead(id=row.holder_id, name=row.holder_name),
@@ -58,9 +64,7 @@ def lock_read(row: CartLock) -> CartLockRead:
     )
 
 
-def live_lock(
-    row: CartLock | None, *, revoked: RevocationSet, now: datetime
-) -> CartLockRead | None:
+def live_lock(row: AnyLock | None, *, revoked: RevocationSet, now: datetime) -> CartLockRead | None:
     if row is None or not is_live(row, revoked=revoked, now=now):
         return None
     return lock_read(row)
@@ -83,7 +87,7 @@ def _holder_data(row: CartLock, now: datetime) -> events.LockHolder:
     )
 
 
-def locked(row: CartLock) -> Conflict:
+def locked(row: AnyLock) -> Conflict:
     """The 409 every change by someone other than the holder gets: it names the holder."""
     read = lock_read(row)
     return Conflict(
@@ -94,7 +98,7 @@ def locked(row: CartLock) -> Conflict:
 
 
 def guard_order(
-    principal: Principal, row: CartLock | None, *, revoked: RevocationSet, now: datetime
+    principal: Principal, row: AnyLock | None, *, revoked: RevocationSet, now: datetime
 ) -> None:
     """Placing an order empties the cart: while a staff member holds its lock, only they may
     order from it (409 naming the holder)."""
@@ -115,13 +119,10 @@ async def current_lock(session: AsyncSession, org_id: str) -> CartLock | None:
     )
 
 
-async def _lock_row(uow: UnitOfWork, org_id: str, *, for_update: bool = False) -> CartLock:
+async def _lock_row(uow: UnitOfWork, org_id: str) -> CartLock:
     """The organisation's lock row, created (free) on first use."""
     await insert_if_absent(uow.session, CartLock, {"org_id": org_id, "version": 0}, key=["org_id"])
-    query = (
-        select(CartLock).where(CartLock.org_id == org_id).execution_options(populate_existing=True)
-    )
-    row = await uow.session.scalar(query.with_for_update() if for_update else query)
+    row = await current_lock(uow.session, org_id)
     assert row is not None
     return row
 
@@ -146,25 +147,31 @@ async def _compare_and_set(
 
 
 async def guard_change(
-    uow: UnitOfWork, *, settings: CartSettings, principal: Principal, org_id: str
-) -> None:
-    """The first step of every cart change: queue behind the organisation's other changes,
-    refuse anyone but a live lock's holder (409), and keep the holder's lock from going idle."""
-    row = await _lock_row(uow, org_id, for_update=True)
+    uow: UnitOfWork,
+    connection: AsyncConnection,
+    *,
+    settings: CartSettings,
+    principal: Principal,
+    org_id: str,
+    row: LockRow | None,
+) -> LockRow | None:
+    """Every cart change, once it queued behind the organisation's other changes (`row` is the
+    lock as read after that): refuse anyone but a live lock's holder (409), and keep the
+    holder's lock from going idle. Answers the lock row as the change leaves it."""
     now = utcnow()
-    if is_live(row, revoked=uow.runtime.revoked, now=now):
+    if row is not None and is_live(row, revoked=uow.runtime.revoked, now=now):
         if not holds(principal, row):
             raise locked(row)
-        row.last_activity_at = now
         # A take-over decided on the idle time read before this use must not succeed.
-        row.version += 1
-        return
+        await queries.touch_lock(connection, org_id, now)
+        return replace(row, last_activity_at=now, version=row.version + 1)
     if settings.require_lock_for_acting_changes and isinstance(principal, ActingSession):
         raise Conflict(
             "lock the cart before changing it (POST /v1/cart/lock): this deployment requires "
             "staff to hold the lock",
             lock=None,
         )
+    return row
 
 
 # ---------------------------------------------------------------- lock, take over, unlock
@@ -351,7 +358,11 @@ async def release_locks_of_ended_session(
     return len(rows)
 
 
-async def queue_behind_changes(uow: UnitOfWork, org_id: str) -> None:
-    """Take the organisation's lock row as a change does, without a change's lock check
-    (a checkout follows an order that was already accepted)."""
-    await _lock_row(uow, org_id, for_update=True)
+async def queue_behind_changes(uow: UnitOfWork, connection: AsyncConnection, org_id: str) -> None:
+    """Take the organisation's lock row FOR UPDATE, created (free) on first use: every cart
+    change and checkout queues behind it (PostgreSQL; SQLite's writers queue on BEGIN)."""
+    if await queries.lock_for_update(connection, org_id) is None:
+        await insert_if_absent(
+            uow.session, CartLock, {"org_id": org_id, "version": 0}, key=["org_id"]
+        )
+        await queries.lock_for_update(connection, org_id)

@@ -11,8 +11,8 @@ from libs.common.principals import Principal, org_in_view
 from libs.common.resources import OrderBook
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.cart import CartSnapshot, SnapshotLine
-from services.cart import locking
-from services.cart.service import active_cart, quote_for_order
+from services.cart import locking, queries
+from services.cart.service import quote_for_order
 
 
 async def order_snapshot(*, runtime: ServiceRuntime, principal: Principal) -> CartSnapshot:
@@ -23,12 +23,11 @@ async def order_snapshot(*, runtime: ServiceRuntime, principal: Principal) -> Ca
     # Ordering from the cart is placing an order: the same decision orders asks.
     runtime.authorizer.authorize(principal, "place", OrderBook(org_id=org_id))
     async with runtime.reading() as session:
-        cart = await active_cart(session, org_id)
-        lock = await locking.current_lock(session, org_id)
-        # Placing the order empties the cart: while a staff member holds its lock, only they may.
-        locking.guard_order(principal, lock, revoked=runtime.revoked, now=utcnow())
-        items = [(i.sku, i.quantity) for i in cart.items] if cart is not None else []
-    if cart is None or not items:
+        cart = await queries.cart_in_view(await session.connection(), org_id)
+    # Placing the order empties the cart: while a staff member holds its lock, only they may.
+    locking.guard_order(principal, cart.lock, revoked=runtime.revoked, now=utcnow())
+    items = [(i.sku, i.quantity) for i in cart.items]
+    if cart.id is None or not items:
         raise Invalid("the cart is empty")
     quote = await quote_for_order(runtime, org_id, [sku for sku, _ in items])
     lines = [

@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from uuid import uuid4
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.common.clock import utcnow
+from libs.common.db import has_row_locks
 from libs.common.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from libs.common.events import EventContext
 from libs.common.principals import Principal, org_in_view
@@ -21,8 +21,8 @@ from libs.common.runtime import ServiceRuntime, UnitOfWork
 from libs.contracts.base import Event
 from libs.contracts.cart import CheckoutOrder
 from libs.contracts.catalog import PriceQuote, QuotedLine
-from services.cart import events, locking
-from services.cart.models import Cart, CartItem
+from services.cart import events, locking, queries
+from services.cart.queries import CartState, Line
 from services.cart.schemas import CartItemRead, CartLockRead, CartRead
 from services.cart.settings import CartSettings, cart_settings
 
@@ -31,10 +31,10 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _read(cart: Cart | None, org_id: str, *, version: int, lock: CartLockRead | None) -> CartRead:
+def _read(cart: CartState, lock: CartLockRead | None) -> CartRead:
     return CartRead(
-        id=cart.id if cart else None,
-        org_id=org_id,
+        id=cart.id,
+        org_id=cart.org_id,
         items=[
             CartItemRead(
                 sku=i.sku,
@@ -43,47 +43,17 @@ def _read(cart: Cart | None, org_id: str, *, version: int, lock: CartLockRead | 
                 unit_price=i.unit_price,
                 currency=i.currency,
             )
-            for i in (cart.items if cart else [])
+            for i in cart.items
         ],
         lock=lock,
-        version=version,
+        version=cart.version,
     )
 
 
-async def active_cart(session: AsyncSession, org_id: str) -> Cart | None:
-    return await session.scalar(select(Cart).where(Cart.active_org_id == org_id))
-
-
-async def _latest_version(session: AsyncSession, org_id: str) -> int:
-    """The version of the organisation's newest cart: a new cart continues from it, so an
-    ETag read before a checkout never matches the cart that replaces the checked-out one."""
-    latest = await session.scalar(select(func.max(Cart.version)).where(Cart.org_id == org_id))
-    return int(latest or 0)
-
-
-async def _active_cart_for_change(uow: UnitOfWork, org_id: str) -> Cart:
-    cart = await active_cart(uow.session, org_id)
-    if cart is not None:
-        return cart
-    cart = Cart(
-        id=str(uuid4()),
-        org_id=org_id,
-        active_org_id=org_id,
-        status="active",
-        version=await _latest_version(uow.session, org_id),
-        items=[],
-    )
-    uow.session.add(cart)
-    await uow.session.flush()
-    return cart
-
-
-async def _read_in(uow: UnitOfWork, cart: Cart, org_id: str) -> CartRead:
-    """The cart as the change that just happened leaves it (lock included)."""
-    lock = await locking.current_lock(uow.session, org_id)
-    now = utcnow()
-    live = locking.live_lock(lock, revoked=uow.runtime.revoked, now=now)
-    return _read(cart, org_id, version=cart.version, lock=live)
+def row_locks(runtime: ServiceRuntime) -> bool:
+    """Whether rows are locked (PostgreSQL): on SQLite BEGIN IMMEDIATE already makes every
+    writer queue behind the one before it, and a re-read after queueing finds nothing new."""
+    return has_row_locks(runtime.settings.sqlalchemy_url)
 
 
 def check_if_match(if_match: str | None, version: int) -> None:
@@ -106,16 +76,25 @@ def check_if_match(if_match: str | None, version: int) -> None:
 
 async def _begin_change(
     uow: UnitOfWork,
+    connection: AsyncConnection,
     *,
     settings: CartSettings,
     principal: Principal,
     org_id: str,
     if_match: str | None,
-) -> Cart:
-    """Lock first (409 for anyone but the holder), then the version (412), then the cart."""
-    await locking.guard_change(uow, settings=settings, principal=principal, org_id=org_id)
-    cart = await _active_cart_for_change(uow, org_id)
+) -> CartState:
+    """Lock first (409 for anyone but the holder), then the version (412), then the cart:
+    the cart, its lines and its lock come from one statement once the change has queued."""
+    if row_locks(uow.runtime):
+        await locking.queue_behind_changes(uow, connection, org_id)
+    cart = await queries.cart_in_view(connection, org_id)
+    cart.lock = await locking.guard_change(
+        uow, connection, settings=settings, principal=principal, org_id=org_id, row=cart.lock
+    )
     check_if_match(if_match, cart.version)
+    if cart.id is None:
+        # The first change opens the cart, at the version the organisation's carts reached.
+        cart.id = str(uuid4())
     return cart
 
 
@@ -124,22 +103,24 @@ class CartChange:
     """The cart being changed inside `changing_cart`'s transaction."""
 
     uow: UnitOfWork
-    cart: Cart
+    connection: AsyncConnection
+    cart: CartState
     org_id: str
     principal: Principal
 
-    async def advance(self) -> Cart:
+    async def advance(self) -> CartState:
         """The change is made: the cart's version moves on (every ETag read before it is
         stale now) and the rows are written, so the event can name the new version."""
         self.cart.version += 1
-        self.cart.updated_at = utcnow()
-        await self.uow.session.flush()
+        await queries.write(self.connection, self.cart, now=utcnow())
         return self.cart
 
     async def publish(self, event: Event) -> CartRead:
-        """Stage the change's event (the caller is its actor) and answer the cart as left."""
+        """Stage the change's event (the caller is its actor) and answer the cart as left
+        (the lock as this transaction left it: nothing else can have changed it since)."""
         self.uow.publish(event, self.principal)
-        return await _read_in(self.uow, self.cart, self.org_id)
+        lock = locking.live_lock(self.cart.lock, revoked=self.uow.runtime.revoked, now=utcnow())
+        return _read(self.cart, lock)
 
 
 @asynccontextmanager
@@ -155,10 +136,18 @@ async def changing_cart(
     version (412) checked first; the caller mutates `change.cart`, then `advance()`s it and
     `publish()`es its event; the change and the event commit together or not at all."""
     async with runtime.unit_of_work() as uow:
+        connection = await uow.session.connection()
         cart = await _begin_change(
-            uow, settings=settings, principal=principal, org_id=org_id, if_match=if_match
+            uow,
+            connection,
+            settings=settings,
+            principal=principal,
+            org_id=org_id,
+            if_match=if_match,
         )
-        yield CartChange(uow=uow, cart=cart, org_id=org_id, principal=principal)
+        yield CartChange(
+            uow=uow, connection=connection, cart=cart, org_id=org_id, principal=principal
+        )
 
 
 async def quote(runtime: ServiceRuntime, org_id: str, skus: list[str]) -> PriceQuote:
@@ -193,12 +182,8 @@ async def get_cart(*, runtime: ServiceRuntime, principal: Principal) -> CartRead
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "read", CartResource(org_id=org_id))
     async with runtime.reading() as session:
-        cart = await active_cart(session, org_id)
-        version = cart.version if cart else await _latest_version(session, org_id)
-        lock = locking.live_lock(
-            await locking.current_lock(session, org_id), revoked=runtime.revoked, now=utcnow()
-        )
-        return _read(cart, org_id, version=version, lock=lock)
+        cart = await queries.cart_in_view(await session.connection(), org_id)
+    return _read(cart, locking.live_lock(cart.lock, revoked=runtime.revoked, now=utcnow()))
 
 
 def check_quantity(settings: CartSettings, quantity: int, *, sku: str | None = None) -> None:
@@ -207,11 +192,11 @@ def check_quantity(settings: CartSettings, quantity: int, *, sku: str | None = N
         raise Invalid(f"quantity {quantity}{of} is above the maximum of {settings.max_quantity}")
 
 
-def add_line(cart: Cart, line: QuotedLine, quantity: int, settings: CartSettings) -> CartItem:
+def add_line(cart: CartState, line: QuotedLine, quantity: int, settings: CartSettings) -> Line:
     """Add `quantity` of a quoted product to the cart at the catalog's current price."""
     item = next((i for i in cart.items if i.sku == line.sku), None)
     if item is None:
-        item = CartItem(
+        item = Line(
             sku=line.sku,
             name=line.name,
             quantity=quantity,
@@ -246,7 +231,7 @@ async def _priced_change(
     return settings, org_id, await _quote_one(runtime, org_id, sku)
 
 
-def _line_of(cart: Cart, sku: str) -> CartItem:
+def _line_of(cart: CartState, sku: str) -> Line:
     item = next((i for i in cart.items if i.sku == sku), None)
     if item is None:
         raise NotFound(f"SKU {sku} is not in the cart")
@@ -330,26 +315,41 @@ async def remove_item(
         )
 
 
-async def check_out(*, uow: UnitOfWork, context: EventContext, order: CheckoutOrder) -> None:
+async def cart_for_checkout(uow: UnitOfWork, cart_id: str) -> CartState | None:
+    """The cart an order names, with its lines (None if there is no such cart)."""
+    return await queries.cart_by_id(await uow.session.connection(), cart_id)
+
+
+async def check_out(
+    *,
+    uow: UnitOfWork,
+    context: EventContext,
+    order: CheckoutOrder,
+    cart: CartState | None = None,
+) -> None:
     """An order was placed from a cart: empty it of what was ordered.
 
     If nobody changed the cart since the order read it, the whole cart is closed (the
     next change opens a new one); otherwise only the ordered quantities leave it. Either
     way its version moves on, so no ETag read before the order matches afterwards.
+    `cart` is the cart as this transaction already read it, if it did.
     """
-    org_id = await uow.session.scalar(select(Cart.org_id).where(Cart.id == order.cart_id))
-    if org_id is None:
+    connection = await uow.session.connection()
+    if cart is None:
+        cart = await queries.cart_by_id(connection, order.cart_id)
+    if cart is None:
         return
-    # Queue behind the organisation's cart changes, like they queue behind each other.
-    await locking.queue_behind_changes(uow, org_id)
-    cart = await uow.session.scalar(
-        select(Cart).where(Cart.id == order.cart_id).execution_options(populate_existing=True)
-    )
-    if cart is None or cart.status != "active":
+    if row_locks(uow.runtime):
+        # Queue behind the organisation's cart changes, like they queue behind each other,
+        # then read the cart as the last of them left it.
+        await locking.queue_behind_changes(uow, connection, cart.org_id)
+        cart = await queries.cart_by_id(connection, order.cart_id)
+        if cart is None:
+            return
+    if cart.status != "active":
         return
     if cart.version == order.cart_version:
         cart.status = "checked_out"
-        cart.active_org_id = None
     else:
         ordered = {line.sku: line.quantity for line in order.items}
         for item in list(cart.items):
@@ -359,7 +359,8 @@ async def check_out(*, uow: UnitOfWork, context: EventContext, order: CheckoutOr
             else:
                 item.quantity = left
     cart.version += 1
-    cart.updated_at = utcnow()
+    await queries.write(connection, cart, now=utcnow())
     uow.publish(
-        events.CartCheckedOut(cart_id=cart.id, order_id=order.order_id, status=cart.status), context
+        events.CartCheckedOut(cart_id=order.cart_id, order_id=order.order_id, status=cart.status),
+        context,
     )
