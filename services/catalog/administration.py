@@ -14,7 +14,7 @@ from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.principals import Principal
 from libs.common.resources import Administration
 from libs.common.runtime import ServiceRuntime
-from services.catalog import events
+from services.catalog import events, revision
 from services.catalog.models import (
     AssortmentItem,
     CustomerGroupMember,
@@ -37,7 +37,7 @@ async def create_product(
 ) -> ProductRead:
     runtime.authorizer.authorize(principal, "manage", ADMINISTRATION)
     try:
-        async with runtime.unit_of_work() as uow:
+        async with revision.changing(runtime) as uow:
             uow.session.add(
                 Product(sku=body.sku, name=body.name, price=body.price, currency=body.currency)
             )
@@ -63,7 +63,7 @@ async def set_customer_price(
     *, runtime: ServiceRuntime, principal: Principal, org_id: str, sku: str, price: Decimal
 ) -> CustomerPriceRead:
     runtime.authorizer.authorize(principal, "manage", ADMINISTRATION)
-    async with runtime.unit_of_work() as uow:
+    async with revision.changing(runtime) as uow:
         product = await uow.session.get(Product, sku)
         if product is None:
             raise NotFound(f"unknown SKU {sku}")
@@ -89,7 +89,7 @@ async def remove_customer_price(
     *, runtime: ServiceRuntime, principal: Principal, org_id: str, sku: str
 ) -> None:
     runtime.authorizer.authorize(principal, "manage", ADMINISTRATION)
-    async with runtime.unit_of_work() as uow:
+    async with revision.changing(runtime) as uow:
         row = await uow.session.get(CustomerPrice, (org_id, sku))
         if row is None:
             raise NotFound(f"no customer price for {sku} for this organisation")
@@ -112,7 +112,7 @@ async def set_assortment(
 ) -> AssortmentRead:
     runtime.authorizer.authorize(principal, "manage", ADMINISTRATION)
     wanted = sorted(set(skus))
-    async with runtime.unit_of_work() as uow:
+    async with revision.changing(runtime) as uow:
         session = uow.session
         unknown = await unknown_skus(session, wanted)
         if unknown:
@@ -153,7 +153,7 @@ async def set_customer_groups(
     """Replace the groups `org_id` belongs to (an empty list takes it out of every group)."""
     runtime.authorizer.authorize(principal, "manage", ADMINISTRATION)
     wanted = sorted(set(groups))
-    async with runtime.unit_of_work() as uow:
+    async with revision.changing(runtime) as uow:
         session = uow.session
         await session.execute(
             delete(CustomerGroupMember).where(CustomerGroupMember.org_id == org_id)

@@ -13,6 +13,7 @@ from services.catalog import handlers
 from services.catalog.models import Base, OutboxMessage
 from services.catalog.routes import router
 from services.catalog.settings import CatalogSettings
+from services.catalog.views import CatalogParts
 
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
@@ -23,6 +24,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         async with start_runtime(
             settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
         ) as runtime:
+            runtime.parts = CatalogParts.fresh()
             subscription = await handlers.serve_quotes(runtime)
             app.state.runtime = runtime
             try:

@@ -1,11 +1,12 @@
-"""Catalog's tables: products, prices, assortments, promotions, groups, product numbers, outbox."""
+"""Catalog's tables: products, prices, assortments, promotions, groups, product numbers, the
+catalog revision, outbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Numeric, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from libs.common.clock import utcnow
@@ -117,6 +118,16 @@ class CustomerProductNumber(Base):
     sku: Mapped[str] = mapped_column(ForeignKey("products.sku"), primary_key=True)
     number: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class CatalogRevision(Base):
+    """One row: a number every catalog write raises in its own transaction, so any replica can
+    tell with one tiny query whether what it cached still holds (services/catalog/views.py)."""
+
+    __tablename__ = "catalog_revision"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class OutboxMessage(OutboxMixin, Base):

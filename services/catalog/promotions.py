@@ -13,7 +13,7 @@ from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.paging import decode_time_cursor, page_of
 from libs.common.principals import Principal
 from libs.common.runtime import ServiceRuntime
-from services.catalog import events
+from services.catalog import events, revision
 from services.catalog.administration import ADMINISTRATION, unknown_skus
 from services.catalog.models import (
     TARGET_GROUP,
@@ -75,7 +75,7 @@ async def create_promotion(
     if body.valid_to is not None and body.valid_to <= valid_from:
         raise Invalid("valid_to must be after valid_from")
     skus = sorted(set(body.skus))
-    async with runtime.unit_of_work() as uow:
+    async with revision.changing(runtime) as uow:
         unknown = await unknown_skus(uow.session, skus)
         if unknown:
             raise Invalid(f"unknown SKUs: {', '.join(unknown)}")
@@ -172,7 +172,7 @@ async def end_promotion(
     """End a promotion now; one that has not started yet then never runs."""
     runtime.authorizer.authorize(principal, "manage", ADMINISTRATION)
     now = utcnow()
-    async with runtime.unit_of_work() as uow:
+    async with revision.changing(runtime) as uow:
         promotion = await uow.session.get(Promotion, promotion_id)
         if promotion is None:
             raise NotFound(f"promotion {promotion_id} does not exist")

@@ -40,19 +40,21 @@ SkuPath = Annotated[str, Path(max_length=64, pattern=SKU_PATTERN)]
 PromotionIdPath = Annotated[str, Path(max_length=36)]
 
 
-@router.get("/v1/products")
+# The body comes as the ProductPage's JSON, cached in products.py: no model to validate here.
+@router.get("/v1/products", response_model=ProductPage)
 async def list_products(
     principal: CurrentPrincipal,
     runtime: Runtime,
     q: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=PRODUCTS_PAGE_MAX)] = PRODUCTS_PAGE_DEFAULT,
     cursor: CursorQuery = None,
-) -> ProductPage:
+) -> Response:
     """The products the caller's organisation (or the acting subject) sees, at its prices, by
     SKU, a page at a time; `q` matches SKU, name or the customer's own product number."""
-    return await products.list_products(
+    body = await products.list_products(
         runtime=runtime, principal=principal, q=q, limit=limit, cursor=cursor
     )
+    return Response(content=body, media_type="application/json")
 
 
 @router.put("/v1/products/{sku}/customer-number", responses=problems(409))
