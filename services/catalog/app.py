@@ -24,7 +24,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         async with start_runtime(
             settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
         ) as runtime:
-            runtime.parts = CatalogParts.fresh()
+            runtime.parts = CatalogParts.fresh(runtime)
             subscription = await handlers.serve_quotes(runtime)
             app.state.runtime = runtime
             try:

@@ -311,12 +311,14 @@ async def list_products(
     parts = catalog_parts(runtime)
     needle = (q or "").strip().lower()
     key = (org_id, needle, after_sku, limit)
+    cached = parts.pages.get(key, revision=await parts.revision.current(), now=utcnow())
+    if cached is not None:
+        return cached.value
     async with runtime.reading() as session:
+        # Read again with the products, in one snapshot: the entry is stored under the
+        # revision its prices belong to.
         seen = await revision.current(session)
         now = utcnow()
-        cached = parts.pages.get(key, revision=seen, now=now)
-        if cached is not None:
-            return cached.value
         found, until = await _visible(
             session,
             parts,
@@ -340,27 +342,33 @@ async def quote(*, runtime: ServiceRuntime, org_id: str, skus: list[str]) -> Pri
     """The one source of prices for cart and orders: the same numbers as the product list.
     Each product's line is cached like the list's pages."""
     parts = catalog_parts(runtime)
+    wanted = list(dict.fromkeys(skus))
     lines: dict[str, QuotedLine] = {}
-    async with runtime.reading() as session:
-        seen = await revision.current(session)
-        now = utcnow()
-        missing = []
-        for sku in dict.fromkeys(skus):
-            cached = parts.lines.get((org_id, sku), revision=seen, now=now)
-            if cached is None:
-                missing.append(sku)
-            elif cached.value is not None:
-                lines[sku] = cached.value
-        if missing:
+    seen = await parts.revision.current()
+    now = utcnow()
+    for sku in wanted:
+        cached = parts.lines.get((org_id, sku), revision=seen, now=now)
+        if cached is None:
+            break
+        if cached.value is not None:
+            lines[sku] = cached.value
+    else:
+        wanted = []
+    if wanted:
+        # One missing line: all of them again, in one snapshot, so the quote is of one moment.
+        lines = {}
+        async with runtime.reading() as session:
+            seen = await revision.current(session)
+            now = utcnow()
             found, until = await _visible(
-                session, parts, org_id=org_id, seen=seen, now=now, skus=missing
+                session, parts, org_id=org_id, seen=seen, now=now, skus=wanted
             )
-            fresh = {item.sku: _quoted_line(item) for item in found}
-            for sku in missing:
-                line = fresh.get(sku)
-                parts.lines.put((org_id, sku), line, revision=seen, until=until)
-                if line is not None:
-                    lines[sku] = line
+        fresh = {item.sku: _quoted_line(item) for item in found}
+        for sku in wanted:
+            line = fresh.get(sku)
+            parts.lines.put((org_id, sku), line, revision=seen, until=until)
+            if line is not None:
+                lines[sku] = line
     return PriceQuote(
         org_id=org_id,
         lines={sku: lines[sku] for sku in sorted(lines)},

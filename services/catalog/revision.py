@@ -3,7 +3,8 @@ hold only while it is unchanged (services/catalog/views.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import cast
 
@@ -37,3 +38,51 @@ async def changing(runtime: ServiceRuntime) -> AsyncIterator[UnitOfWork]:
             if not raised.rowcount:  # type: ignore[attr-defined]
                 # The migration inserts the row; this only guards a database made otherwise.
                 await uow.session.execute(_FIRST)
+
+
+class SharedReads:
+    """The revision for requests that only need to know it (is my cached answer current?),
+    one database read for all the requests waiting at once: a request joins the read that
+    has not started yet, never one already running, so the revision it gets was read after
+    it arrived and every write answered before then is counted."""
+
+    def __init__(self, read: Callable[[], Awaitable[int]]) -> None:
+        self._read = read
+        # The read the requests arriving now wait for; it starts once the running one ends.
+        self._next: asyncio.Future[int] | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def current(self) -> int:
+        waiting = self._next
+        if waiting is None:
+            waiting = self._next = asyncio.get_running_loop().create_future()
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read_while_asked())
+        # Shielded: one request going away must not cancel the read the others wait for.
+        return await asyncio.shield(waiting)
+
+    async def _read_while_asked(self) -> None:
+        waiting = None
+        try:
+            while (waiting := self._next) is not None:
+                self._next = None
+                try:
+                    waiting.set_result(await self._read())
+                except Exception as exc:
+                    waiting.set_exception(exc)
+                    waiting.exception()  # retrieved: every waiter may have gone already
+        finally:
+            self._reader = None
+            # Cancelled (the service stops): nobody may wait for a read that never comes.
+            for left in (waiting, self._next):
+                if left is not None and not left.done():
+                    left.cancel()
+            self._next = None
+
+
+def shared_reads(runtime: ServiceRuntime) -> SharedReads:
+    async def read() -> int:
+        async with runtime.reading() as session:
+            return await current(session)
+
+    return SharedReads(read)

@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.catalog import QuotedLine
 from services.catalog.pricing import Offer
+from services.catalog.revision import SharedReads, shared_reads
 
 V = TypeVar("V")
 
@@ -78,9 +79,17 @@ class CatalogParts:
     # The promotions of an organisation that run now or later; time does not stale them.
     offers: PricedViews[tuple[Offer, ...]]
 
+    # The catalog revision, one read for the requests that ask at once.
+    revision: SharedReads
+
     @classmethod
-    def fresh(cls) -> CatalogParts:
-        return cls(pages=PricedViews(), lines=PricedViews(), offers=PricedViews())
+    def fresh(cls, runtime: ServiceRuntime) -> CatalogParts:
+        return cls(
+            pages=PricedViews(),
+            lines=PricedViews(),
+            offers=PricedViews(),
+            revision=shared_reads(runtime),
+        )
 
 
 def catalog_parts(runtime: ServiceRuntime) -> CatalogParts:
