@@ -24,12 +24,13 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         async with start_runtime(
             settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
         ) as runtime:
-            runtime.parts = CatalogParts.fresh(runtime)
+            runtime.parts = parts = CatalogParts.fresh(runtime)
             subscription = await handlers.serve_quotes(runtime)
             app.state.runtime = runtime
             try:
                 yield
             finally:
                 await subscription.unsubscribe()
+                await parts.close()
 
     return create_service_app(title="onbehalf catalog", lifespan=lifespan, routers=[router])

@@ -4,12 +4,13 @@ hold only while it is unchanged (services/catalog/views.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import cast
 
-from sqlalchemy import Table, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from libs.common.runtime import ServiceRuntime, UnitOfWork
 from services.catalog.models import CatalogRevision
@@ -80,9 +81,45 @@ class SharedReads:
             self._next = None
 
 
-def shared_reads(runtime: ServiceRuntime) -> SharedReads:
-    async def read() -> int:
-        async with runtime.reading() as session:
-            return await current(session)
+def _read_and_end(connection: Connection) -> int:
+    try:
+        return connection.execute(_READ).scalar() or 0
+    finally:
+        # Ended at once: on SQLite an open read transaction would keep seeing its snapshot.
+        connection.rollback()
 
-    return SharedReads(read)
+
+class HeldConnection:
+    """Reads the revision on one connection kept for it: no session, no pool round trip,
+    one greenlet switch (a few tens of microseconds instead of some hundreds)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._connection: AsyncConnection | None = None
+
+    async def read(self) -> int:
+        try:
+            return await self._read()
+        except Exception:
+            # Broken (the database restarted, say): once more on a fresh, pre-pinged one.
+            await self.close()
+            return await self._read()
+
+    async def _read(self) -> int:
+        if self._connection is None:
+            self._connection = await self._engine.connect()
+        return await self._connection.run_sync(_read_and_end)
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await connection.close()
+
+
+def read_engine(runtime: ServiceRuntime) -> AsyncEngine:
+    """The engine the runtime reads with (on SQLite not the one it writes with)."""
+    engine = runtime.read_sessionmaker.kw["bind"]
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError(f"the read sessions are bound to {engine!r}, not an engine")
+    return engine

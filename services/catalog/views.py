@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.catalog import QuotedLine
 from services.catalog.pricing import Offer
-from services.catalog.revision import SharedReads, shared_reads
+from services.catalog.revision import HeldConnection, SharedReads, read_engine
 
 V = TypeVar("V")
 
@@ -79,17 +79,23 @@ class CatalogParts:
     # The promotions of an organisation that run now or later; time does not stale them.
     offers: PricedViews[tuple[Offer, ...]]
 
-    # The catalog revision, one read for the requests that ask at once.
+    # The catalog revision, one read for the requests that ask at once, on its own connection.
     revision: SharedReads
+    revision_source: HeldConnection
 
     @classmethod
     def fresh(cls, runtime: ServiceRuntime) -> CatalogParts:
+        source = HeldConnection(read_engine(runtime))
         return cls(
             pages=PricedViews(),
             lines=PricedViews(),
             offers=PricedViews(),
-            revision=shared_reads(runtime),
+            revision=SharedReads(source.read),
+            revision_source=source,
         )
+
+    async def close(self) -> None:
+        await self.revision_source.close()
 
 
 def catalog_parts(runtime: ServiceRuntime) -> CatalogParts:
