@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -21,8 +22,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from libs.common.runtime import ServiceRuntime
 from services.cart.models import Cart, CartItem, CartLock
 
 # Core statements built at import: SQLAlchemy memoises a statement's cache key on the object, so
@@ -173,6 +175,22 @@ class CartState:
     # What was read (sku → values), to write only the lines a change touched.
     read_lines: dict[str, tuple[str, int, Decimal, str, int]] = field(default_factory=dict)
     stored: bool = True
+
+
+def read_engine(runtime: ServiceRuntime) -> AsyncEngine:
+    """The engine the runtime reads with (on SQLite not the one it writes with)."""
+    engine = runtime.read_sessionmaker.kw["bind"]
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError(f"the read sessions are bound to {engine!r}, not an engine")
+    return engine
+
+
+@asynccontextmanager
+async def reading(runtime: ServiceRuntime) -> AsyncIterator[AsyncConnection]:
+    """A read transaction on a connection of the read engine, without the ORM session that
+    `runtime.reading()` builds (and tears down) around it: these reads are Core statements."""
+    async with read_engine(runtime).connect() as connection:
+        yield connection
 
 
 def _lock_of(row: Row[*tuple[Any, ...]]) -> LockRow | None:

@@ -181,8 +181,8 @@ async def _quote_one(runtime: ServiceRuntime, org_id: str, sku: str) -> QuotedLi
 async def get_cart(*, runtime: ServiceRuntime, principal: Principal) -> CartRead:
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "read", CartResource(org_id=org_id))
-    async with runtime.reading() as session:
-        cart = await queries.cart_in_view(await session.connection(), org_id)
+    async with queries.reading(runtime) as connection:
+        cart = await queries.cart_in_view(connection, org_id)
     return _read(cart, locking.live_lock(cart.lock, revoked=runtime.revoked, now=utcnow()))
 
 
