@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import structlog
 from cloudevents.core.v1.event import CloudEvent
@@ -13,9 +14,21 @@ from nats.js import JetStreamContext
 from nats.js.errors import NoStreamResponseError
 from opentelemetry.trace import Span
 from prometheus_client import Counter
-from sqlalchemy import Integer, LargeBinary, String, select, update
+from sqlalchemy import (
+    Engine,
+    Insert,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    bindparam,
+    event,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -54,19 +67,70 @@ class OutboxMixin:
     traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
 
 
+# Where a session keeps the rows staged in its transaction, then those its commit is writing.
+_STAGED = "onbehalf.outbox.staged"
+_COMMITTING = "onbehalf.outbox.committing"
+# The relay of each (engine, outbox table) in this process that takes committed rows from
+# memory (SQLite's one relay per database file; see OutboxRelay.hand_over).
+_RELAYS: dict[tuple[Engine, Table], OutboxRelay] = {}
+_INSERTS: dict[Table, Insert] = {}
+
+
 def add_to_outbox(session: AsyncSession, model: type[Any], event: CloudEvent) -> None:
-    """Stage `event` in the caller's transaction; it is published only if that commits."""
-    session.add(
-        model(
-            id=event.get_id(),
-            subject=nats_subject(event.get_type()),
-            event_type=event.get_type(),
-            payload=encode(event),
-            created_at=utcnow(),
-            attempts=0,
-            traceparent=event.get_extension(tracing.TRACEPARENT),
-        )
-    )
+    """Stage `event` in the caller's transaction; it is published only if that commits.
+
+    The row is written just before the commit, with the transaction's other events, by one
+    executemany on the table (no ORM unit of work per event)."""
+    table = cast(Table, model.__table__)
+    values = {
+        "id": event.get_id(),
+        "subject": nats_subject(event.get_type()),
+        "event_type": event.get_type(),
+        "payload": encode(event),
+        "created_at": utcnow(),
+        "published_at": None,
+        "attempts": 0,
+        "traceparent": event.get_extension(tracing.TRACEPARENT),
+    }
+    session.info.setdefault(_STAGED, []).append((table, values))
+
+
+@event.listens_for(Session, "before_commit")
+def _write_staged(session: Session) -> None:
+    staged: list[tuple[Table, dict[str, Any]]] | None = session.info.pop(_STAGED, None)
+    if not staged:
+        return
+    by_table: dict[Table, list[dict[str, Any]]] = {}
+    for table, values in staged:
+        by_table.setdefault(table, []).append(values)
+    for table, rows in by_table.items():
+        statement = _INSERTS.get(table)
+        if statement is None:
+            statement = _INSERTS[table] = insert(table)
+        session.execute(statement, rows)
+    session.info[_COMMITTING] = staged
+
+
+@event.listens_for(Session, "after_commit")
+def _hand_over_committed(session: Session) -> None:
+    committing: list[tuple[Table, dict[str, Any]]] | None = session.info.pop(_COMMITTING, None)
+    if not committing or not _RELAYS:
+        return
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    for table, values in committing:
+        relay = _RELAYS.get((engine, table))
+        if relay is not None:
+            relay.hand_over(
+                (values["id"], values["subject"], values["payload"], values["traceparent"])
+            )
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_staged(session: Session, previous_transaction: SessionTransaction) -> None:
+    # Rolled back (or the commit failed): the rows were never written, or are undone.
+    session.info.pop(_STAGED, None)
+    session.info.pop(_COMMITTING, None)
 
 
 class RelayRoundFailed(Exception):
@@ -79,6 +143,13 @@ class OutboxRelay:
     A row is marked published only once JetStream acknowledged it; anything else (NATS away,
     a publish timeout, a crash between the ack and our commit) leaves it pending, and the
     retry is de-duplicated by JetStream on the message id and by every consumer on the event id.
+
+    On SQLite (one relay per database file) the rows a commit of this process wrote are handed
+    over in memory (`hand_over`), so a round publishes them without reading the table, and the
+    acknowledged ids are marked published together, one UPDATE every `mark_delay_seconds`
+    (or per `batch_size` ids): a crash in between only means they are published again, which
+    is the retry above. The table is still read every `poll_seconds`, after a failure and
+    whenever the hand-over fell behind, so rows written by anyone else leave as before.
     """
 
     def __init__(
@@ -92,6 +163,7 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         publish_timeout: float = 2.0,
         max_backoff_seconds: float = 2.0,
+        mark_delay_seconds: float = 0.2,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._model = model
@@ -101,15 +173,59 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._publish_timeout = publish_timeout
         self._max_backoff = max_backoff_seconds
+        self._mark_delay = mark_delay_seconds
         self._wakeup = asyncio.Event()
         self._reconnected = asyncio.Event()
         # Set while rounds fail (and before the first): the next round probes with one message
         # before pipelining the batch, so an outage does not pile a whole batch per retry into
         # the client's reconnect buffer, to be flushed as duplicates when NATS returns.
         self._failing = True
+        table = cast(Table, model.__table__)
+        self._pending_query = (
+            select(table.c.id, table.c.subject, table.c.payload, table.c.traceparent)
+            .where(table.c.published_at.is_(None))
+            .order_by(table.c.created_at, table.c.id)
+            .limit(batch_size)
+        )
+        self._mark_statement = (
+            update(table)
+            .where(table.c.id.in_(bindparam("ids", expanding=True)))
+            .values(published_at=bindparam("now"))
+        )
+        self._count_attempt = (
+            update(table)
+            .where(table.c.id.in_(bindparam("ids", expanding=True)))
+            .values(attempts=table.c.attempts + 1)
+        )
+        # Committed rows handed over in memory, not published yet (unlocked relays only).
+        self._handed: list[Row] = []
+        # The table may hold pending rows the hand-over did not bring: read it next round.
+        self._read_table = True
+        self._last_read = 0.0
+        # Acknowledged, not marked yet, and since when the oldest of them waits.
+        self._unmarked: list[str] = []
+        self._unmarked_since = 0.0
+        # Ids published lately: a row the table read already published may still be handed
+        # over by its commit a moment later (the read can see a commit before its hook runs).
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._registered: tuple[Engine, Table] | None = None
+        bind = sessionmaker.kw.get("bind")
+        if not row_locks and bind is not None:
+            self._registered = (bind.sync_engine, table)
+            _RELAYS[self._registered] = self
 
     def notify(self) -> None:
         """Called after a commit that wrote events, so they leave without waiting for a poll."""
+        self._wakeup.set()
+
+    def hand_over(self, row: Row) -> None:
+        """A row a commit of this process just wrote (called by the session's after-commit)."""
+        if len(self._handed) >= 4 * self._batch_size:
+            # Falling behind (NATS away): the table has them; stop holding them in memory.
+            self._handed.clear()
+            self._read_table = True
+            return
+        self._handed.append(row)
         self._wakeup.set()
 
     def on_reconnect(self) -> None:
@@ -119,16 +235,25 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Forever: wait for a commit (or the poll period), publish everything pending."""
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
-            self._wakeup.clear()
-            try:
-                await self._drain_with_backoff()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # never let the relay task die: the next poll tries again
-                log.exception("outbox_relay_error", error=repr(exc))
+        try:
+            while True:
+                timeout = self._mark_delay if self._unmarked else self._poll_seconds
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
+                self._wakeup.clear()
+                try:
+                    await self._drain_with_backoff()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # never let the relay task die: the next poll tries
+                    log.exception("outbox_relay_error", error=repr(exc))
+        finally:
+            if self._registered is not None and _RELAYS.get(self._registered) is self:
+                del _RELAYS[self._registered]
+            if self._unmarked:
+                # Stopping: mark what JetStream acknowledged, so a restart does not resend it.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._mark_published(), timeout=2.0)
 
     async def _drain_with_backoff(self) -> None:
         async for attempt in AsyncRetrying(
@@ -139,7 +264,7 @@ class OutboxRelay:
             reraise=True,
         ):
             with attempt:
-                while await self.publish_pending() == self._batch_size:
+                while await self.publish_pending() >= self._batch_size:
                     pass
 
     def _before_retry(self, state: RetryCallState) -> None:
@@ -193,30 +318,63 @@ class OutboxRelay:
     async def _publish_unlocked(self) -> int:
         # SQLite: one writer at a time, so never hold the write lock while talking to NATS.
         # One relay per database file (one process), so nobody else publishes these rows.
-        model = self._model
-        async with self._sessionmaker() as session:
-            result = await session.execute(
-                select(model.id, model.subject, model.payload, model.traceparent)
-                .where(model.published_at.is_(None))
-                .order_by(model.created_at, model.id)
-                .limit(self._batch_size)
-            )
-            rows: list[Row] = [(r.id, r.subject, r.payload, r.traceparent) for r in result]
-            await session.commit()
+        loop = asyncio.get_running_loop()
+        handed, self._handed = self._handed, []
+        rows: list[Row] = []
+        full = False
+        if self._failing or self._read_table or loop.time() - self._last_read >= self._poll_seconds:
+            # Marked first, so that the read returns only rows nobody published.
+            await self._mark_published()
+            async with self._sessionmaker() as session:
+                result = await session.execute(self._pending_query)
+                rows = [(r.id, r.subject, r.payload, r.traceparent) for r in result]
+                await session.commit()
+            self._last_read = loop.time()
+            full = len(rows) >= self._batch_size
+            self._read_table = full
+        known = {row[0] for row in rows}
+        rows += [row for row in handed if row[0] not in known and row[0] not in self._recent]
         if not rows:
+            if self._mark_due(loop.time()):
+                await self._mark_published()
             return 0
         done, error = await self._publish_rows(rows)
+        for event_id in done:
+            self._recent[event_id] = None
+        while len(self._recent) > 4 * self._batch_size:
+            self._recent.popitem(last=False)
+        if done and not self._unmarked:
+            self._unmarked_since = loop.time()
+        self._unmarked += [row[0] for row in rows if row[0] in done]
         failed = [row[0] for row in rows if row[0] not in done]
+        if failed:
+            self._read_table = True
+            await self._mark_published(failed=failed)
+        elif self._mark_due(loop.time()):
+            await self._mark_published()
+        published = self._finish(len(done), error)
+        # A full read means more may wait in the table: the caller comes straight back.
+        return max(published, self._batch_size) if full else published
+
+    def _mark_due(self, now: float) -> bool:
+        return bool(self._unmarked) and (
+            len(self._unmarked) >= self._batch_size
+            or now - self._unmarked_since >= self._mark_delay
+        )
+
+    async def _mark_published(self, failed: list[str] | None = None) -> None:
+        """One transaction: the acknowledged ids marked published, a failed round counted."""
+        done = self._unmarked
+        if not done and not failed:
+            return
         async with self._sessionmaker() as session, session.begin():
             if done:
-                await session.execute(
-                    update(model).where(model.id.in_(done)).values(published_at=utcnow())
-                )
+                await session.execute(self._mark_statement, {"ids": done, "now": utcnow()})
             if failed:
-                await session.execute(
-                    update(model).where(model.id.in_(failed)).values(attempts=model.attempts + 1)
-                )
-        return self._finish(len(done), error)
+                await session.execute(self._count_attempt, {"ids": failed})
+        # Only now: if the transaction failed, they stay to be marked by the next round.
+        if self._unmarked is done:
+            self._unmarked = []
 
     async def _publish_rows(self, rows: list[Row]) -> tuple[set[str], Exception | None]:
         """Publish in order; returns the ids JetStream acknowledged and the first error.
