@@ -125,8 +125,13 @@ async def consume(
     batch: int = 256,
     ack_wait_seconds: float = 30.0,
     max_deliveries: int = DEFAULT_MAX_DELIVERIES,
+    linger_seconds: float = 0.005,
 ) -> None:
     """Run forever: a batch is acknowledged after `handle` returns.
+
+    Once a message arrives, up to `linger_seconds` more are waited for to make the batch
+    (cut short when the batch fills; messages already waiting are taken at once): a handler
+    that costs per batch (a transaction) trades that much latency for fewer, larger batches.
 
     When `handle` raises, the batch is handled again message by message, so one bad message
     costs the others nothing. A message that is not a CloudEvent, or for which `handle` raises
@@ -150,6 +155,7 @@ async def consume(
         batch=batch,
         ack_wait=ack_wait_seconds,
         max_deliveries=max(1, max_deliveries),
+        linger=max(linger_seconds, 0.001),
     )
     while True:
         try:
@@ -169,17 +175,21 @@ async def consume(
                 await subscription.unsubscribe()
 
 
-async def _next_batch(subscription: JetStreamContext.PullSubscription, batch: int) -> list[Msg]:
-    """Wait for one message, then take whatever else is already there, up to `batch`.
+async def _next_batch(
+    subscription: JetStreamContext.PullSubscription, batch: int, linger: float
+) -> list[Msg]:
+    """Wait for one message, then take whatever else is already there, up to `batch`; if
+    nothing is, whatever arrives within `linger`.
 
     A single `fetch(batch)` that receives fewer than `batch` messages waits out its whole
     timeout for the rest: at a trickle, every event would wait up to that long."""
     messages = await subscription.fetch(1, timeout=1.0)
     if batch > 1:
-        # A time-out here only means nothing else was waiting.
+        # nats-py asks first for what is waiting (answered at once), and only when nothing
+        # is, lingers for up to `linger`. A time-out here only means nothing else came.
         # (nats-py raises either its own TimeoutError or asyncio's, depending on the path.)
         with contextlib.suppress(NatsTimeoutError, asyncio.TimeoutError):
-            messages += await subscription.fetch(batch - 1, timeout=0.005)
+            messages += await subscription.fetch(batch - 1, timeout=linger)
     return messages
 
 
@@ -188,7 +198,7 @@ async def _pump(subscription: JetStreamContext.PullSubscription, consumer: _Cons
     failures = 0
     while True:
         try:
-            messages = await _next_batch(subscription, consumer.batch)
+            messages = await _next_batch(subscription, consumer.batch, consumer.linger)
         except (TimeoutError, NatsTimeoutError):
             failures = 0  # an empty stream answers like this: the consumer is fine
             continue
@@ -224,6 +234,7 @@ class _Consumer:
     batch: int
     ack_wait: float
     max_deliveries: int
+    linger: float
 
     async def take(self, messages: list[Msg]) -> None:
         deliveries = []

@@ -48,4 +48,5 @@ async def record_everything(
         batch=settings.consume_batch,
         ack_wait_seconds=settings.consume_ack_wait_seconds,
         max_deliveries=settings.consumer_max_deliveries,
+        linger_seconds=settings.consume_linger_seconds,
     )

@@ -10,7 +10,7 @@ from typing import Any, Literal, cast
 
 from cloudevents.core.v1.event import CloudEvent
 from prometheus_client import Counter
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 # The pure chain lives in libs/common/audit_chain.py (the CLI verifies with it too); these
@@ -59,6 +59,10 @@ RECORDED = Counter("onbehalf_audit_recorded_total", "Events appended to the audi
 DUPLICATES = Counter("onbehalf_audit_duplicates_total", "Redelivered events recognised by id")
 
 RECORDS = cast(Table, AuditRecord.__table__)
+# The append's statements, built once (it runs per batch of events).
+_SEEN = select(RECORDS.c.id).where(RECORDS.c.id.in_(bindparam("ids", expanding=True)))
+_HEAD = select(RECORDS.c.hash).order_by(RECORDS.c.seq.desc()).limit(1)
+_INSERT = insert(RECORDS)
 
 
 def record_values(
@@ -67,14 +71,17 @@ def record_values(
     *,
     emitter: str | None = None,
     envelope_object: dict[str, Any] | None = None,
+    envelope_text: str | None = None,
 ) -> dict[str, Any]:
     """The column values of `event` stored as the record after the one hashed `prev_hash`;
-    `emitter` is the service its signature proved, `envelope_object` its envelope if known."""
-    envelope = (
-        canonical_json(envelope_object)
-        if envelope_object is not None
-        else canonical_envelope(event)
-    )
+    `emitter` is the service its signature proved, `envelope_object` its envelope if known,
+    `envelope_text` its canonical JSON if already written."""
+    if envelope_text is not None:
+        envelope = envelope_text
+    elif envelope_object is not None:
+        envelope = canonical_json(envelope_object)
+    else:
+        envelope = canonical_envelope(event)
     return {
         "id": event.get_id(),
         "type": event.get_type(),
@@ -90,37 +97,48 @@ def record_values(
 
 def unstorable(event: CloudEvent) -> str | None:
     """Why `event` can never be stored as a record (it would fail every attempt), or None."""
+    return _storable_envelope(event)[0]
+
+
+def _storable_envelope(event: CloudEvent) -> tuple[str | None, str | None]:
+    """(why `event` can never be stored, None) or (None, its canonical envelope)."""
     moment = event.get_time()
     if moment is not None:
         if moment.utcoffset() is None:
-            return "time has no time zone"
+            return "time has no time zone", None
         try:
             moment.astimezone(UTC)
         except (OverflowError, ValueError):
-            return "time is out of range"
+            return "time is out of range", None
     values = {"id": event.get_id(), "type": event.get_type(), "source": event.get_source()}
     values |= {column: event.get_extension(attr) for attr, column in COLUMNS.items()}
     for column, value in values.items():
         if value is None and RECORDS.c[column].nullable:
             continue
         if not isinstance(value, str) or "\x00" in value:
-            return f"{column} is not a text without NUL characters"
+            return f"{column} is not a text without NUL characters", None
         length = getattr(RECORDS.c[column].type, "length", None)
         if length is not None and len(value) > length:
-            return f"{column} is longer than {length} characters"
+            return f"{column} is longer than {length} characters", None
     try:
-        canonical_envelope(event).encode()
+        envelope = canonical_envelope(event)
+        envelope.encode()
     except (TypeError, ValueError) as exc:  # not JSON, or a lone surrogate: cannot be hashed
-        return f"the envelope cannot be written as UTF-8 JSON ({type(exc).__name__})"
-    return None
+        return f"the envelope cannot be written as UTF-8 JSON ({type(exc).__name__})", None
+    return None, envelope
 
 
 def chain_events(
-    events: Iterable[CloudEvent | Genuine], *, head: str, seen: set[str]
+    events: Iterable[CloudEvent | Genuine],
+    *,
+    head: str,
+    seen: set[str],
+    envelopes: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The records to append after `head`: events not in `seen`, in order, each chained to the
     one before. `seen` grows by the ids appended (a batch may carry the same event twice).
-    A `Genuine` event's record names its emitter."""
+    A `Genuine` event's record names its emitter. `envelopes`: canonical envelopes already
+    written, by event id (the same text `record_values` would write)."""
     rows: list[dict[str, Any]] = []
     for item in events:
         event = item.event if isinstance(item, Genuine) else item
@@ -128,17 +146,24 @@ def chain_events(
         if event_id in seen:
             continue  # a redelivery or a relay retry: recorded already
         seen.add(event_id)
+        envelope = envelopes.get(event_id) if envelopes is not None else None
         if isinstance(item, Genuine):
-            values = record_values(event, head, emitter=item.emitter, envelope_object=item.envelope)
+            values = record_values(
+                event,
+                head,
+                emitter=item.emitter,
+                envelope_object=item.envelope if envelope is None else None,
+                envelope_text=envelope,
+            )
         else:
-            values = record_values(event, head)
+            values = record_values(event, head, envelope_text=envelope)
         head = values["hash"]
         rows.append(values)
     return rows
 
 
 async def _head(session: AsyncSession) -> str:
-    head = await session.scalar(select(AuditRecord.hash).order_by(AuditRecord.seq.desc()).limit(1))
+    head = await session.scalar(_HEAD)
     return head or GENESIS
 
 
@@ -148,10 +173,14 @@ async def append(
     """Append the events not seen before, in order, each chained to the one before it, if
     their signature proves their emitter (`keys`); the others become findings, not records.
     Returns how many were new. One transaction: the consumer acknowledges after it."""
+    envelopes: dict[str, str] = {}
     for item in incoming:
         event = item.event
-        if (problem := unstorable(event)) is not None:
+        problem, envelope = _storable_envelope(event)
+        if problem is not None:
             raise PoisonMessage(f"event {event.get_id()!r:.60} cannot be stored: {problem}")
+        if envelope is not None:
+            envelopes[event.get_id()] = envelope
     genuine, refused = screen(incoming, keys)
     async with runtime.unit_of_work() as uow:
         session = uow.session
@@ -159,13 +188,11 @@ async def append(
         # head we write after. PostgreSQL: take the chain's lock for the same guarantee.
         await transaction_lock(session, CHAIN_LOCK_KEY)
         ids = list({item.event.get_id() for item in genuine})
-        seen = set(
-            (await session.scalars(select(AuditRecord.id).where(AuditRecord.id.in_(ids)))).all()
-        )
-        rows = chain_events(genuine, head=await _head(session), seen=seen)
+        seen = set((await session.scalars(_SEEN, {"ids": ids})).all()) if ids else set()
+        rows = chain_events(genuine, head=await _head(session), seen=seen, envelopes=envelopes)
         if rows:
             # One executemany on the table (Core): no ORM bookkeeping per record.
-            await session.execute(insert(RECORDS), rows)
+            await session.execute(_INSERT, rows)
         if refused:
             await record_findings(session, uow, refused)
     RECORDED.inc(len(rows))
