@@ -14,12 +14,13 @@ concurrent UPDATEs waits for the first's row lock and re-evaluates its WHERE aga
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from uuid import uuid4
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.clock import utcnow
@@ -39,6 +40,55 @@ AWAITING = "awaiting_approval"
 # Amounts are whole cents; SQLite compares NUMERIC as floating point, where 0.1 + 0.2 > 0.3.
 # Half a cent of slack makes the comparison exact for cent amounts on both databases.
 _CENT_SLACK = Decimal("0.005")
+
+
+class _Charged(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+    @property
+    def currency(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """An order being placed, as its budget sees it (the row is written beside the charge)."""
+
+    id: str
+    customer_org_id: str
+    total: Decimal
+    currency: str
+
+
+# The budget lookups of every order placed, built once with bind parameters.
+_ASSISTED_BUDGET = (
+    select(Budget)
+    .where(Budget.org_id == bindparam("org_id"), Budget.for_assisted_orders.is_(True))
+    .order_by(Budget.created_at, Budget.id)
+    .limit(1)
+)
+_OWN_BUDGET = (
+    select(Budget)
+    .where(
+        Budget.org_id == bindparam("org_id"),
+        Budget.kind == "employee",
+        Budget.user_id == bindparam("user_id"),
+    )
+    .limit(1)
+)
+_COST_CENTER_BUDGET = (
+    select(Budget)
+    .join(BudgetMember, BudgetMember.budget_id == Budget.id)
+    .where(
+        Budget.org_id == bindparam("org_id"),
+        Budget.kind == "cost_center",
+        BudgetMember.user_id == bindparam("user_id"),
+    )
+    .order_by(Budget.created_at, Budget.id)
+    .limit(1)
+)
+_INSERT_CHARGE = insert(cast(Table, BudgetCharge.__table__))
 
 
 def period_key(period: str, when: datetime) -> str:
@@ -93,34 +143,16 @@ async def budget_for(session: AsyncSession, org_id: str, principal: Principal) -
     """The budget an order placed by `principal` counts against: the assisted-orders budget
     while acting; otherwise the buyer's own budget, else the first cost center they belong to."""
     if isinstance(principal, ActingSession):
-        return await session.scalar(
-            select(Budget)
-            .where(Budget.org_id == org_id, Budget.for_assisted_orders.is_(True))
-            .order_by(Budget.created_at, Budget.id)
-            .limit(1)
-        )
-    own = await session.scalar(
-        select(Budget)
-        .where(Budget.org_id == org_id, Budget.kind == "employee", Budget.user_id == principal.id)
-        .limit(1)
-    )
+        return await session.scalar(_ASSISTED_BUDGET, {"org_id": org_id})
+    who = {"org_id": org_id, "user_id": principal.id}
+    own = await session.scalar(_OWN_BUDGET, who)
     if own is not None:
         return own
-    return await session.scalar(
-        select(Budget)
-        .join(BudgetMember, BudgetMember.budget_id == Budget.id)
-        .where(
-            Budget.org_id == org_id,
-            Budget.kind == "cost_center",
-            BudgetMember.user_id == principal.id,
-        )
-        .order_by(Budget.created_at, Budget.id)
-        .limit(1)
-    )
+    return await session.scalar(_COST_CENTER_BUDGET, who)
 
 
 def _charged(
-    budget: Budget, order: Order, key: str, state: str, spent: Decimal
+    budget: Budget, order: _Charged, key: str, state: str, spent: Decimal
 ) -> events.BudgetCharged:
     return events.BudgetCharged(
         budget_id=budget.id,
@@ -134,7 +166,7 @@ def _charged(
     )
 
 
-async def charge(uow: UnitOfWork, *, order: Order, principal: Principal) -> str:
+async def charge(uow: UnitOfWork, *, order: NewOrder, principal: Principal) -> str:
     """Count `order` against its budget in the order's transaction; the order's status
     (`placed` or `awaiting_approval`), or Conflict (409) when the budget refuses it."""
     session = uow.session
@@ -147,14 +179,15 @@ async def charge(uow: UnitOfWork, *, order: Order, principal: Principal) -> str:
     )
     spent = await spent_in(session, budget.id, key)
     if fits:
-        session.add(
-            BudgetCharge(
-                order_id=order.id,
-                budget_id=budget.id,
-                period_key=key,
-                amount=order.total,
-                state="spent",
-            )
+        await session.execute(
+            _INSERT_CHARGE,
+            {
+                "order_id": order.id,
+                "budget_id": budget.id,
+                "period_key": key,
+                "amount": order.total,
+                "state": "spent",
+            },
         )
         uow.publish(_charged(budget, order, key, "spent", spent), principal)
         return "placed"
@@ -174,14 +207,15 @@ async def charge(uow: UnitOfWork, *, order: Order, principal: Principal) -> str:
             remaining=str(remaining),
             currency=budget.currency,
         )
-    session.add(
-        BudgetCharge(
-            order_id=order.id,
-            budget_id=budget.id,
-            period_key=key,
-            amount=order.total,
-            state="awaiting",
-        )
+    await session.execute(
+        _INSERT_CHARGE,
+        {
+            "order_id": order.id,
+            "budget_id": budget.id,
+            "period_key": key,
+            "amount": order.total,
+            "state": "awaiting",
+        },
     )
     uow.publish(_charged(budget, order, key, "awaiting", spent), principal)
     return AWAITING

@@ -7,7 +7,7 @@ import json
 from typing import Any, cast
 from uuid import uuid4
 
-from sqlalchemy import CursorResult, and_, or_, select, update
+from sqlalchemy import CursorResult, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.checkout import request_checkout, request_order_snapshot
@@ -36,6 +36,17 @@ from services.orders.schemas import (
 
 # What a cancel may end: a placed order, or one that still awaits a customer admin's approval.
 CANCELLABLE = ("placed", budgets.AWAITING)
+
+# Placing an order runs these on every request: built once, with bind parameters (Core rows,
+# no ORM identity map or unit of work on the hot path).
+ORDERS = cast(Table, Order.__table__)
+ORDER_LINES = cast(Table, OrderLine.__table__)
+_BY_KEY = select(ORDERS.c.id, ORDERS.c.request_hash).where(
+    ORDERS.c.customer_org_id == bindparam("org_id"),
+    ORDERS.c.idempotency_key == bindparam("key"),
+)
+_INSERT_ORDER = insert(ORDERS)
+_INSERT_LINES = insert(ORDER_LINES)
 
 
 def _cancellation(order: Order) -> CancellationRead | None:
@@ -91,17 +102,47 @@ async def _ordered_from(runtime: ServiceRuntime, cart_id: str, cart_version: int
         )
 
 
-async def _existing(runtime: ServiceRuntime, org_id: str, key: str) -> Order | None:
+async def _existing(
+    runtime: ServiceRuntime, org_id: str, key: str, request_hash: str
+) -> OrderRead | None:
+    """The order placed earlier with this key (a replay), or None; Invalid if that request's
+    body differed. The whole order is read only when there is one."""
     async with runtime.reading() as session:
-        return await session.scalar(
-            select(Order).where(Order.customer_org_id == org_id, Order.idempotency_key == key)
-        )
-
-
-def _replay(order: Order, request_hash: str) -> OrderRead:
-    if order.request_hash != request_hash:
-        raise Invalid("this Idempotency-Key was already used with a different request body")
+        found = (await session.execute(_BY_KEY, {"org_id": org_id, "key": key})).first()
+        if found is None:
+            return None
+        if found.request_hash != request_hash:
+            raise Invalid("this Idempotency-Key was already used with a different request body")
+        order = await session.get(Order, found.id)
+    assert order is not None  # orders are never deleted
     return _read(order)
+
+
+def _placed_read(values: dict[str, Any], lines: list[dict[str, Any]]) -> OrderRead:
+    """What the client is answered about the order just inserted (from what was written)."""
+    return OrderRead(
+        id=values["id"],
+        customer_org_id=values["customer_org_id"],
+        placed_by=PartyRead(id=values["placed_by_id"], name=values["placed_by_name"]),
+        acting_session_id=values["acting_session_id"],
+        placed_on_behalf=values["acting_session_id"] is not None,
+        items=[
+            OrderLineRead(
+                sku=line["sku"],
+                name=line["name"],
+                quantity=line["quantity"],
+                unit_price=line["unit_price"],
+                line_total=line["line_total"],
+            )
+            for line in lines
+        ],
+        total=values["total"],
+        currency=values["currency"],
+        status=values["status"],
+        purchase_order_number=values["purchase_order_number"],
+        created_at=values["created_at"],
+        cancellation=None,
+    )
 
 
 async def place_order(
@@ -120,68 +161,73 @@ async def place_order(
     request_hash = hashlib.sha256(
         json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()
-    earlier = await _existing(runtime, org_id, idempotency_key)
+    earlier = await _existing(runtime, org_id, idempotency_key, request_hash)
     if earlier is not None:
-        return _replay(earlier, request_hash), True
+        return earlier, True
 
     # One request: cart decides who may order its cart (policy and its own lock rule) and
     # hands over exactly what is in it, priced by catalog now.
     cart = await request_order_snapshot(runtime.nc, bearer_token=bearer_token)
     placed_by = _who(principal)
-    order = Order(
-        id=str(uuid4()),
-        customer_org_id=org_id,
-        placed_by_id=placed_by[0],
-        placed_by_name=placed_by[1],
-        acting_session_id=placed_by[2],
-        status="placed",
-        currency=cart.currency,
-        total=cart.total,
-        purchase_order_number=body.purchase_order_number,
+    order_id = str(uuid4())
+    values: dict[str, Any] = {
+        "id": order_id,
+        "customer_org_id": org_id,
+        "placed_by_id": placed_by[0],
+        "placed_by_name": placed_by[1],
+        "acting_session_id": placed_by[2],
+        "status": "placed",
+        "currency": cart.currency,
+        "total": cart.total,
+        "purchase_order_number": body.purchase_order_number,
+        "cart_id": cart.cart_id,
+        "cart_version": cart.version,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "created_at": utcnow(),
+    }
+    lines = [
+        {
+            "order_id": order_id,
+            "sku": line.sku,
+            "name": line.name,
+            "quantity": line.quantity,
+            "unit_price": line.unit_price,
+            "line_total": line.line_total,
+            "position": position,
+        }
+        for position, line in enumerate(cart.lines)
+    ]
+    placed = events.OrderPlaced(
+        order_id=order_id,
         cart_id=cart.cart_id,
         cart_version=cart.version,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        # Known to be none: reading it later must not lazy-load outside the event loop's reach.
-        cancellation=None,
-        lines=[
-            OrderLine(
-                sku=line.sku,
-                name=line.name,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                line_total=line.line_total,
-                position=position,
-            )
-            for position, line in enumerate(cart.lines)
-        ],
-    )
-    placed = events.OrderPlaced(
-        order_id=order.id,
-        cart_id=order.cart_id,
-        cart_version=order.cart_version,
-        total=order.total,
-        currency=order.currency,
-        placed_by=events.Party(id=order.placed_by_id, name=order.placed_by_name),
+        total=cart.total,
+        currency=cart.currency,
+        placed_by=events.Party(id=placed_by[0], name=placed_by[1]),
         items=[
             events.OrderedLine(sku=line.sku, quantity=line.quantity, unit_price=line.unit_price)
-            for line in order.lines
+            for line in cart.lines
         ],
+    )
+    charged = budgets.NewOrder(
+        id=order_id, customer_org_id=org_id, total=cart.total, currency=cart.currency
     )
     try:
         async with runtime.unit_of_work() as uow:
             # The budget decides in this transaction: placed, awaiting approval, or 409.
-            order.status = await budgets.charge(uow, order=order, principal=principal)
-            uow.session.add(order)
-            await uow.session.flush()
-            read = _read(order)
+            values["status"] = await budgets.charge(uow, order=charged, principal=principal)
+            await uow.session.execute(_INSERT_ORDER, values)
+            if lines:
+                await uow.session.execute(_INSERT_LINES, lines)
             uow.publish(placed, principal)
+        read = _placed_read(values, lines)
     except IntegrityError:
         # The same key won a race a moment ago: answer as a replay of that order.
-        earlier = await _existing(runtime, org_id, idempotency_key)
+        earlier = await _existing(runtime, org_id, idempotency_key, request_hash)
         if earlier is not None:
-            return _replay(earlier, request_hash), True
-        same_cart = await _ordered_from(runtime, order.cart_id, order.cart_version)
+            return earlier, True
+        same_cart = await _ordered_from(runtime, cart.cart_id, cart.version)
         if same_cart is None:
             raise
         raise Conflict(
