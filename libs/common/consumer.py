@@ -125,13 +125,13 @@ async def consume(
     batch: int = 256,
     ack_wait_seconds: float = 30.0,
     max_deliveries: int = DEFAULT_MAX_DELIVERIES,
-    linger_seconds: float = 0.005,
+    linger_seconds: float = 0.0,
 ) -> None:
     """Run forever: a batch is acknowledged after `handle` returns.
 
-    Once a message arrives, up to `linger_seconds` more are waited for to make the batch
-    (cut short when the batch fills; messages already waiting are taken at once): a handler
-    that costs per batch (a transaction) trades that much latency for fewer, larger batches.
+    Once a message arrives with fewer than a batch behind it, `linger_seconds` more are
+    waited for before the rest is fetched: a handler that costs per batch (a transaction)
+    trades that much latency for fewer, larger batches. 0: take only what is waiting.
 
     When `handle` raises, the batch is handled again message by message, so one bad message
     costs the others nothing. A message that is not a CloudEvent, or for which `handle` raises
@@ -155,7 +155,7 @@ async def consume(
         batch=batch,
         ack_wait=ack_wait_seconds,
         max_deliveries=max(1, max_deliveries),
-        linger=max(linger_seconds, 0.001),
+        linger=max(linger_seconds, 0.0),
     )
     while True:
         try:
@@ -178,19 +178,30 @@ async def consume(
 async def _next_batch(
     subscription: JetStreamContext.PullSubscription, batch: int, linger: float
 ) -> list[Msg]:
-    """Wait for one message, then take whatever else is already there, up to `batch`; if
-    nothing is, whatever arrives within `linger`.
+    """Wait for one message, then take whatever else is already there, up to `batch`; when
+    fewer than a batch are waiting, first give more `linger` seconds to arrive.
 
     A single `fetch(batch)` that receives fewer than `batch` messages waits out its whole
-    timeout for the rest: at a trickle, every event would wait up to that long."""
+    timeout for the rest: at a trickle, every event would wait up to that long. (A fetch
+    with a longer timeout does not linger either: the server answers it once one message
+    is there.)"""
     messages = await subscription.fetch(1, timeout=1.0)
     if batch > 1:
-        # nats-py asks first for what is waiting (answered at once), and only when nothing
-        # is, lingers for up to `linger`. A time-out here only means nothing else came.
+        if linger > 0 and _waiting_behind(messages[-1]) < batch - 1:
+            await asyncio.sleep(linger)
+        # A time-out here only means nothing else was waiting.
         # (nats-py raises either its own TimeoutError or asyncio's, depending on the path.)
         with contextlib.suppress(NatsTimeoutError, asyncio.TimeoutError):
-            messages += await subscription.fetch(batch - 1, timeout=linger)
+            messages += await subscription.fetch(batch - 1, timeout=0.005)
     return messages
+
+
+def _waiting_behind(message: Msg) -> int:
+    """How many messages the consumer still has to deliver after `message` (0 if unknown)."""
+    try:
+        return message.metadata.num_pending or 0
+    except Exception:  # not a JetStream delivery's reply subject: assume nothing waits
+        return 0
 
 
 async def _pump(subscription: JetStreamContext.PullSubscription, consumer: _Consumer) -> None:

@@ -18,9 +18,9 @@ class AuditSettings(ServiceSettings):
     # How long JetStream waits for an ack before redelivering: after a crash, the batch that
     # was in flight is recorded this much later. A batch commits in milliseconds.
     consume_ack_wait_seconds: float = 10.0
-    # Once an event arrives and nothing else is waiting, how long audit waits for more to
-    # append them in one transaction: a batch costs about as much as one event, so at a
-    # trickle this divides audit's CPU per event; the audit lag grows by at most this much.
+    # Once an event arrives with less than a batch waiting behind it, how long audit waits
+    # for more to append in the same transaction: a batch costs far more than an event in
+    # it, so at a trickle this divides audit's CPU per event; the lag grows by this much.
     consume_linger_seconds: float = Field(default=0.05, ge=0, le=1)
     # Audit signs its chain head this often (when it moved) and publishes it to the
     # AUDIT_CHECKPOINTS stream and `checkpoint_file`; 0 turns periodic checkpoints off.
