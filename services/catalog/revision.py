@@ -49,16 +49,26 @@ class SharedReads:
 
     def __init__(self, read: Callable[[], Awaitable[int]]) -> None:
         self._read = read
+        # One read at a time (by a request itself, or by the task serving the ones waiting).
+        self._reading = False
         # The read the requests arriving now wait for; it starts once the running one ends.
         self._next: asyncio.Future[int] | None = None
         self._reader: asyncio.Task[None] | None = None
 
     async def current(self) -> int:
+        if not self._reading:
+            # Nobody reading: this request reads itself, without a task or a future.
+            self._reading = True
+            try:
+                return await self._read()
+            finally:
+                self._reading = False
+                if self._next is not None:
+                    self._reading = True
+                    self._reader = asyncio.create_task(self._read_while_asked())
         waiting = self._next
         if waiting is None:
             waiting = self._next = asyncio.get_running_loop().create_future()
-            if self._reader is None:
-                self._reader = asyncio.create_task(self._read_while_asked())
         # Shielded: one request going away must not cancel the read the others wait for.
         return await asyncio.shield(waiting)
 
@@ -73,7 +83,7 @@ class SharedReads:
                     waiting.set_exception(exc)
                     waiting.exception()  # retrieved: every waiter may have gone already
         finally:
-            self._reader = None
+            self._reading = False
             # Cancelled (the service stops): nobody may wait for a read that never comes.
             for left in (waiting, self._next):
                 if left is not None and not left.done():

@@ -31,25 +31,29 @@ class Database:
         self.started.set()
         await self.through.wait()
         self.through.clear()
-        self.started.clear()
         if self.fail:
             raise RuntimeError("the database went away")
         return snapshot
+
+    def let_through(self) -> None:
+        """The read under way ends; `started` is set again when the next one begins."""
+        self.started.clear()
+        self.through.set()
 
 
 async def test_requests_waiting_together_share_one_read_but_never_one_under_way() -> None:
     database = Database()
     shared = SharedReads(database.read)
+    # The first request reads at once; the two after it wait for the next read.
     early = [asyncio.create_task(shared.current()) for _ in range(3)]
-    await database.started.wait()  # the first read is under way: these three wait for it
-    database.revision = 1  # a write commits while it runs...
+    await database.started.wait()
+    database.revision = 1  # a write commits while the first read runs...
     late = asyncio.create_task(shared.current())  # ... and this request arrives after it
-    database.through.set()
-    assert await asyncio.gather(*early) == [0, 0, 0]
-    await database.started.wait()  # a second read, for the late request
-    assert not late.done()
-    database.through.set()
-    assert await late == 1
+    database.let_through()
+    await database.started.wait()  # a second read: the first one began before `late` came
+    assert early[0].done() and not late.done()
+    database.let_through()
+    assert await asyncio.gather(*early, late) == [0, 1, 1, 1]
     assert database.reads == 2
 
 
@@ -59,14 +63,14 @@ async def test_a_failed_read_fails_its_waiters_and_the_next_one_reads_again() ->
     database.fail = True
     waiting = asyncio.create_task(shared.current())
     await database.started.wait()
-    database.through.set()
+    database.let_through()
     with pytest.raises(RuntimeError):
         await waiting
     database.fail = False
     database.revision = 7
     again = asyncio.create_task(shared.current())
     await database.started.wait()
-    database.through.set()
+    database.let_through()
     assert await again == 7
 
 
