@@ -253,15 +253,18 @@ class TokenVerifier:
             org_generation = principal.org_generation if isinstance(principal, CustomerUser) else 0
         if principal.login_session_id and login_key(principal.login_session_id) in revoked:
             raise Unauthenticated("the login session has ended: sign in again")
+        # Every change of rights raises the generation, so a token of a higher generation
+        # than the standing this service heard of was issued after a later change (e.g. a
+        # reactivation still on its way here): it is newer news than the standing, not refused.
         standing = revoked.standing(user_key(user))
-        if standing is not None:
+        if standing is not None and generation <= standing.generation:
             if not standing.active:
                 raise Unauthenticated("this user is deactivated")
             if generation < standing.generation:
                 raise Unauthenticated("this user's rights have changed: sign in again")
         if org is not None:
             standing = revoked.standing(org_key(org))
-            if standing is not None:
+            if standing is not None and org_generation <= standing.generation:
                 if not standing.active:
                     raise Unauthenticated("this organisation is not active")
                 if org_generation < standing.generation:
