@@ -29,7 +29,7 @@ from libs.contracts.cart import (
 )
 from libs.contracts.identity import ActingSessionEnded
 from libs.contracts.orders import OrderPlaced
-from services.cart import locking, ordering, service
+from services.cart import locking, ordering, queries, service
 from services.cart.models import InboxEntry
 
 log = structlog.get_logger("cart.handlers")
@@ -125,11 +125,21 @@ async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
     """The safety net: every placed order empties its cart even if the request above failed."""
 
     async def handle(batch: list[Delivery]) -> None:
+        orders = []
+        for delivery in batch:
+            event = delivery.event
+            placed = event_data(event, OrderPlaced)
+            context = checked_context(event, policy_revision=runtime.authorizer.revision)
+            orders.append((placed, context))
+        # The checkout request has almost always emptied the cart already: a read (no write
+        # transaction, no queueing behind the writers) tells which orders are done.
+        async with queries.reading(runtime) as connection:
+            done = await queries.handled(connection, [placed.order_id for placed, _ in orders])
+        left = [(placed, context) for placed, context in orders if placed.order_id not in done]
+        if not left:
+            return
         async with runtime.unit_of_work() as uow:
-            for delivery in batch:
-                event = delivery.event
-                placed = event_data(event, OrderPlaced)
-                context = checked_context(event, policy_revision=runtime.authorizer.revision)
+            for placed, context in left:
                 if not await first_delivery(uow.session, InboxEntry, placed.order_id):
                     continue
                 await service.check_out(uow=uow, context=context, order=CheckoutOrder.of(placed))

@@ -25,13 +25,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from libs.common.runtime import ServiceRuntime
-from services.cart.models import Cart, CartItem, CartLock
+from services.cart.models import Cart, CartItem, CartLock, InboxEntry
 
 # Core statements built at import: SQLAlchemy memoises a statement's cache key on the object, so
 # executing one of these skips both the construction and the cache-key walk of a fresh select.
 _carts = cast(Table, Cart.__table__)
 _items = cast(Table, CartItem.__table__)
 _locks = cast(Table, CartLock.__table__)
+_inbox = cast(Table, InboxEntry.__table__)
 
 _org = bindparam("org_id", type_=String)
 _cart_id = bindparam("cart_id", type_=String)
@@ -97,6 +98,11 @@ CART_BY_ID = (
     .select_from(_carts.outerjoin(_items, _items.c.cart_id == _carts.c.id))
     .where(_carts.c.id == _cart_id)
     .order_by(_items.c.position)
+)
+
+# Which of these event ids the inbox already holds (their handling committed).
+HANDLED = select(_inbox.c.event_id).where(
+    _inbox.c.event_id.in_(bindparam("event_ids", expanding=True))
 )
 
 TOUCH_LOCK = (
@@ -264,6 +270,12 @@ async def cart_by_id(connection: AsyncConnection, cart_id: str) -> CartState | N
             items=_lines_of(rows),
         )
     )
+
+
+async def handled(connection: AsyncConnection, event_ids: list[str]) -> set[str]:
+    """The ids among `event_ids` whose handling already committed."""
+    result = await connection.execute(HANDLED, {"event_ids": event_ids})
+    return set(result.scalars().all())
 
 
 async def touch_lock(connection: AsyncConnection, org_id: str, now: datetime) -> None:
