@@ -237,6 +237,7 @@ class Authorizer:
     policy is served again."""
 
     CACHE_SIZE = 20_000
+    CONDITIONS_CACHE_SIZE = 2_000
 
     def __init__(self, policy_dir: Path) -> None:
         self.policy_dir = policy_dir
@@ -244,6 +245,9 @@ class Authorizer:
         # (revision, principal attributes, action, resource attributes) -> (allowed, reason)
         self._cache: OrderedDict[tuple[Any, ...], tuple[bool, str | None]] = OrderedDict()
         self.cache_hits = 0
+        # (revision, principal attributes, action, resource class) -> the policy's conditions:
+        # a partial evaluation costs milliseconds, and its answer is as pure as a decision.
+        self._conditions: OrderedDict[tuple[Any, ...], tuple[Any, ...]] = OrderedDict()
 
     def reload(self) -> str:
         """Load policies/ again into a new Oso and swap it in (a second load into a running
@@ -251,6 +255,7 @@ class Authorizer:
         oso, revision = load_policy(self.policy_dir)
         self.oso, self.revision = oso, revision
         self._cache.clear()
+        self._conditions.clear()
         log.info("policy_reloaded", policy_revision=revision)
         return revision
 
@@ -288,7 +293,38 @@ class Authorizer:
         """The policy's conditions for `principal` to `action` some `resource` it does not
         name yet: one expression over `_this` (the resource) per way the policy allows, or
         True for one that allows unconditionally; [] when nothing could be allowed. Oso's
-        partial evaluation of `allow`; see libs/common/policy_filter.py for its SQL."""
+        partial evaluation of `allow`; see libs/common/policy_filter.py for its SQL. Cached
+        like decisions: by revision and every attribute of the principal."""
+        revision = self.revision
+        key = self.conditions_key(principal, action, resource)
+        if key is not None:
+            hit = self._conditions.get(key)
+            if hit is not None:
+                self._conditions.move_to_end(key)
+                return list(hit)
+        found = self._partially_evaluate(principal, action, resource)
+        if key is not None and revision == self.revision:
+            self._conditions[key] = tuple(found)
+            if len(self._conditions) > self.CONDITIONS_CACHE_SIZE:
+                self._conditions.popitem(last=False)
+        return found
+
+    def conditions_key(
+        self, principal: Principal, action: str, resource: type
+    ) -> tuple[Any, ...] | None:
+        """What `conditions` depends on, hashable (None when it cannot be cached): a caller
+        deriving something from the conditions (a SQL filter) may cache it by this key."""
+        who = _attributes(principal)
+        if who is None:
+            return None
+        key = (self.revision, who, action, resource.__name__)
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
+
+    def _partially_evaluate(self, principal: Principal, action: str, resource: type) -> list[Any]:
         oso = self.oso
         unknown = Variable("resource")
         found = []

@@ -88,6 +88,8 @@ class ServiceRuntime:
     sessionmaker: async_sessionmaker[AsyncSession]
     # For reads only: on SQLite they must not queue behind writers (see db.create_engine).
     read_sessionmaker: async_sessionmaker[AsyncSession]
+    # The engine behind it, for hot reads in Core without an ORM session (cart, catalog).
+    read_engine: AsyncEngine
     nc: NATS
     js: JetStreamContext
     authorizer: Authorizer
@@ -220,6 +222,7 @@ async def start_runtime(
         engine=engine,
         sessionmaker=sessionmaker,
         read_sessionmaker=create_sessionmaker(read_engine),
+        read_engine=read_engine,
         nc=nc,
         js=js,
         authorizer=authorizer,

@@ -22,7 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.common.runtime import ServiceRuntime
 from services.cart.models import Cart, CartItem, CartLock, InboxEntry
@@ -183,19 +183,11 @@ class CartState:
     stored: bool = True
 
 
-def read_engine(runtime: ServiceRuntime) -> AsyncEngine:
-    """The engine the runtime reads with (on SQLite not the one it writes with)."""
-    engine = runtime.read_sessionmaker.kw["bind"]
-    if not isinstance(engine, AsyncEngine):
-        raise TypeError(f"the read sessions are bound to {engine!r}, not an engine")
-    return engine
-
-
 @asynccontextmanager
 async def reading(runtime: ServiceRuntime) -> AsyncIterator[AsyncConnection]:
     """A read transaction on a connection of the read engine, without the ORM session that
     `runtime.reading()` builds (and tears down) around it: these reads are Core statements."""
-    async with read_engine(runtime).connect() as connection:
+    async with runtime.read_engine.connect() as connection:
         yield connection
 
 

@@ -125,11 +125,3 @@ class HeldConnection:
         if connection is not None:
             with contextlib.suppress(Exception):
                 await connection.close()
-
-
-def read_engine(runtime: ServiceRuntime) -> AsyncEngine:
-    """The engine the runtime reads with (on SQLite not the one it writes with)."""
-    engine = runtime.read_sessionmaker.kw["bind"]
-    if not isinstance(engine, AsyncEngine):
-        raise TypeError(f"the read sessions are bound to {engine!r}, not an engine")
-    return engine

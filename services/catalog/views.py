@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.catalog import QuotedLine
 from services.catalog.pricing import Offer
-from services.catalog.revision import HeldConnection, SharedReads, read_engine
+from services.catalog.revision import HeldConnection, SharedReads
 
 V = TypeVar("V")
 
@@ -85,7 +85,7 @@ class CatalogParts:
 
     @classmethod
     def fresh(cls, runtime: ServiceRuntime) -> CatalogParts:
-        source = HeldConnection(read_engine(runtime))
+        source = HeldConnection(runtime.read_engine)
         return cls(
             pages=PricedViews(),
             lines=PricedViews(),

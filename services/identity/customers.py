@@ -3,7 +3,9 @@ policy, every row still decided by the policy."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy import func, or_, select
@@ -47,10 +49,29 @@ async def _policy_orgs(
     }
 
 
+# The SQL of `_may_act_for`, by Authorizer.conditions_key (policy revision and caller).
+_FILTERS: OrderedDict[tuple[Any, ...], ColumnElement[bool] | None] = OrderedDict()
+_FILTERS_SIZE = 2_000
+
+
 def _may_act_for(authorizer: Authorizer, caller: Principal) -> ColumnElement[bool] | None:
     """The organisations the policy could let `caller` act for (`act_view`, which full
     acting implies), as SQL derived from the policy's own conditions; None when the policy
-    says something the filter cannot translate (then every organisation is asked)."""
+    says something the filter cannot translate (then every organisation is asked). Kept by
+    the policy revision and the caller's attributes, as the conditions are."""
+    key = authorizer.conditions_key(caller, "act_view", CustomerOrg)
+    if key is not None and key in _FILTERS:
+        _FILTERS.move_to_end(key)
+        return _FILTERS[key]
+    derived = _derive_filter(authorizer, caller)
+    if key is not None:
+        _FILTERS[key] = derived
+        if len(_FILTERS) > _FILTERS_SIZE:
+            _FILTERS.popitem(last=False)
+    return derived
+
+
+def _derive_filter(authorizer: Authorizer, caller: Principal) -> ColumnElement[bool] | None:
     try:
         return sql_filter(
             authorizer.conditions(caller, "act_view", CustomerOrg),

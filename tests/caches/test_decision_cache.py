@@ -79,3 +79,20 @@ def test_cached_denials_keep_the_policy_reason(tmp_path: Path) -> None:
     again = authorizer.decide(_rep(), "act_full", _org(status="obsolete"))
     assert not first.allowed and not again.allowed
     assert first.reason == again.reason and first.reason
+
+
+def test_cached_conditions_follow_a_reload_and_the_callers_attributes(tmp_path: Path) -> None:
+    policy_dir = _policies(tmp_path)
+    authorizer = Authorizer(policy_dir)
+    first = authorizer.conditions(_rep(), "act_full", CustomerOrg)
+    assert first, "a caretaking rep with the permission may act for some organisations"
+    assert authorizer.conditions(_rep(), "act_full", CustomerOrg) == first
+    # Another attribute the rules read: another key, answered afresh.
+    assert authorizer.conditions(_rep(permissions=[]), "act_full", CustomerOrg) == []
+
+    rules = policy_dir / "onbehalf.polar"
+    rules.write_text(rules.read_text().replace(RULE, RULE.replace("customer", "customer_v2")))
+    authorizer.reload()
+    assert authorizer.conditions(_rep(), "act_full", CustomerOrg) == [], (
+        "the conditions cached under the old policy were served after a reload"
+    )
