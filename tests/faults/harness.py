@@ -122,6 +122,19 @@ class FaultStack:
         return self.run(verify_engine(self.engine("audit"), anchor=anchor))
 
     @contextlib.contextmanager
+    def sqlite_writes_held(self, service: str) -> Iterator[None]:
+        """`service` cannot commit while this is open (SQLite only): its write lock is held
+        here, as a stalled database would; reads beside it go on (WAL)."""
+        path = self.database_urls[service].split("///", 1)[1]
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.rollback()
+            holder.close()
+
+    @contextlib.contextmanager
     def audit_writes_held(self) -> Iterator[None]:
         """Audit cannot commit while this is open: its SQLite write lock or its PostgreSQL
         chain lock is held here (audit waits, as it would on a stalled database)."""

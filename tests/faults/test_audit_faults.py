@@ -7,6 +7,7 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from onbehalf.cli import app
@@ -228,6 +229,57 @@ def test_service_killed_before_its_relay_published(faults: FaultStack) -> None:
         sku=f"%{product['sku']}%",
     )
     assert product_events[0][0] == 1
+
+
+def published_unmarked(faults: FaultStack, before: set[str]) -> tuple[bool, set[str]]:
+    """Wait until catalog's events written since `before` are in the audit log (published);
+    (True, their ids) if they are still pending in its outbox, (False, ...) if marked."""
+
+    def settled() -> tuple[bool, set[str]] | None:
+        snapshot = faults.snapshot()
+        new = set(snapshot.outbox["catalog"]) - before
+        if not new:
+            return None
+        if not new & set(snapshot.pending["catalog"]):
+            return False, new  # marked before the lock was taken
+        return (True, new) if new <= set(snapshot.audit) else None
+
+    return wait_until(settled, timeout=30.0, what="catalog's new events published")
+
+
+def test_service_killed_after_publishing_before_marking_published(faults: FaultStack) -> None:
+    """On SQLite the relay marks what JetStream acknowledged a moment later, together; killed
+    in between, the restarted relay publishes those rows again: JetStream keeps one copy (the
+    message id) and audit records one."""
+    if faults.backend != "sqlite":
+        pytest.skip("PostgreSQL's relays mark rows in the transaction that locked them")
+    admin = faults.admin
+    caught: set[str] = set()
+    for _ in range(5):
+        before = set(faults.snapshot().outbox["catalog"])
+        product = {"sku": unique("SKU"), "name": "Unmarked", "price": "3.00", "currency": "EUR"}
+        ok(admin.post("catalog", "/v1/products", json=product), 201)
+        # Held from here, catalog's relay can publish (from memory) but not mark.
+        with faults.sqlite_writes_held("catalog"):
+            pending, ids = published_unmarked(faults, before)
+            if pending:
+                faults.stack.services["catalog"].kill()  # SIGKILL: the marks are never written
+                caught = ids
+                break
+    assert caught, "the relay marked every row before the test could hold its database"
+    assert caught <= set(faults.snapshot().pending["catalog"])
+
+    faults.stack.start_one("catalog")  # its relay publishes the pending rows again
+    snapshot = assert_exactly_once(faults)
+    assert caught <= set(snapshot.audit)
+    # The new process did publish them (a second time): JetStream de-duplicated them.
+    metrics = faults.http.get(faults.stack.url("catalog") + "/metrics").text
+    published = next(
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("onbehalf_outbox_published_total ")
+    )
+    assert published >= len(caught)
 
 
 def _cli(*args: str) -> tuple[int, str]:
