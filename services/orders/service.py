@@ -9,7 +9,6 @@ from uuid import uuid4
 
 from sqlalchemy import CursorResult, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.common.checkout import request_checkout, request_order_snapshot
 from libs.common.errors import (
@@ -103,14 +102,6 @@ async def _ordered_from(runtime: ServiceRuntime, cart_id: str, cart_version: int
         )
 
 
-def _read_engine(runtime: ServiceRuntime) -> AsyncEngine:
-    """The engine the runtime reads with (on SQLite not the one it writes with)."""
-    engine = runtime.read_sessionmaker.kw["bind"]
-    if not isinstance(engine, AsyncEngine):
-        raise TypeError(f"the read sessions are bound to {engine!r}, not an engine")
-    return engine
-
-
 async def _existing(
     runtime: ServiceRuntime, org_id: str, key: str, request_hash: str
 ) -> OrderRead | None:
@@ -118,7 +109,7 @@ async def _existing(
     body differed. The one Core statement of every order runs on a connection, without the
     ORM session `runtime.reading()` builds around it; the whole order is read only when
     there is one."""
-    async with _read_engine(runtime).connect() as connection:
+    async with runtime.read_engine.connect() as connection:
         found = (await connection.execute(_BY_KEY, {"org_id": org_id, "key": key})).first()
     if found is None:
         return None
