@@ -61,6 +61,10 @@ async def transaction_lock(session: AsyncSession, key: int) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+# Connections kept per SQLite engine: more than the requests one process has in flight.
+SQLITE_POOL_SIZE = 32
+
+
 def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     """An engine; on SQLite, `for_writes=False` gives plain (deferred) transactions that in
     WAL mode read beside the writer instead of queueing behind it."""
@@ -77,6 +81,11 @@ def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
         url,
         connect_args={"timeout": 30},
         module=one_hop_dbapi(mode="write" if for_writes else "read"),
+        # A connection goes back to the pool a loop turn after its work (SQLAlchemy closes
+        # it in a shielded task), so every request in flight holds one; with the default 5
+        # the rest were opened and closed per request (a thread started each time).
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_SIZE,
     )
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from libs.common.db import create_engine, create_sessionmaker
@@ -140,6 +140,38 @@ def test_writers_of_one_process_take_turns_without_blocking_the_loop(tmp_path: P
                 await session.execute(text("INSERT INTO item (n) VALUES (3)"))
             async with sessions() as session:
                 assert await session.scalar(text("SELECT count(*) FROM item")) == 3
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_requests_in_flight_reuse_pooled_connections(tmp_path: Path) -> None:
+    """Each request in flight holds a connection until a loop turn after its work (SQLAlchemy
+    closes it in a shielded task); the pool keeps that many, so none is opened per request."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}"
+
+    async def scenario() -> None:
+        engine = create_engine(url, for_writes=False)
+        opened = 0
+
+        def count(*_: object) -> None:
+            nonlocal opened
+            opened += 1
+
+        event.listen(engine.sync_engine, "connect", count)
+
+        async def request() -> None:
+            # As the hot reads do it (cart, catalog, orders): Core on a connection.
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
+        try:
+            await asyncio.gather(*(request() for _ in range(16)))
+            warmed = opened
+            for _ in range(10):
+                await asyncio.gather(*(request() for _ in range(16)))
+            assert opened == warmed, f"{opened - warmed} connections opened after warm-up"
         finally:
             await engine.dispose()
 
