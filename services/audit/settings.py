@@ -21,7 +21,7 @@ class AuditSettings(ServiceSettings):
     # Once an event arrives with less than a batch waiting behind it, how long audit waits
     # for more to append in the same transaction: a batch costs far more than an event in
     # it, so at a trickle this divides audit's CPU per event; the lag grows by this much.
-    consume_linger_seconds: float = Field(default=0.05, ge=0, le=1)
+    consume_linger_seconds: float = Field(default=0.02, ge=0, le=1)
     # Audit signs its chain head this often (when it moved) and publishes it to the
     # AUDIT_CHECKPOINTS stream and `checkpoint_file`; 0 turns periodic checkpoints off.
     checkpoint_interval_seconds: float = Field(default=60.0, ge=0)
