@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -51,7 +52,18 @@ def _die_with_parent() -> None:
 PR_SET_PDEATHSIG = 1
 
 
+# Where free ports are looked for: below Linux's ephemeral range (32768-60999 by default),
+# from which the kernel hands out the local ports of outgoing connections and of bind(0). A
+# port found free there can be taken by any process's next connection before our service
+# binds it; here only another free_port() could, and a random pick makes that unlikely.
+_PORTS = range(20_000, 32_000)
+
+
 def free_port() -> int:
+    for _ in range(200):
+        port = random.choice(_PORTS)
+        if port_is_free(port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -219,6 +231,15 @@ def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path
     return ServiceProcess(name=name, port=port, process=process, log_path=log_path, env=dict(env))
 
 
+def _service_of(answer: httpx.Response) -> str | None:
+    try:
+        body = answer.json()
+    except ValueError:
+        return None
+    name = body.get("service") if isinstance(body, dict) else None
+    return name if isinstance(name, str) else None
+
+
 def wait_healthy(service: ServiceProcess, *, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     with httpx.Client(timeout=1.0) as client:
@@ -229,7 +250,10 @@ def wait_healthy(service: ServiceProcess, *, timeout: float = 60.0) -> None:
                     f"{_tail(service.log_path)}"
                 )
             try:
-                if client.get(f"{service.url}/healthz").status_code == 200:
+                answer = client.get(f"{service.url}/healthz")
+                # Healthy, and the service we started: another process that took the port
+                # first would answer too (ours then exits, unable to bind).
+                if answer.status_code == 200 and _service_of(answer) == service.name:
                     return
             except httpx.HTTPError:
                 pass

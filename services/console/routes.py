@@ -27,7 +27,8 @@ router = APIRouter()
 
 @router.get("/healthz", include_in_schema=False)
 async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+    # "service" as every service's /healthz says it: whoever started it checks who answers.
+    return {"status": "ok", "service": "console"}
 
 
 @router.get("/readyz", include_in_schema=False)
