@@ -139,14 +139,8 @@ class FaultStack:
         """Audit cannot commit while this is open: its SQLite write lock or its PostgreSQL
         chain lock is held here (audit waits, as it would on a stalled database)."""
         if self.backend == "sqlite":
-            path = self.database_urls["audit"].split("///", 1)[1]
-            holder = sqlite3.connect(path, isolation_level=None)
-            holder.execute("BEGIN IMMEDIATE")
-            try:
+            with self.sqlite_writes_held("audit"):
                 yield
-            finally:
-                holder.rollback()
-                holder.close()
             return
         connection = self.run(self.engine("audit").connect().start())
         lock = text("SELECT pg_advisory_lock(:key)")
