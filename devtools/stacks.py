@@ -1,15 +1,27 @@
 """What tests and benchmarks do to a running stack beyond what `onbehalf run` needs of it:
-connect to its bus as one of its users, hand a tool a user's key, start another replica."""
+connect to its bus as one of its users, hand a tool a user's key, start another replica, put
+services on a PostgreSQL of their own."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from nats.aio.client import Client as NATS
 
+from devtools.postgres import start_postgres
 from libs.common.bus_permissions import OPERATOR
 from onbehalf.nats_setup import connect_as
-from onbehalf.stack import ServiceProcess, Stack, StackError, free_port, start_service, wait_healthy
+from onbehalf.stack import (
+    ServiceProcess,
+    Stack,
+    StackError,
+    free_port,
+    start_service,
+    start_stack,
+    wait_healthy,
+)
 
 
 async def connect_bus(stack: Stack, user: str = OPERATOR) -> NATS:
@@ -37,3 +49,31 @@ def start_replica(stack: Stack, name: str, *, wait: bool = True) -> ServiceProce
     if wait:
         wait_healthy(service)
     return service
+
+
+@contextlib.contextmanager
+def stack_on_postgres(
+    workdir: Path,
+    *,
+    services: Sequence[str],
+    admin_email: str,
+    admin_password: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[Stack]:
+    """A stack whose `services` keep their data in a PostgreSQL of its own (the others on
+    SQLite); both stopped when the block ends."""
+    server = start_postgres(workdir)
+    try:
+        stack = start_stack(
+            workdir / "stack",
+            admin_email=admin_email,
+            admin_password=admin_password,
+            database_urls={name: server.create_database(name) for name in services},
+            extra_env=dict(extra_env or {}),
+        )
+        try:
+            yield stack
+        finally:
+            stack.stop()
+    finally:
+        server.stop()

@@ -5,16 +5,14 @@ the other answers next."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devtools.postgres import start_postgres
-from devtools.stacks import connect_bus, start_replica
+from devtools.stacks import connect_bus, stack_on_postgres, start_replica
 from libs.common.quotes import request_quote
-from onbehalf.stack import ServiceProcess, Stack, start_stack
+from onbehalf.stack import ServiceProcess, Stack
 from tests.catalog.helpers import create_customer, create_product, create_promotion
 from tests.conftest import ADMIN_EMAIL
 from tests.support import Api, ok, unique
@@ -27,21 +25,13 @@ def pg_catalog(
     tmp_path_factory: pytest.TempPathFactory, admin_password: str
 ) -> Iterator[tuple[Stack, ServiceProcess]]:
     """A stack whose catalog is on PostgreSQL, and a second catalog process on that database."""
-    workdir: Path = tmp_path_factory.mktemp("pg-catalog")
-    server = start_postgres(workdir)
-    try:
-        stack = start_stack(
-            workdir / "stack",
-            admin_email=ADMIN_EMAIL,
-            admin_password=admin_password,
-            database_urls={"catalog": server.create_database("catalog")},
-        )
-        try:
-            yield stack, start_replica(stack, "catalog")
-        finally:
-            stack.stop()
-    finally:
-        server.stop()
+    with stack_on_postgres(
+        tmp_path_factory.mktemp("pg-catalog"),
+        services=("catalog",),
+        admin_email=ADMIN_EMAIL,
+        admin_password=admin_password,
+    ) as stack:
+        yield stack, start_replica(stack, "catalog")
 
 
 def listed(api: Api, url: str, q: str) -> dict[str, dict[str, Any]]:

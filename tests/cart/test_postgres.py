@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devtools.postgres import start_postgres
-from onbehalf.stack import Stack, start_stack
+from devtools.stacks import stack_on_postgres
+from onbehalf.stack import Stack
 from tests.cart.people import acting_staff, at_once, customer_admin
 from tests.conftest import ADMIN_EMAIL
 from tests.support import Api, World, build_world, ok, unique, wait_until
@@ -20,27 +19,18 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture(scope="module")
 def pg_stack(tmp_path_factory: pytest.TempPathFactory, admin_password: str) -> Iterator[Stack]:
-    workdir: Path = tmp_path_factory.mktemp("pg-stack")
-    server = start_postgres(workdir)
-    try:
-        urls = {name: server.create_database(name) for name in ("cart", "orders")}
-        stack = start_stack(
-            workdir / "stack",
-            admin_email=ADMIN_EMAIL,
-            admin_password=admin_password,
-            database_urls=urls,
-            extra_env={
-                # Any caretaker may take over a lock idle for a second; staff must lock first.
-                "ONBEHALF_LOCK_TAKEOVER_IDLE_SECONDS": "0",
-                "ONBEHALF_REQUIRE_LOCK_FOR_ACTING_CHANGES": "true",
-            },
-        )
-        try:
-            yield stack
-        finally:
-            stack.stop()
-    finally:
-        server.stop()
+    with stack_on_postgres(
+        tmp_path_factory.mktemp("pg-stack"),
+        services=("cart", "orders"),
+        admin_email=ADMIN_EMAIL,
+        admin_password=admin_password,
+        extra_env={
+            # Any caretaker may take over a lock idle for a second; staff must lock first.
+            "ONBEHALF_LOCK_TAKEOVER_IDLE_SECONDS": "0",
+            "ONBEHALF_REQUIRE_LOCK_FOR_ACTING_CHANGES": "true",
+        },
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture

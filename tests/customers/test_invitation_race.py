@@ -6,14 +6,13 @@ stack) and on PostgreSQL (identity on a real server, where an advisory lock seri
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from devtools.postgres import start_postgres
-from onbehalf.stack import Stack, start_stack
+from devtools.stacks import stack_on_postgres
+from onbehalf.stack import Stack
 from tests.cart.people import at_once
 from tests.conftest import ADMIN_EMAIL
 from tests.customers.mailbox import mails
@@ -59,21 +58,13 @@ def test_organisations_inviting_one_address_at_once_on_sqlite(admin: Api, stack:
 def pg_identity_stack(
     tmp_path_factory: pytest.TempPathFactory, admin_password: str
 ) -> Iterator[Stack]:
-    workdir: Path = tmp_path_factory.mktemp("pg-identity")
-    server = start_postgres(workdir)
-    try:
-        stack = start_stack(
-            workdir / "stack",
-            admin_email=ADMIN_EMAIL,
-            admin_password=admin_password,
-            database_urls={"identity": server.create_database("identity")},
-        )
-        try:
-            yield stack
-        finally:
-            stack.stop()
-    finally:
-        server.stop()
+    with stack_on_postgres(
+        tmp_path_factory.mktemp("pg-identity"),
+        services=("identity",),
+        admin_email=ADMIN_EMAIL,
+        admin_password=admin_password,
+    ) as stack:
+        yield stack
 
 
 @pytest.mark.postgres
