@@ -159,7 +159,7 @@ class UserRead(BaseModel):
 
 
 class ConsentUpdate(Strict):
-    allow_assistance: bool
+    allow_assistance: StrictBool  # never 0/1 or "no": a wrong type must not change consent
 
 
 class PasswordChange(Strict):

@@ -135,3 +135,16 @@ def test_wrong_password_and_bad_admin_input(anonymous: Api, admin: Api) -> None:
         json={"sku": "NEG", "name": "n", "price": "-1", "currency": "EUR"},
     )
     assert negative.status_code == 422
+
+
+@pytest.mark.parametrize("value", [0, 1, "false", "no", None])
+def test_consent_takes_only_true_or_false(world: World, value: object) -> None:
+    """What the customer's admin says of remote assistance is a JSON boolean or nothing changes:
+    0, 1 or a string could mean either to whoever sent it."""
+    own_admin = world.login(world.customer_user(world.org_a, ["admin"]))
+    path = f"/v1/orgs/{world.org_a['id']}/consent"
+    refused = own_admin.put("identity", path, json={"allow_assistance": value})
+    assert refused.status_code == 422, refused.text
+    assert "allow_assistance" in refused.json()["detail"]
+    organisation = ok(world.admin.get("identity", f"/v1/orgs/{world.org_a['id']}"))
+    assert organisation["allow_assistance"] is True
