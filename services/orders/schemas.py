@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 
 class OrderCreate(BaseModel):
@@ -90,7 +90,7 @@ class BudgetWrite(BaseModel):
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     period: Literal["month", "quarter", "year"]
     on_exceed: Literal["refuse", "approval"]
-    for_assisted_orders: bool = False
+    for_assisted_orders: StrictBool = False  # never 0/1: the same JSON boolean as the contract
 
 
 class BudgetRead(BaseModel):

@@ -176,3 +176,22 @@ def test_assisted_orders_wait_for_the_customer_admins_approval(world: World) -> 
         ),
         what="both decisions audited",
     )
+
+
+def test_a_budget_for_assisted_orders_is_said_with_a_boolean(world: World) -> None:
+    """`for_assisted_orders` is true or false; 1 or "yes" is refused and no budget is made."""
+    admin, _ = customer_admin(world, world.org_a)
+    body = {
+        "kind": "cost_center",
+        "name": unique("Assisted"),
+        "amount": "5.00",
+        "currency": "EUR",
+        "period": "quarter",
+        "on_exceed": "approval",
+    }
+    before = ok(admin.get("orders", "/v1/budgets"))["items"]
+    for value in (1, "yes", 0):
+        refused = admin.post("orders", "/v1/budgets", json={**body, "for_assisted_orders": value})
+        assert refused.status_code == 422, refused.text
+        assert "for_assisted_orders" in refused.json()["detail"]
+    assert ok(admin.get("orders", "/v1/budgets"))["items"] == before
