@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, Select, event, text
+from sqlalchemy import DateTime, Dialect, MetaData, Select, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from libs.common.sqlite_driver import one_hop_dbapi
+from libs.common.sqlite_driver import DRIVER, one_hop_dbapi
 
 
 def is_sqlite(url: str) -> bool:
@@ -78,7 +78,10 @@ def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     # of this process queue on the engine's write gate (an asyncio lock) before BEGIN, so
     # SQLite's busy wait, which would block the loop, only ever waits for another process.
     engine = create_async_engine(
-        url,
+        # The dialect issues BEGIN itself: IMMEDIATE for writers, so that concurrent writers
+        # queue instead of failing at once with "database is locked" when a deferred
+        # transaction starts to write (sqlite_driver.InLoopSQLiteDialect).
+        make_url(url).set(drivername=f"sqlite+{DRIVER}"),
         connect_args={"timeout": 30},
         module=one_hop_dbapi(mode="write" if for_writes else "read"),
         # A connection goes back to the pool a loop turn after its work (SQLAlchemy closes
@@ -90,7 +93,7 @@ def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # We issue BEGIN ourselves (below); WAL lets readers run beside the one writer.
+        # The dialect issues BEGIN itself; WAL lets readers run beside the one writer.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -98,12 +101,6 @@ def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        # A deferred transaction that later writes can fail at once with "database is
-        # locked"; taking the write lock up front makes concurrent writers queue instead.
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if for_writes else "BEGIN")
 
     return engine
 
