@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import String
+from sqlalchemy import Insert, String, Table, bindparam
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,10 +23,31 @@ class InboxMixin:
     handled_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+# One statement per inbox table and dialect, built once (consumers run it for every event).
+_RECORDS: dict[tuple[Table, str], Insert] = {}
+
+
+def _record(table: Table, dialect_name: str) -> Insert:
+    statement = _RECORDS.get((table, dialect_name))
+    if statement is None:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(table)
+            .values(event_id=bindparam("event_id"), handled_at=bindparam("handled_at"))
+            .on_conflict_do_nothing(index_elements=["event_id"])
+        )
+        _RECORDS[(table, dialect_name)] = statement
+    return statement
+
+
 async def first_delivery(session: AsyncSession, model: type[Any], event_id: str) -> bool:
-    """True the first time `event_id` is seen; records it in the caller's transaction."""
-    if await session.get(model, event_id) is not None:
-        return False
-    session.add(model(event_id=event_id, handled_at=utcnow()))
-    await session.flush()
-    return True
+    """True the first time `event_id` is seen; records it in the caller's transaction.
+
+    One INSERT .. ON CONFLICT DO NOTHING: a second delivery inserts nothing, and on
+    PostgreSQL one racing with the first waits for it and then inserts nothing either."""
+    connection = await session.connection()
+    result = await connection.execute(
+        _record(model.__table__, connection.dialect.name),
+        {"event_id": event_id, "handled_at": utcnow()},
+    )
+    return bool(result.rowcount == 1)
