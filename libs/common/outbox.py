@@ -42,6 +42,8 @@ from libs.common.db import UtcDateTime
 from libs.common.events import encode, nats_subject
 
 log = structlog.get_logger("outbox")
+# The first pause after a failed relay round; doubling (with jitter) up to max_backoff.
+_FIRST_BACKOFF_SECONDS = 0.05
 
 # A pending outbox row as the relay reads it: event id, subject, payload, traceparent.
 Row = tuple[str, str, bytes, str | None]
@@ -256,9 +258,19 @@ class OutboxRelay:
                     await asyncio.wait_for(self._mark_published(), timeout=2.0)
 
     async def _drain_with_backoff(self) -> None:
+        if not self._failing:
+            # The usual round (every commit wakes the relay): no retry machinery built for it.
+            try:
+                while await self.publish_pending() >= self._batch_size:
+                    pass
+                return
+            except Exception as exc:
+                self._failing = True
+                self._log_failure(exc, attempt=1)
+                await self._backoff_sleep(_FIRST_BACKOFF_SECONDS)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Exception),
-            wait=wait_exponential_jitter(initial=0.05, max=self._max_backoff),
+            wait=wait_exponential_jitter(initial=_FIRST_BACKOFF_SECONDS, max=self._max_backoff),
             sleep=self._backoff_sleep,
             before_sleep=self._before_retry,
             reraise=True,
@@ -271,9 +283,14 @@ class OutboxRelay:
         self._failing = True
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
-        if error is not None and not isinstance(error, RelayRoundFailed):
+        if isinstance(error, Exception):
+            self._log_failure(error, attempt=state.attempt_number + 1)
+
+    @staticmethod
+    def _log_failure(error: Exception, *, attempt: int) -> None:
+        if not isinstance(error, RelayRoundFailed):
             # A publish failure is logged where it happens; this is the database side.
-            log.warning("outbox_round_failed", attempt=state.attempt_number, error=repr(error))
+            log.warning("outbox_round_failed", attempt=attempt, error=repr(error))
 
     async def _backoff_sleep(self, seconds: float) -> None:
         # A reconnect (during the back-off or since the last one) ends it: NATS is back.
