@@ -205,10 +205,17 @@ def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     full_env = {**os.environ, **env, "ONBEHALF_PORT": str(port)}
+    # Benchmarks only (bench/profile_order.py): the service under a profiler they switch.
+    profile_dir = full_env.get("ONBEHALF_PROFILE_DIR")
+    runner = (
+        ["devtools.profiled_uvicorn", str(Path(profile_dir) / f"{name}.prof")]
+        if profile_dir
+        else ["uvicorn"]
+    )
     command = [
         sys.executable,
         "-m",
-        "uvicorn",
+        *runner,
         f"services.{name}.app:create_app",
         "--factory",
         "--host",
