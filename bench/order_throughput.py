@@ -46,6 +46,16 @@ async def _place(
     return latencies
 
 
+def acting_customers(admin: Api, customers: int) -> list[tuple[str, str]]:
+    """(acting token, SKU to order) for each of `customers` customers, a rep acting for each."""
+    sessions = []
+    for _ in range(customers):
+        world = build_world(admin)
+        acting, _ = world.act_as(world.login(world.rep), world.org_a)
+        sessions.append((acting.token or "", world.skus[1]))
+    return sessions
+
+
 def _count(reader: Api, event_type: str) -> int:
     count, cursor = 0, None
     while True:
@@ -83,13 +93,9 @@ def main() -> None:
     )
     try:
         urls = {name: stack.url(name) for name in SERVICES}
-        sessions: list[tuple[str, str]] = []
         with httpx.Client(timeout=30.0) as client:
             admin = Api(stack=stack, client=client).login("admin@bench.test", password)
-            for _ in range(args.customers):
-                world = build_world(admin)
-                acting, _ = world.act_as(world.login(world.rep), world.org_a)
-                sessions.append((acting.token or "", world.skus[1]))
+            sessions = acting_customers(admin, args.customers)
 
             async def run() -> list[float]:
                 limits = httpx.Limits(max_connections=args.customers * 2)

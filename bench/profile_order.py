@@ -25,8 +25,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.order_throughput import _place
-from devtools.harness import Api, build_world
+from bench.order_throughput import _place, acting_customers
+from devtools.harness import Api
 from onbehalf.stack import SERVICES, start_stack
 
 _C_PARTS = ("sqlite3", "ed25519", "pydantic_core", "greenlet", "writelines", "send")
@@ -78,13 +78,9 @@ def main() -> None:
     profiled = [name for name in ("cart", "orders", "audit", "catalog") if name in stack.services]
     try:
         urls = {name: stack.url(name) for name in SERVICES}
-        sessions: list[tuple[str, str]] = []
         with httpx.Client(timeout=30.0) as client:
             admin = Api(stack=stack, client=client).login("admin@bench.test", password)
-            for _ in range(args.customers):
-                world = build_world(admin)
-                acting, _ = world.act_as(world.login(world.rep), world.org_a)
-                sessions.append((acting.token or "", world.skus[1]))
+            sessions = acting_customers(admin, args.customers)
 
         async def run(orders: int, tag: str) -> None:
             limits = httpx.Limits(max_connections=args.customers * 2)
