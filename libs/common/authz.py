@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import re
 import time
 from collections import OrderedDict
@@ -34,6 +35,8 @@ from libs.common.resources import POLICY_CLASSES
 log = structlog.get_logger("decision")
 
 DECISIONS = Counter("onbehalf_policy_decisions_total", "Policy decisions", ["action", "allowed"])
+# The labelled children of DECISIONS by (action, allowed): `labels()` is a lookup under a lock.
+_DECISION_COUNTERS: dict[tuple[str, bool], Any] = {}
 
 PRINCIPAL_CLASSES: tuple[type, ...] = (StaffUser, CustomerUser, ActingSession)
 
@@ -371,7 +374,14 @@ class Authorizer:
         )
 
     def _log(self, principal: Principal, resource: object, decision: Decision) -> None:
-        DECISIONS.labels(decision.action, str(decision.allowed).lower()).inc()
+        counter = _DECISION_COUNTERS.get((decision.action, decision.allowed))
+        if counter is None:
+            counter = DECISIONS.labels(decision.action, str(decision.allowed).lower())
+            _DECISION_COUNTERS[(decision.action, decision.allowed)] = counter
+        counter.inc()
+        # Every request asks at least once: below INFO, build nothing for a line not written.
+        if not log.is_enabled_for(logging.INFO):
+            return
         actor_id, _ = actor_ref(principal)
         subject_org_id, _ = subject_ref(principal)
         log.info(

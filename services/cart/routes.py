@@ -35,24 +35,29 @@ router = APIRouter(tags=["cart"])
 lists_router = APIRouter(tags=["saved lists"])
 
 
-def _with_etag(response: Response, cart: CartRead) -> CartRead:
-    response.headers["ETag"] = service.etag(cart.version)
-    return cart
+def _with_etag(cart: CartRead) -> Response:
+    """The cart as JSON with its ETag. Serialised once, by its own model: returned as a model,
+    FastAPI would validate it again against the route's response model and then serialise it
+    (a tenth of a cart read's CPU). The routes still declare `response_model=CartRead`."""
+    return Response(
+        content=cart.model_dump_json(),
+        media_type="application/json",
+        headers={"ETag": service.etag(cart.version)},
+    )
 
 
-@router.get("/v1/cart")
-async def get_cart(response: Response, principal: CurrentPrincipal, runtime: Runtime) -> CartRead:
-    return _with_etag(response, await service.get_cart(runtime=runtime, principal=principal))
+@router.get("/v1/cart", response_model=CartRead)
+async def get_cart(principal: CurrentPrincipal, runtime: Runtime) -> Response:
+    return _with_etag(await service.get_cart(runtime=runtime, principal=principal))
 
 
-@router.post("/v1/cart/items", responses=problems(409, 412, 503))
+@router.post("/v1/cart/items", responses=problems(409, 412, 503), response_model=CartRead)
 async def add_item(
     body: CartItemCreate,
-    response: Response,
     principal: CurrentPrincipal,
     runtime: Runtime,
     if_match: IfMatch = None,
-) -> CartRead:
+) -> Response:
     cart = await service.add_item(
         runtime=runtime,
         principal=principal,
@@ -60,18 +65,17 @@ async def add_item(
         quantity=body.quantity,
         if_match=if_match,
     )
-    return _with_etag(response, cart)
+    return _with_etag(cart)
 
 
-@router.patch("/v1/cart/items/{sku}", responses=problems(409, 412, 503))
+@router.patch("/v1/cart/items/{sku}", responses=problems(409, 412, 503), response_model=CartRead)
 async def change_item(
     sku: SkuPath,
     body: CartItemUpdate,
-    response: Response,
     principal: CurrentPrincipal,
     runtime: Runtime,
     if_match: IfMatch = None,
-) -> CartRead:
+) -> Response:
     cart = await service.change_item(
         runtime=runtime,
         principal=principal,
@@ -79,21 +83,20 @@ async def change_item(
         quantity=body.quantity,
         if_match=if_match,
     )
-    return _with_etag(response, cart)
+    return _with_etag(cart)
 
 
-@router.delete("/v1/cart/items/{sku}", responses=problems(409, 412))
+@router.delete("/v1/cart/items/{sku}", responses=problems(409, 412), response_model=CartRead)
 async def remove_item(
     sku: SkuPath,
-    response: Response,
     principal: CurrentPrincipal,
     runtime: Runtime,
     if_match: IfMatch = None,
-) -> CartRead:
+) -> Response:
     cart = await service.remove_item(
         runtime=runtime, principal=principal, sku=sku, if_match=if_match
     )
-    return _with_etag(response, cart)
+    return _with_etag(cart)
 
 
 @router.post("/v1/cart/lock", responses=problems(409))
@@ -201,15 +204,18 @@ async def remove_list_item(
     )
 
 
-@lists_router.post("/v1/saved-lists/{list_id}/add-to-cart", responses=problems(409, 412, 503))
+@lists_router.post(
+    "/v1/saved-lists/{list_id}/add-to-cart",
+    responses=problems(409, 412, 503),
+    response_model=CartRead,
+)
 async def add_list_to_cart(
     list_id: ListId,
-    response: Response,
     principal: CurrentPrincipal,
     runtime: Runtime,
     if_match: IfMatch = None,
-) -> CartRead:
+) -> Response:
     cart = await saved_lists.add_list_to_cart(
         runtime=runtime, principal=principal, list_id=list_id, if_match=if_match
     )
-    return _with_etag(response, cart)
+    return _with_etag(cart)
