@@ -36,8 +36,10 @@ pytest: $(STAMP)
 	bash scripts/ensure-chromium.sh
 	# the system's tests; `make unit` runs tests/unit and the decision tables (once). Two test
 	# processes per two cores (pytest-xdist), a file at a time so a file's fixtures stay whole:
-	# the tests mostly wait on processes starting, and each process has its own stack.
-	$(BIN)/python -m pytest tests --ignore=tests/unit -n auto --maxprocesses 4 --dist loadfile
+	# the tests mostly wait on processes starting, and each process has its own stack. Files go
+	# out in collection order, the longest first (tests/conftest.py), not by number of tests.
+	$(BIN)/python -m pytest tests --ignore=tests/unit -n auto --maxprocesses 4 --dist loadfile \
+		--no-loadscope-reorder
 
 # The decision tables run once, inside pytest (policies/tests); `make policy-test` runs them
 # through the operator's CLI.
