@@ -161,6 +161,7 @@ class OutboxRelay:
         model: type[Any],
         js: JetStreamContext,
         row_locks: bool,
+        read_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
         batch_size: int = 200,
         poll_seconds: float = 0.5,
         publish_timeout: float = 2.0,
@@ -168,6 +169,11 @@ class OutboxRelay:
         mark_delay_seconds: float = 0.2,
     ) -> None:
         self._sessionmaker = sessionmaker
+        # SQLite: the pending rows are read in a deferred (read) transaction. On the writers'
+        # engine every transaction begins IMMEDIATE: a periodic read took the write lock, made
+        # the process's writers queue behind it, and waited out another process's long write
+        # with the event loop blocked (SQLite's busy wait).
+        self._read_sessionmaker = read_sessionmaker or sessionmaker
         self._model = model
         self._js = js
         self._row_locks = row_locks
@@ -342,7 +348,7 @@ class OutboxRelay:
         if self._failing or self._read_table or loop.time() - self._last_read >= self._poll_seconds:
             # Marked first, so that the read returns only rows nobody published.
             await self._mark_published()
-            async with self._sessionmaker() as session:
+            async with self._read_sessionmaker() as session:
                 result = await session.execute(self._pending_query)
                 rows = [(r.id, r.subject, r.payload, r.traceparent) for r in result]
                 await session.commit()

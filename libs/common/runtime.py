@@ -209,8 +209,10 @@ async def start_runtime(
         # A token signed with a key we do not know yet: identity rotated; fetch again.
         verifier.identity_url = settings.identity_url
         verifier.refetch_min_seconds = settings.jwks_refetch_min_seconds
+    read_sessionmaker = create_sessionmaker(read_engine)
     relay = OutboxRelay(
         sessionmaker=sessionmaker,
+        read_sessionmaker=read_sessionmaker,
         model=outbox_model,
         js=js,
         row_locks=has_row_locks(settings.sqlalchemy_url),
@@ -221,7 +223,7 @@ async def start_runtime(
         settings=settings,
         engine=engine,
         sessionmaker=sessionmaker,
-        read_sessionmaker=create_sessionmaker(read_engine),
+        read_sessionmaker=read_sessionmaker,
         read_engine=read_engine,
         nc=nc,
         js=js,

@@ -1,0 +1,88 @@
+"""The outbox relay reads its table beside another process's write (SQLite): no write lock taken."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import nats
+from nats.js.api import StreamConfig
+from sqlalchemy.orm import DeclarativeBase
+
+from libs.common.db import create_engine, create_sessionmaker, create_tables
+from libs.common.events import EventContext, build_event
+from libs.common.outbox import OutboxMixin, OutboxRelay, add_to_outbox
+from onbehalf.stack import start_nats
+
+
+class _Base(DeclarativeBase):
+    pass
+
+
+class _Outbox(OutboxMixin, _Base):
+    pass
+
+
+def test_the_relay_publishes_pending_rows_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """Rows the relay finds by reading its table (written before it started, as after a
+    restart) are published while an operator's command holds the database's write lock. The
+    relay's read took that lock until now (every transaction of the writers' engine begins
+    IMMEDIATE), and waited out SQLite's 30 s busy timeout with the event loop blocked."""
+    server = start_nats(tmp_path / "nats")
+    path = tmp_path / "service.db"
+
+    async def scenario() -> None:
+        nc = await nats.connect(server.url)
+        writes = create_engine(f"sqlite+aiosqlite:///{path}")
+        reads = create_engine(f"sqlite+aiosqlite:///{path}", for_writes=False)
+        try:
+            js = nc.jetstream()
+            await js.add_stream(StreamConfig(name="RELAY_TEST", subjects=["events.>"]))
+            await create_tables(writes, _Base.metadata)
+            sessions = create_sessionmaker(writes)
+            context = EventContext(
+                actor_id="staff-1",
+                actor_org_id="seller",
+                subject_org_id="customer-1",
+                subject_user_id=None,
+                acting_session_id=None,
+                policy_revision="test",
+            )
+            event = build_event(
+                source="/onbehalf/catalog",
+                type="com.onbehalf.catalog.product.created",
+                data={"sku": "SKU-1"},
+                context=context,
+            )
+            async with sessions() as session, session.begin():
+                add_to_outbox(session, _Outbox, event)
+            relay = OutboxRelay(
+                sessionmaker=sessions,
+                read_sessionmaker=create_sessionmaker(reads),
+                model=_Outbox,
+                js=js,
+                row_locks=False,
+            )
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                published = await asyncio.wait_for(relay.publish_pending(), timeout=10)
+            finally:
+                holder.rollback()
+                holder.close()
+            assert published == 1
+            stored = await js.get_last_msg("RELAY_TEST", "events.catalog.product.created")
+            assert stored.headers is not None
+            assert stored.headers["Nats-Msg-Id"] == event.get_id()
+        finally:
+            await writes.dispose()
+            await reads.dispose()
+            await nc.drain()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.stop()
