@@ -132,6 +132,7 @@ class MailRelay:
         sessionmaker: async_sessionmaker[AsyncSession],
         model: type[Any],
         smtp_url: str | None,
+        read_sessionmaker: async_sessionmaker[AsyncSession] | None = None,
         sender: str = DEFAULT_SENDER,
         row_locks: bool,
         poll_seconds: float = 1.0,
@@ -139,6 +140,7 @@ class MailRelay:
         timeout: float = 10.0,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._read_sessionmaker = read_sessionmaker or sessionmaker
         self._model = model
         self._target = parse_smtp_url(smtp_url) if smtp_url else None
         self._sender = sender
@@ -188,20 +190,23 @@ class MailRelay:
                 for row in rows:
                     await self._send(row)
             return len(rows)
-        # SQLite: never hold the write lock while talking to the mail server.
-        async with self._sessionmaker() as session:
-            rows = (await session.scalars(query)).all()
-            await session.commit()
-            # Detached while the server is talked to: recording an outcome on an attached row
-            # would begin a transaction on this session (SQLAlchemy autobegins on a change),
-            # the `begin()` below would then fail, and every mail would be sent again at each
-            # poll without ever being marked (past 20 such rows, newer mail never went out).
-            session.expunge_all()
+        # SQLite: never hold the write lock while talking to the mail server, and read beside
+        # the writers (on the writers' engine every transaction begins IMMEDIATE: a poll every
+        # second took the write lock, and waited out another process's write with the loop
+        # blocked in SQLite's busy wait).
+        async with self._read_sessionmaker() as reading, reading.begin():
+            rows = (await reading.scalars(query)).all()
+            # Detached while the server is talked to, and written back through a session of
+            # the writers' engine (recording an outcome on an attached row would autobegin a
+            # transaction on the read session; past 20 such rows, newer mail never went out).
+            reading.expunge_all()
+        if not rows:
+            return 0
+        for row in rows:
+            await self._send(row)
+        async with self._sessionmaker() as session, session.begin():
             for row in rows:
-                await self._send(row)
-            async with session.begin():
-                for row in rows:
-                    await session.merge(row)
+                await session.merge(row)
         return len(rows)
 
     async def _send(self, row: Any) -> None:

@@ -309,14 +309,21 @@ async def end_timed_out_sessions(*, runtime: ServiceRuntime) -> int:
     """End sessions past their maximum lifetime or idle for longer than the idle timeout."""
     now = utcnow()
     idle_since = now - timedelta(seconds=identity_settings(runtime).acting_idle_seconds)
+    due_now = (
+        ActingSessionRecord.ended_at.is_(None),
+        or_(
+            ActingSessionRecord.expires_at <= now,
+            ActingSessionRecord.last_seen_at <= idle_since,
+        ),
+    )
+    # The sweep runs every second and almost always finds nothing: it asks beside the writers
+    # first (on SQLite a write transaction begins IMMEDIATE, queueing behind the requests'
+    # writes and waiting out another process's with the loop blocked).
+    async with runtime.reading() as session:
+        if await session.scalar(select(ActingSessionRecord.id).where(*due_now).limit(1)) is None:
+            return 0
     async with runtime.unit_of_work() as uow:
-        query = select(ActingSessionRecord).where(
-            ActingSessionRecord.ended_at.is_(None),
-            or_(
-                ActingSessionRecord.expires_at <= now,
-                ActingSessionRecord.last_seen_at <= idle_since,
-            ),
-        )
+        query = select(ActingSessionRecord).where(*due_now)
         query = skipping_locked(query, runtime.settings.sqlalchemy_url)
         due = (await uow.session.scalars(query.limit(500))).all()
         for record in due:

@@ -51,6 +51,7 @@ def create_app(settings: IdentitySettings | None = None) -> FastAPI:
             # Mail (invitations, acting notices): an outbox sent over SMTP, like events.
             mail = MailRelay(
                 sessionmaker=runtime.sessionmaker,
+                read_sessionmaker=runtime.read_sessionmaker,
                 model=MailOutbox,
                 smtp_url=settings.smtp_url,
                 sender=settings.mail_sender,

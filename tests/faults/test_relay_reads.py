@@ -1,4 +1,4 @@
-"""The outbox relay reads its table beside another process's write (SQLite): no write lock taken."""
+"""The relays read their tables beside another process's write (SQLite): no write lock taken."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from libs.common.db import create_engine, create_sessionmaker, create_tables
 from libs.common.events import EventContext, build_event
+from libs.common.mail import MailOutboxMixin, MailRelay
 from libs.common.outbox import OutboxMixin, OutboxRelay, add_to_outbox
 from onbehalf.stack import start_nats
 
@@ -21,6 +22,10 @@ class _Base(DeclarativeBase):
 
 
 class _Outbox(OutboxMixin, _Base):
+    pass
+
+
+class _MailOutbox(MailOutboxMixin, _Base):
     pass
 
 
@@ -86,3 +91,36 @@ def test_the_relay_publishes_pending_rows_while_another_process_holds_the_write_
         asyncio.run(scenario())
     finally:
         server.stop()
+
+
+def test_the_mail_relay_polls_while_another_process_holds_the_write_lock(tmp_path: Path) -> None:
+    """The mail relay looks for mail every second; with none due it reads and is done, even
+    while another process holds the write lock (it began a write transaction, and waited out
+    SQLite's 30 s busy timeout with the event loop blocked)."""
+    path = tmp_path / "identity.db"
+
+    async def scenario() -> None:
+        writes = create_engine(f"sqlite+aiosqlite:///{path}")
+        reads = create_engine(f"sqlite+aiosqlite:///{path}", for_writes=False)
+        try:
+            await create_tables(writes, _Base.metadata)
+            relay = MailRelay(
+                sessionmaker=create_sessionmaker(writes),
+                read_sessionmaker=create_sessionmaker(reads),
+                model=_MailOutbox,
+                # Never contacted: there is no mail to send.
+                smtp_url="smtp://127.0.0.1:9",
+                row_locks=False,
+            )
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                assert await asyncio.wait_for(relay.send_pending(), timeout=10) == 0
+            finally:
+                holder.rollback()
+                holder.close()
+        finally:
+            await writes.dispose()
+            await reads.dispose()
+
+    asyncio.run(scenario())
