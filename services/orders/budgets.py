@@ -179,17 +179,7 @@ async def charge(uow: UnitOfWork, *, order: NewOrder, principal: Principal) -> s
     )
     spent = await spent_in(session, budget.id, key)
     if fits:
-        await session.execute(
-            _INSERT_CHARGE,
-            {
-                "order_id": order.id,
-                "budget_id": budget.id,
-                "period_key": key,
-                "amount": order.total,
-                "state": "spent",
-            },
-        )
-        uow.publish(_charged(budget, order, key, "spent", spent), principal)
+        await _record_charge(uow, budget, order, key, "spent", spent, principal)
         return "placed"
     remaining = max(budget.amount - spent, Decimal(0))
     if budget.on_exceed == "refuse":
@@ -207,18 +197,31 @@ async def charge(uow: UnitOfWork, *, order: NewOrder, principal: Principal) -> s
             remaining=str(remaining),
             currency=budget.currency,
         )
-    await session.execute(
+    await _record_charge(uow, budget, order, key, "awaiting", spent, principal)
+    return AWAITING
+
+
+async def _record_charge(
+    uow: UnitOfWork,
+    budget: Budget,
+    order: NewOrder,
+    key: str,
+    state: str,
+    spent: Decimal,
+    principal: Principal,
+) -> None:
+    """The order's charge row in `state` (spent, awaiting) and its BudgetCharged event."""
+    await uow.session.execute(
         _INSERT_CHARGE,
         {
             "order_id": order.id,
             "budget_id": budget.id,
             "period_key": key,
             "amount": order.total,
-            "state": "awaiting",
+            "state": state,
         },
     )
-    uow.publish(_charged(budget, order, key, "awaiting", spent), principal)
-    return AWAITING
+    uow.publish(_charged(budget, order, key, state, spent), principal)
 
 
 async def give_back(uow: UnitOfWork, *, order: Order, principal: Principal) -> None:
