@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import Insert, String, Table, bindparam
+from sqlalchemy import CursorResult, Insert, String, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
+from libs.common.statements import Statements
 
 
 class InboxMixin:
@@ -45,9 +46,9 @@ async def first_delivery(session: AsyncSession, model: type[Any], event_id: str)
 
     One INSERT .. ON CONFLICT DO NOTHING: a second delivery inserts nothing, and on
     PostgreSQL one racing with the first waits for it and then inserts nothing either."""
-    connection = await session.connection()
+    connection = Statements.of(await session.connection())
     result = await connection.execute(
         _record(model.__table__, connection.dialect.name),
         {"event_id": event_id, "handled_at": utcnow()},
     )
-    return bool(result.rowcount == 1)
+    return bool(cast(CursorResult[Any], result).rowcount == 1)

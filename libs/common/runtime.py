@@ -34,6 +34,7 @@ from libs.common.principals import Principal
 from libs.common.revocation import RevocationSet, RevocationWatcher
 from libs.common.settings import ServiceSettings
 from libs.common.signing import EventSigningKey, load_signing_key
+from libs.common.statements import Statements
 from libs.common.tokens import TokenVerifier
 from libs.contracts.base import Event
 
@@ -79,6 +80,10 @@ class UnitOfWork:
         add_to_outbox(self.session, self.runtime.outbox_model, cloud_event)
         self.staged += 1
         self.events.append(event)
+
+    async def statements(self) -> Statements:
+        """This transaction's connection, for Core statements (libs/common/statements.py)."""
+        return Statements.of(await self.session.connection())
 
 
 @dataclass

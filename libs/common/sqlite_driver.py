@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     SQLiteDialect_aiosqlite,
 )
 from sqlalchemy.util import await_
+from sqlalchemy.util.concurrency import in_greenlet
 
 _Outcome = tuple[Any, int, int | None, list[Any]]
 
@@ -120,8 +121,11 @@ async def _ready() -> None:
 
 def _pass_through_the_loop() -> None:
     """A no-op await: SQLAlchemy's AsyncConnection.execute insists that a statement awaited
-    something (it guards against sync drivers); this costs two greenlet switches, no hop."""
-    await_(_ready())
+    something (it guards against sync drivers); this costs two greenlet switches, no hop.
+    Called through the synchronous Connection (libs/common/statements.py) there is no
+    greenlet, and nothing to satisfy."""
+    if in_greenlet():
+        await_(_ready())
 
 
 class InLoopCursor(OneHopCursor):

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.clock import utcnow
 from libs.common.db import insert_if_absent
@@ -17,6 +17,7 @@ from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import CartLock as CartLockResource
 from libs.common.revocation import RevocationSet
 from libs.common.runtime import ServiceRuntime, UnitOfWork
+from libs.common.statements import Statements
 from services.cart import events, queries
 from services.cart.models import CartLock
 from services.cart.queries import LockRow
@@ -148,7 +149,7 @@ async def _compare_and_set(
 
 async def guard_change(
     uow: UnitOfWork,
-    connection: AsyncConnection,
+    connection: Statements,
     *,
     settings: CartSettings,
     principal: Principal,
@@ -358,7 +359,7 @@ async def release_locks_of_ended_session(
     return len(rows)
 
 
-async def queue_behind_changes(uow: UnitOfWork, connection: AsyncConnection, org_id: str) -> None:
+async def queue_behind_changes(uow: UnitOfWork, connection: Statements, org_id: str) -> None:
     """Take the organisation's lock row FOR UPDATE, created (free) on first use: every cart
     change and checkout queues behind it (PostgreSQL; SQLite's writers queue on BEGIN)."""
     if await queries.lock_for_update(connection, org_id) is None:

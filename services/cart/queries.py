@@ -22,9 +22,10 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from libs.common import statements
 from libs.common.runtime import ServiceRuntime
+from libs.common.statements import Statements
 from services.cart.models import Cart, CartItem, CartLock, InboxEntry
 
 # Core statements built at import: SQLAlchemy memoises a statement's cache key on the object, so
@@ -184,10 +185,10 @@ class CartState:
 
 
 @asynccontextmanager
-async def reading(runtime: ServiceRuntime) -> AsyncIterator[AsyncConnection]:
+async def reading(runtime: ServiceRuntime) -> AsyncIterator[Statements]:
     """A read transaction on a connection of the read engine, without the ORM session that
     `runtime.reading()` builds (and tears down) around it: these reads are Core statements."""
-    async with runtime.read_engine.connect() as connection:
+    async with statements.reading(runtime.read_engine) as connection:
         yield connection
 
 
@@ -226,7 +227,7 @@ def _remember(state: CartState) -> CartState:
     return state
 
 
-async def cart_in_view(connection: AsyncConnection, org_id: str) -> CartState:
+async def cart_in_view(connection: Statements, org_id: str) -> CartState:
     """The organisation's active cart (id None if it has none, at the version a new one would
     continue from), its lines in order and its lock row, in one statement."""
     rows = list((await connection.execute(CART_IN_VIEW, {"org_id": org_id})).all())
@@ -243,12 +244,12 @@ async def cart_in_view(connection: AsyncConnection, org_id: str) -> CartState:
     )
 
 
-async def lock_for_update(connection: AsyncConnection, org_id: str) -> LockRow | None:
+async def lock_for_update(connection: Statements, org_id: str) -> LockRow | None:
     row = (await connection.execute(LOCK_FOR_UPDATE, {"org_id": org_id})).first()
     return None if row is None else _lock_of(row)
 
 
-async def cart_by_id(connection: AsyncConnection, cart_id: str) -> CartState | None:
+async def cart_by_id(connection: Statements, cart_id: str) -> CartState | None:
     rows = list((await connection.execute(CART_BY_ID, {"cart_id": cart_id})).all())
     if not rows:
         return None
@@ -264,17 +265,17 @@ async def cart_by_id(connection: AsyncConnection, cart_id: str) -> CartState | N
     )
 
 
-async def handled(connection: AsyncConnection, event_ids: list[str]) -> set[str]:
+async def handled(connection: Statements, event_ids: list[str]) -> set[str]:
     """The ids among `event_ids` whose handling already committed."""
     result = await connection.execute(HANDLED, {"event_ids": event_ids})
     return set(result.scalars().all())
 
 
-async def touch_lock(connection: AsyncConnection, org_id: str, now: datetime) -> None:
+async def touch_lock(connection: Statements, org_id: str, now: datetime) -> None:
     await connection.execute(TOUCH_LOCK, {"b_org_id": org_id, "now": now})
 
 
-async def write(connection: AsyncConnection, state: CartState, *, now: datetime) -> None:
+async def write(connection: Statements, state: CartState, *, now: datetime) -> None:
     """Store the cart as the change left it: the cart row, then only the lines that changed."""
     assert state.id is not None
     if state.stored:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from uuid import uuid4
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.common.clock import utcnow
 from libs.common.db import has_row_locks
@@ -18,6 +17,7 @@ from libs.common.principals import Principal, org_in_view
 from libs.common.quotes import request_quote
 from libs.common.resources import Cart as CartResource
 from libs.common.runtime import ServiceRuntime, UnitOfWork
+from libs.common.statements import Statements
 from libs.contracts.base import Event
 from libs.contracts.cart import CheckoutOrder
 from libs.contracts.catalog import PriceQuote, QuotedLine
@@ -76,7 +76,7 @@ def check_if_match(if_match: str | None, version: int) -> None:
 
 async def _begin_change(
     uow: UnitOfWork,
-    connection: AsyncConnection,
+    connection: Statements,
     *,
     settings: CartSettings,
     principal: Principal,
@@ -103,7 +103,7 @@ class CartChange:
     """The cart being changed inside `changing_cart`'s transaction."""
 
     uow: UnitOfWork
-    connection: AsyncConnection
+    connection: Statements
     cart: CartState
     org_id: str
     principal: Principal
@@ -136,7 +136,7 @@ async def changing_cart(
     version (412) checked first; the caller mutates `change.cart`, then `advance()`s it and
     `publish()`es its event; the change and the event commit together or not at all."""
     async with runtime.unit_of_work() as uow:
-        connection = await uow.session.connection()
+        connection = await uow.statements()
         cart = await _begin_change(
             uow,
             connection,
@@ -317,7 +317,7 @@ async def remove_item(
 
 async def cart_for_checkout(uow: UnitOfWork, cart_id: str) -> CartState | None:
     """The cart an order names, with its lines (None if there is no such cart)."""
-    return await queries.cart_by_id(await uow.session.connection(), cart_id)
+    return await queries.cart_by_id(await uow.statements(), cart_id)
 
 
 async def check_out(
@@ -334,7 +334,7 @@ async def check_out(
     way its version moves on, so no ETag read before the order matches afterwards.
     `cart` is the cart as this transaction already read it, if it did.
     """
-    connection = await uow.session.connection()
+    connection = await uow.statements()
     if cart is None:
         cart = await queries.cart_by_id(connection, order.cart_id)
     if cart is None:

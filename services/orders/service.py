@@ -10,6 +10,7 @@ from uuid import uuid4
 from sqlalchemy import CursorResult, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from libs.common import statements
 from libs.common.checkout import request_checkout, request_order_snapshot
 from libs.common.errors import (
     Conflict,
@@ -109,7 +110,7 @@ async def _existing(
     body differed. The one Core statement of every order runs on a connection, without the
     ORM session `runtime.reading()` builds around it; the whole order is read only when
     there is one."""
-    async with runtime.read_engine.connect() as connection:
+    async with statements.reading(runtime.read_engine) as connection:
         found = (await connection.execute(_BY_KEY, {"org_id": org_id, "key": key})).first()
     if found is None:
         return None
@@ -220,9 +221,10 @@ async def place_order(
         async with runtime.unit_of_work() as uow:
             # The budget decides in this transaction: placed, awaiting approval, or 409.
             values["status"] = await budgets.charge(uow, order=charged, principal=principal)
-            await uow.session.execute(_INSERT_ORDER, values)
+            written = await uow.statements()
+            await written.execute(_INSERT_ORDER, values)
             if lines:
-                await uow.session.execute(_INSERT_LINES, lines)
+                await written.execute(_INSERT_LINES, lines)
             uow.publish(placed, principal)
         read = _placed_read(values, lines)
     except IntegrityError:

@@ -13,6 +13,7 @@ from sqlalchemy import text
 
 from devtools.postgres import PostgresServer
 from libs.common.db import create_engine, create_tables
+from libs.common.statements import Statements
 from services.cart import queries
 from services.cart.models import Base
 from services.cart.queries import Line
@@ -46,7 +47,8 @@ def test_a_cart_read_written_and_read_again(database_url: str) -> None:
         engine = create_engine(database_url)
         await create_tables(engine, Base.metadata)
         try:
-            async with engine.begin() as connection:
+            async with engine.begin() as begun:
+                connection = Statements.of(begun)
                 # No cart yet: nothing in it, version 0, no lock.
                 empty = await queries.cart_in_view(connection, "org-1")
                 assert (empty.id, empty.items, empty.version, empty.lock) == (None, [], 0, None)

@@ -1,0 +1,161 @@
+"""The hot paths' Core statements (libs/common/statements.py) answer as SQLAlchemy's async
+connection does, commit and roll back with their transaction, and on SQLite run without its
+async bridge; on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, MetaData, Numeric, String, Table, event, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util.concurrency import in_greenlet
+
+from devtools.postgres import PostgresServer
+from libs.common import statements
+from libs.common.db import UtcDateTime, create_engine, create_sessionmaker, create_tables, is_sqlite
+from libs.common.statements import Statements
+
+_metadata = MetaData()
+_price = Table(
+    "price",
+    _metadata,
+    Column("sku", String(20), primary_key=True),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
+)
+_AT = datetime(2026, 12, 2, 19, 30, 15, 123456, tzinfo=UTC)
+_ROWS = [
+    {"sku": "A-1", "amount": Decimal("17.50"), "changed_at": _AT},
+    {"sku": "B-2", "amount": Decimal("0.10"), "changed_at": _AT},
+]
+_ALL = select(_price.c.sku, _price.c.amount, _price.c.changed_at).order_by(_price.c.sku)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'statements.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(f"statements_{tmp_path.name[-12:].lower().replace('-', '_')}")
+
+
+def _engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
+    engine = create_engine(url)
+    return engine, create_engine(url, for_writes=False) if is_sqlite(url) else engine
+
+
+def test_rows_types_and_counts_as_the_async_connection_gives_them(database_url: str) -> None:
+    async def scenario() -> None:
+        engine, read_engine = _engines(database_url)
+        sessions = create_sessionmaker(engine)
+        try:
+            await create_tables(engine, _metadata)
+            async with sessions() as session, session.begin():
+                written = Statements.of(await session.connection())
+                await written.execute(insert(_price), _ROWS)  # executemany
+                changed = await written.execute(
+                    update(_price).where(_price.c.amount < 1).values(amount=Decimal("0.20"))
+                )
+                assert changed.rowcount == 1  # type: ignore[attr-defined]
+            async with statements.reading(read_engine) as connection:
+                direct = (await connection.execute(_ALL)).all()
+                one = (await connection.execute(_ALL.where(_price.c.sku == "A-1"))).first()
+            async with read_engine.connect() as connection:
+                bridged = (await connection.execute(_ALL)).all()
+            assert direct == bridged
+            assert [tuple(row) for row in direct] == [
+                ("A-1", Decimal("17.50"), _AT),
+                ("B-2", Decimal("0.20"), _AT),
+            ]
+            assert one is not None and one.amount == Decimal("17.50")
+            assert one.changed_at.tzinfo is not None  # UtcDateTime's processing ran
+        finally:
+            await engine.dispose()
+            await read_engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_statements_commit_and_roll_back_with_their_transaction(database_url: str) -> None:
+    async def scenario() -> None:
+        engine, read_engine = _engines(database_url)
+        sessions = create_sessionmaker(engine)
+        try:
+            await create_tables(engine, _metadata)
+            with pytest.raises(RuntimeError):
+                async with sessions() as session, session.begin():
+                    written = Statements.of(await session.connection())
+                    await written.execute(insert(_price), _ROWS[0])
+                    raise RuntimeError("the change failed after its statement")
+            async with statements.reading(read_engine) as connection:
+                assert (await connection.execute(_ALL)).all() == []
+            async with sessions() as session, session.begin():
+                written = Statements.of(await session.connection())
+                await written.execute(insert(_price), _ROWS[1])
+            async with statements.reading(read_engine) as connection:
+                assert [row.sku for row in (await connection.execute(_ALL)).all()] == ["B-2"]
+        finally:
+            await engine.dispose()
+            await read_engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_not_yet_in_a_transaction_writes_through_the_async_path(
+    database_url: str,
+) -> None:
+    """A write connection's BEGIN (SQLite: IMMEDIATE, behind the engine's write gate) has to
+    be awaited: before it, `Statements.of` keeps to the async connection."""
+
+    async def scenario() -> None:
+        engine, read_engine = _engines(database_url)
+        try:
+            await create_tables(engine, _metadata)
+            async with engine.connect() as connection:
+                written = Statements.of(connection)
+                await written.execute(insert(_price), _ROWS[0])
+                await connection.commit()
+            async with statements.reading(read_engine) as reader:
+                assert [row.sku for row in (await reader.execute(_ALL)).all()] == ["A-1"]
+        finally:
+            await engine.dispose()
+            await read_engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_on_sqlite_statements_skip_sqlalchemys_async_bridge(tmp_path: Path) -> None:
+    """What the module is for: inside a transaction, a statement on SQLite is a plain call
+    on the loop's thread, not a greenlet spawned per statement (SQLite itself says which)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bridge.db'}"
+
+    async def scenario() -> None:
+        engine, read_engine = _engines(url)
+        for each in (engine, read_engine):
+
+            @event.listens_for(each.sync_engine, "connect")
+            def _bridged(dbapi_connection: Any, _record: Any) -> None:
+                # The SQL function runs inside the statement, on the caller's stack.
+                dbapi_connection.create_function("bridged", 0, lambda: int(in_greenlet()))
+
+        sessions = create_sessionmaker(engine)
+        asked = text("SELECT bridged()")
+        try:
+            async with statements.reading(read_engine) as connection:
+                assert (await connection.execute(asked)).scalar() == 0
+            async with sessions() as session, session.begin():
+                assert (
+                    await Statements.of(await session.connection()).execute(asked)
+                ).scalar() == 0
+                # The session's own execute goes through the bridge: the check can tell.
+                assert (await session.execute(asked)).scalar() == 1
+        finally:
+            await engine.dispose()
+            await read_engine.dispose()
+
+    asyncio.run(scenario())
