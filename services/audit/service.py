@@ -11,7 +11,6 @@ from typing import Any, Literal, cast
 from cloudevents.core.v1.event import CloudEvent
 from prometheus_client import Counter
 from sqlalchemy import Table, bindparam, insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 # The pure chain lives in libs/common/audit_chain.py (the CLI verifies with it too); these
 # names are re-exported for the callers that know them from here.
@@ -38,6 +37,7 @@ from libs.common.principals import Principal
 from libs.common.resources import AuditLog
 from libs.common.runtime import ServiceRuntime
 from libs.common.signing import EventPublicKey, SignatureProblem, canonical_json
+from libs.common.statements import Statements
 from libs.contracts.base import cloudevents_type, event_name
 from services.audit import checkpoints
 from services.audit.models import AuditRecord
@@ -162,9 +162,9 @@ def chain_events(
     return rows
 
 
-async def _head(session: AsyncSession) -> str:
-    head = await session.scalar(_HEAD)
-    return head or GENESIS
+async def _head(written: Statements) -> str:
+    head = (await written.execute(_HEAD)).scalar()
+    return str(head) if head else GENESIS
 
 
 async def append(
@@ -187,12 +187,13 @@ async def append(
         # SQLite: the transaction began with BEGIN IMMEDIATE, so the head read below is the
         # head we write after. PostgreSQL: take the chain's lock for the same guarantee.
         await transaction_lock(session, CHAIN_LOCK_KEY)
+        written = await uow.statements()
         ids = list({item.event.get_id() for item in genuine})
-        seen = set((await session.scalars(_SEEN, {"ids": ids})).all()) if ids else set()
-        rows = chain_events(genuine, head=await _head(session), seen=seen, envelopes=envelopes)
+        seen = set((await written.execute(_SEEN, {"ids": ids})).scalars().all()) if ids else set()
+        rows = chain_events(genuine, head=await _head(written), seen=seen, envelopes=envelopes)
         if rows:
             # One executemany on the table (Core): no ORM bookkeeping per record.
-            await session.execute(_INSERT, rows)
+            await written.execute(_INSERT, rows)
         if refused:
             await record_findings(session, uow, refused)
     RECORDED.inc(len(rows))
