@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.order_throughput import _place, acting_customers
 from devtools.harness import Api
+from devtools.postgres import start_postgres
 from onbehalf.stack import SERVICES, start_stack
 
 _C_PARTS = ("sqlite3", "ed25519", "pydantic_core", "greenlet", "writelines", "send")
@@ -67,14 +68,24 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=20, help="orders per customer before")
     parser.add_argument("--orders", type=int, default=60, help="orders per customer measured")
     parser.add_argument("--lines", type=int, default=14, help="packages shown per service")
+    parser.add_argument("--postgres", action="store_true", help="all services on PostgreSQL")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="onbehalf-profile-"))
     profiles = workdir / "profiles"
     profiles.mkdir()
     os.environ["ONBEHALF_PROFILE_DIR"] = str(profiles)
+    postgres = start_postgres(workdir / "pg") if args.postgres else None
+    database_urls = (
+        {name: postgres.create_database(name) for name in SERVICES} if postgres else None
+    )
     password = secrets.token_urlsafe(12)
-    stack = start_stack(workdir / "stack", admin_email="admin@bench.test", admin_password=password)
+    stack = start_stack(
+        workdir / "stack",
+        admin_email="admin@bench.test",
+        admin_password=password,
+        database_urls=database_urls,
+    )
     profiled = [name for name in ("cart", "orders", "audit", "catalog") if name in stack.services]
     try:
         urls = {name: stack.url(name) for name in SERVICES}
@@ -105,13 +116,17 @@ def main() -> None:
             time.sleep(0.1)  # polling for the files, not synchronisation
         time.sleep(0.5)  # a file seen may still be being written
         orders = args.customers * args.orders
+        database = "PostgreSQL" if postgres else "SQLite"
         print(
-            f"onbehalf order profile — {orders} orders, self CPU by package (cProfile, CPU clock)"
+            f"onbehalf order profile — {orders} orders, {database}, self CPU by package "
+            "(cProfile, CPU clock)"
         )
         for name in profiled:
             print(by_package(profiles / f"{name}.prof", args.lines))
     finally:
         stack.stop()
+        if postgres:
+            postgres.stop()
 
 
 if __name__ == "__main__":

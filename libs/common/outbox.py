@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, cast
 
 import structlog
@@ -146,12 +146,20 @@ class OutboxRelay:
     a publish timeout, a crash between the ack and our commit) leaves it pending, and the
     retry is de-duplicated by JetStream on the message id and by every consumer on the event id.
 
-    On SQLite (one relay per database file) the rows a commit of this process wrote are handed
-    over in memory (`hand_over`), so a round publishes them without reading the table, and the
-    acknowledged ids are marked published together, one UPDATE every `mark_delay_seconds`
-    (or per `batch_size` ids): a crash in between only means they are published again, which
-    is the retry above. The table is still read every `poll_seconds`, after a failure and
-    whenever the hand-over fell behind, so rows written by anyone else leave as before.
+    The rows a commit of this process wrote are handed over in memory (`hand_over`), so a round
+    publishes them without reading the table, and the acknowledged ids are marked published
+    together, one UPDATE every `mark_delay_seconds` (or per `batch_size` ids): a crash in
+    between only means they are published again, which is the retry above. The table is still
+    read every `poll_seconds`, after a failure and whenever the hand-over fell behind, so rows
+    written by anyone else leave as before.
+
+    On PostgreSQL (`row_locks`: replicas share the table) that read locks its rows
+    (`FOR UPDATE SKIP LOCKED`, held until they are marked), so two relays never publish the
+    same row from the table, and takes only rows older than `claim_after_seconds`: younger
+    ones are their writer's to hand over (another replica's, or this one's), and a row nobody
+    handed over (its process died, its round failed, it came from a command-line tool) leaves
+    with the first read after that. A writer slower than that to publish its own rows may
+    publish one a second time; JetStream and the consumers drop the copy.
     """
 
     def __init__(
@@ -167,6 +175,7 @@ class OutboxRelay:
         publish_timeout: float = 2.0,
         max_backoff_seconds: float = 2.0,
         mark_delay_seconds: float = 0.2,
+        claim_after_seconds: float = 2.0,
     ) -> None:
         self._sessionmaker = sessionmaker
         # SQLite: the pending rows are read in a deferred (read) transaction. On the writers'
@@ -182,6 +191,7 @@ class OutboxRelay:
         self._publish_timeout = publish_timeout
         self._max_backoff = max_backoff_seconds
         self._mark_delay = mark_delay_seconds
+        self._claim_after = timedelta(seconds=claim_after_seconds)
         self._wakeup = asyncio.Event()
         self._reconnected = asyncio.Event()
         # Set while rounds fail (and before the first): the next round probes with one message
@@ -205,7 +215,7 @@ class OutboxRelay:
             .where(table.c.id.in_(bindparam("ids", expanding=True)))
             .values(attempts=table.c.attempts + 1)
         )
-        # Committed rows handed over in memory, not published yet (unlocked relays only).
+        # Committed rows handed over in memory, not published yet.
         self._handed: list[Row] = []
         # The table may hold pending rows the hand-over did not bring: read it next round.
         self._read_table = True
@@ -218,7 +228,7 @@ class OutboxRelay:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._registered: tuple[Engine, Table] | None = None
         bind = sessionmaker.kw.get("bind")
-        if not row_locks and bind is not None:
+        if bind is not None:
             self._registered = (bind.sync_engine, table)
             _RELAYS[self._registered] = self
 
@@ -306,20 +316,47 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One round: publish up to a batch; returns how many rows it published."""
-        if self._row_locks:
-            return await self._publish_locked()
-        return await self._publish_unlocked()
+        loop = asyncio.get_running_loop()
+        handed, self._handed = self._handed, []
+        rows: list[Row] = []
+        full = False
+        if self._failing or self._read_table or loop.time() - self._last_read >= self._poll_seconds:
+            # Marked first, so that the read returns only rows nobody published.
+            await self._mark_published()
+            self._last_read = loop.time()
+            if self._row_locks:
+                full = await self._publish_locked() >= self._batch_size
+            else:
+                rows = await self._read_pending()
+                full = len(rows) >= self._batch_size
+            self._read_table = full
+        published = await self._publish_handed(rows, handed)
+        # A full read means more may wait in the table: the caller comes straight back.
+        return max(published, self._batch_size) if full else published
+
+    async def _read_pending(self) -> list[Row]:
+        # SQLite: one writer at a time, so never hold the write lock while talking to NATS.
+        # One relay per database file (one process), so nobody else publishes these rows.
+        async with self._read_sessionmaker() as session:
+            result = await session.execute(self._pending_query)
+            rows = [(r.id, r.subject, r.payload, r.traceparent) for r in result]
+            await session.commit()
+        return rows
 
     async def _publish_locked(self) -> int:
         # PostgreSQL: several relays share the table; SKIP LOCKED hands each a disjoint batch,
         # and the locks are held until the published rows are marked, so no row goes out twice
         # from two relays (a relay that dies mid-round releases its locks with its connection).
+        # Rows younger than the claim period are their writer's to hand over.
         model = self._model
         async with self._sessionmaker() as session, session.begin():
             rows = (
                 await session.scalars(
                     select(model)
-                    .where(model.published_at.is_(None))
+                    .where(
+                        model.published_at.is_(None),
+                        model.created_at < utcnow() - self._claim_after,
+                    )
                     .order_by(model.created_at, model.id)
                     .limit(self._batch_size)
                     .with_for_update(skip_locked=True)
@@ -336,25 +373,14 @@ class OutboxRelay:
                     row.published_at = now
                 else:
                     row.attempts += 1
+        for row in rows:
+            if row.id in done:
+                self._recent[row.id] = None
         return self._finish(len(done), error)
 
-    async def _publish_unlocked(self) -> int:
-        # SQLite: one writer at a time, so never hold the write lock while talking to NATS.
-        # One relay per database file (one process), so nobody else publishes these rows.
+    async def _publish_handed(self, rows: list[Row], handed: list[Row]) -> int:
+        """Publish the rows read (SQLite) and those handed over; their marks wait for a batch."""
         loop = asyncio.get_running_loop()
-        handed, self._handed = self._handed, []
-        rows: list[Row] = []
-        full = False
-        if self._failing or self._read_table or loop.time() - self._last_read >= self._poll_seconds:
-            # Marked first, so that the read returns only rows nobody published.
-            await self._mark_published()
-            async with self._read_sessionmaker() as session:
-                result = await session.execute(self._pending_query)
-                rows = [(r.id, r.subject, r.payload, r.traceparent) for r in result]
-                await session.commit()
-            self._last_read = loop.time()
-            full = len(rows) >= self._batch_size
-            self._read_table = full
         known = {row[0] for row in rows}
         rows += [row for row in handed if row[0] not in known and row[0] not in self._recent]
         if not rows:
@@ -375,9 +401,7 @@ class OutboxRelay:
             await self._mark_published(failed=failed)
         elif self._mark_due(loop.time()):
             await self._mark_published()
-        published = self._finish(len(done), error)
-        # A full read means more may wait in the table: the caller comes straight back.
-        return max(published, self._batch_size) if full else published
+        return self._finish(len(done), error)
 
     def _mark_due(self, now: float) -> bool:
         return bool(self._unmarked) and (
