@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import DeclarativeBase
 
-from devtools.postgres import PostgresServer
 from libs.common.db import create_engine, create_sessionmaker, create_tables
 from libs.common.inbox import InboxMixin, first_delivery
 
@@ -20,14 +18,6 @@ class _Base(DeclarativeBase):
 
 class _Inbox(InboxMixin, _Base):
     pass
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres")
-    return server.create_database(f"inbox_{tmp_path.name[-12:].lower().replace('-', '_')}")
 
 
 def test_an_event_is_first_delivered_once(database_url: str) -> None:

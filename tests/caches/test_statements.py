@@ -15,7 +15,6 @@ from sqlalchemy import Column, MetaData, Numeric, String, Table, event, insert, 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util.concurrency import in_greenlet
 
-from devtools.postgres import PostgresServer
 from libs.common import statements
 from libs.common.db import UtcDateTime, create_engine, create_sessionmaker, create_tables, is_sqlite
 from libs.common.statements import Statements
@@ -34,14 +33,6 @@ _ROWS = [
     {"sku": "B-2", "amount": Decimal("0.10"), "changed_at": _AT},
 ]
 _ALL = select(_price.c.sku, _price.c.amount, _price.c.changed_at).order_by(_price.c.sku)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'statements.db'}"
-    server: PostgresServer = request.getfixturevalue("postgres")
-    return server.create_database(f"statements_{tmp_path.name[-12:].lower().replace('-', '_')}")
 
 
 def _engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:

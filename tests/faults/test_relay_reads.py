@@ -11,10 +11,10 @@ from nats.js.api import StreamConfig
 from sqlalchemy.orm import DeclarativeBase
 
 from libs.common.db import create_engine, create_sessionmaker, create_tables
-from libs.common.events import EventContext, build_event
 from libs.common.mail import MailOutboxMixin, MailRelay
 from libs.common.outbox import OutboxMixin, OutboxRelay, add_to_outbox
 from onbehalf.stack import start_nats
+from tests.support.events import product_created
 
 
 class _Base(DeclarativeBase):
@@ -48,20 +48,7 @@ def test_the_relay_publishes_pending_rows_while_another_process_holds_the_write_
             await js.add_stream(StreamConfig(name="RELAY_TEST", subjects=["events.>"]))
             await create_tables(writes, _Base.metadata)
             sessions = create_sessionmaker(writes)
-            context = EventContext(
-                actor_id="staff-1",
-                actor_org_id="seller",
-                subject_org_id="customer-1",
-                subject_user_id=None,
-                acting_session_id=None,
-                policy_revision="test",
-            )
-            event = build_event(
-                source="/onbehalf/catalog",
-                type="com.onbehalf.catalog.product.created",
-                data={"sku": "SKU-1"},
-                context=context,
-            )
+            event = product_created("SKU-1")
             async with sessions() as session, session.begin():
                 add_to_outbox(session, _Outbox, event)
             relay = OutboxRelay(

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import nats
 import pytest
-from cloudevents.core.v1.event import CloudEvent
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
 from sqlalchemy import func, select
@@ -19,20 +18,12 @@ from sqlalchemy.orm import DeclarativeBase
 
 from devtools.postgres import PostgresServer
 from libs.common.db import create_engine, create_sessionmaker, create_tables
-from libs.common.events import EventContext, build_event
 from libs.common.outbox import OutboxMixin, OutboxRelay, add_to_outbox
 from onbehalf.stack import start_nats
+from tests.support.events import product_created
 
 pytestmark = pytest.mark.postgres
 
-_CONTEXT = EventContext(
-    actor_id="staff-1",
-    actor_org_id="seller",
-    subject_org_id="customer-1",
-    subject_user_id=None,
-    acting_session_id=None,
-    policy_revision="test",
-)
 _CLAIM_AFTER = 1.0
 
 
@@ -42,15 +33,6 @@ class _Base(DeclarativeBase):
 
 class _Outbox(OutboxMixin, _Base):
     pass
-
-
-def _event(sku: str) -> CloudEvent:
-    return build_event(
-        source="/onbehalf/catalog",
-        type="com.onbehalf.catalog.product.created",
-        data={"sku": sku},
-        context=_CONTEXT,
-    )
 
 
 def test_replicas_publish_their_commits_and_claim_only_settled_orphans(
@@ -94,7 +76,7 @@ def test_replicas_publish_their_commits_and_claim_only_settled_orphans(
             # An orphan (the tool's): no relay takes it while it is younger than the claim
             # period; the old relay read it at once, racing its writer's own hand-over.
             async with sessions[2]() as session, session.begin():
-                add_to_outbox(session, _Outbox, _event("ORPHAN-1"))
+                add_to_outbox(session, _Outbox, product_created("ORPHAN-1"))
             assert await relays[0].publish_pending() == 0
             assert await relays[1].publish_pending() == 0
             assert not seen
@@ -104,7 +86,7 @@ def test_replicas_publish_their_commits_and_claim_only_settled_orphans(
             for index in range(40):
                 session_of = sessions[index % 2]
                 async with session_of() as session, session.begin():
-                    event = _event(f"SKU-{index}")
+                    event = product_created(f"SKU-{index}")
                     add_to_outbox(session, _Outbox, event)
                     ids.append(event.get_id())
                 relays[index % 2].notify()
