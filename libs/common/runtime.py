@@ -15,6 +15,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from libs.common import statements
 from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
 from libs.common.bus import await_provisioned_streams, connect
@@ -265,5 +266,6 @@ async def start_runtime(
                 await task
         with contextlib.suppress(Exception):
             await nc.drain()
+        await statements.release(read_engine)
         await engine.dispose()
         await read_engine.dispose()

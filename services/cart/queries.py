@@ -10,7 +10,6 @@ from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
-    Row,
     String,
     Table,
     and_,
@@ -82,6 +81,7 @@ CART_IN_VIEW = (
     )
     .order_by(_items.c.position)
 )
+_CART_IN_VIEW_NOW = statements.SnapshotRead(CART_IN_VIEW)
 
 # The lock row taken FOR UPDATE by every change (a no-op clause on SQLite, whose writers
 # queue on BEGIN IMMEDIATE anyway): on PostgreSQL an organisation's changes queue behind it.
@@ -192,7 +192,7 @@ async def reading(runtime: ServiceRuntime) -> AsyncIterator[Statements]:
         yield connection
 
 
-def _lock_of(row: Row[*tuple[Any, ...]]) -> LockRow | None:
+def _lock_of(row: Any) -> LockRow | None:
     if row.lock_org_id is None:
         return None
     return LockRow(
@@ -207,7 +207,7 @@ def _lock_of(row: Row[*tuple[Any, ...]]) -> LockRow | None:
     )
 
 
-def _lines_of(rows: Sequence[Row[*tuple[Any, ...]]]) -> list[Line]:
+def _lines_of(rows: Sequence[Any]) -> list[Line]:
     return [
         Line(
             sku=row.sku,
@@ -230,7 +230,18 @@ def _remember(state: CartState) -> CartState:
 async def cart_in_view(connection: Statements, org_id: str) -> CartState:
     """The organisation's active cart (id None if it has none, at the version a new one would
     continue from), its lines in order and its lock row, in one statement."""
-    rows = list((await connection.execute(CART_IN_VIEW, {"org_id": org_id})).all())
+    rows = (await connection.execute(CART_IN_VIEW, {"org_id": org_id})).all()
+    return _in_view(rows, org_id)
+
+
+async def cart_in_view_now(runtime: ServiceRuntime, org_id: str) -> CartState:
+    """`cart_in_view` read outside a transaction, as its own snapshot (a read that changes
+    nothing): on SQLite on the bare driver, see statements.SnapshotRead."""
+    rows = await _CART_IN_VIEW_NOW.rows(runtime.read_engine, {"org_id": org_id})
+    return _in_view(rows, org_id)
+
+
+def _in_view(rows: Sequence[Any], org_id: str) -> CartState:
     first = rows[0]
     return _remember(
         CartState(

@@ -181,8 +181,7 @@ async def _quote_one(runtime: ServiceRuntime, org_id: str, sku: str) -> QuotedLi
 async def get_cart(*, runtime: ServiceRuntime, principal: Principal) -> CartRead:
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "read", CartResource(org_id=org_id))
-    async with queries.reading(runtime) as connection:
-        cart = await queries.cart_in_view(connection, org_id)
+    cart = await queries.cart_in_view_now(runtime, org_id)
     return _read(cart, locking.live_lock(cart.lock, revoked=runtime.revoked, now=utcnow()))
 
 

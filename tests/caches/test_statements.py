@@ -11,7 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, MetaData, Numeric, String, Table, event, insert, select, text, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -146,6 +160,94 @@ def test_on_sqlite_statements_skip_sqlalchemys_async_bridge(tmp_path: Path) -> N
                 # The session's own execute goes through the bridge: the check can tell.
                 assert (await session.execute(asked)).scalar() == 1
         finally:
+            await engine.dispose()
+            await read_engine.dispose()
+
+    asyncio.run(scenario())
+
+
+_PRICE_OF = statements.SnapshotRead(
+    select(
+        _price.c.sku,
+        _price.c.amount,
+        _price.c.changed_at,
+        func.coalesce(_price.c.amount, 0).label("or_zero"),
+    )
+    .where(_price.c.sku >= bindparam("from_sku", type_=String))
+    .order_by(_price.c.sku)
+)
+
+
+def test_a_snapshot_read_gives_sqlalchemys_rows_and_each_read_the_last_commit(
+    database_url: str,
+) -> None:
+    async def scenario() -> None:
+        engine, read_engine = _engines(database_url)
+        sessions = create_sessionmaker(engine)
+        try:
+            await create_tables(engine, _metadata)
+            async with sessions() as session, session.begin():
+                await Statements.of(await session.connection()).execute(insert(_price), _ROWS)
+            rows = await _PRICE_OF.rows(read_engine, {"from_sku": "A"})
+            async with read_engine.connect() as connection:
+                bridged = (await connection.execute(_PRICE_OF.statement, {"from_sku": "A"})).all()
+            assert [tuple(row) for row in rows] == [tuple(row) for row in bridged]
+            assert rows[0].amount == Decimal("17.50") and isinstance(rows[0].amount, Decimal)
+            assert rows[0].changed_at == _AT and rows[0].changed_at.tzinfo is not None
+            assert [row.sku for row in await _PRICE_OF.rows(read_engine, {"from_sku": "B"})] == [
+                "B-2"
+            ]
+            # A kept connection must not keep its snapshot: the next read sees this commit.
+            async with sessions() as session, session.begin():
+                await Statements.of(await session.connection()).execute(
+                    update(_price).where(_price.c.sku == "A-1").values(amount=Decimal("18.00"))
+                )
+            again = await _PRICE_OF.rows(read_engine, {"from_sku": "A"})
+            assert again[0].amount == Decimal("18.00")
+        finally:
+            await statements.release(read_engine)
+            await engine.dispose()
+            await read_engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_on_sqlite_a_snapshot_read_keeps_one_connection_and_no_transaction(
+    tmp_path: Path,
+) -> None:
+    """What SnapshotRead is for: no pool check-out and no SQLAlchemy execution per read, on
+    one connection in autocommit that a failed read replaces."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'snapshot.db'}"
+
+    async def scenario() -> None:
+        engine, read_engine = _engines(url)
+        pool = read_engine.sync_engine.pool
+        executed: list[str] = []
+
+        @event.listens_for(read_engine.sync_engine, "before_cursor_execute")
+        def _seen(*args: Any) -> None:
+            executed.append(args[2])
+
+        sessions = create_sessionmaker(engine)
+        try:
+            await create_tables(engine, _metadata)
+            async with sessions() as session, session.begin():
+                await Statements.of(await session.connection()).execute(insert(_price), _ROWS)
+            for _ in range(20):
+                assert len(await _PRICE_OF.rows(read_engine, {"from_sku": ""})) == 2
+                assert pool.checkedout() == 1  # type: ignore[attr-defined]
+            assert executed == []  # SQLAlchemy executed none of the twenty reads
+            async with sessions() as session, session.begin():
+                await (await session.connection()).execute(text("DROP TABLE price"))
+            with pytest.raises(DBAPIError, match="no such table"):
+                await _PRICE_OF.rows(read_engine, {"from_sku": ""})
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]  # the failed one left
+            await create_tables(engine, _metadata)
+            assert await _PRICE_OF.rows(read_engine, {"from_sku": ""}) == []
+            await statements.release(read_engine)
+            assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        finally:
+            await statements.release(read_engine)
             await engine.dispose()
             await read_engine.dispose()
 
