@@ -22,8 +22,7 @@ async def order_snapshot(*, runtime: ServiceRuntime, principal: Principal) -> Ca
     org_id = org_in_view(principal)
     # Ordering from the cart is placing an order: the same decision orders asks.
     runtime.authorizer.authorize(principal, "place", OrderBook(org_id=org_id))
-    async with queries.reading(runtime) as connection:
-        cart = await queries.cart_in_view(connection, org_id)
+    cart = await queries.cart_in_view_now(runtime, org_id)
     # Placing the order empties the cart: while a staff member holds its lock, only they may.
     locking.guard_order(principal, cart.lock, revoked=runtime.revoked, now=utcnow())
     items = [(i.sku, i.quantity) for i in cart.items]

@@ -46,6 +46,7 @@ _BY_KEY = select(ORDERS.c.id, ORDERS.c.request_hash).where(
     ORDERS.c.customer_org_id == bindparam("org_id"),
     ORDERS.c.idempotency_key == bindparam("key"),
 )
+_BY_KEY_NOW = statements.SnapshotRead(_BY_KEY)
 _INSERT_ORDER = insert(ORDERS)
 _INSERT_LINES = insert(ORDER_LINES)
 
@@ -107,13 +108,12 @@ async def _existing(
     runtime: ServiceRuntime, org_id: str, key: str, request_hash: str
 ) -> OrderRead | None:
     """The order placed earlier with this key (a replay), or None; Invalid if that request's
-    body differed. The one Core statement of every order runs on a connection, without the
-    ORM session `runtime.reading()` builds around it; the whole order is read only when
-    there is one."""
-    async with statements.reading(runtime.read_engine) as connection:
-        found = (await connection.execute(_BY_KEY, {"org_id": org_id, "key": key})).first()
-    if found is None:
+    body differed. The one read of every order is a snapshot read (on SQLite on the bare
+    driver, statements.SnapshotRead); the whole order is read only when there is one."""
+    rows = await _BY_KEY_NOW.rows(runtime.read_engine, {"org_id": org_id, "key": key})
+    if not rows:
         return None
+    found = rows[0]
     if found.request_hash != request_hash:
         raise Invalid("this Idempotency-Key was already used with a different request body")
     async with runtime.reading() as session:
