@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -113,6 +114,11 @@ class ServiceRuntime:
     # reaches it through the service's typed accessor (`identity_parts(runtime)`), so the
     # runtime stays the one dependency every route and function takes.
     parts: object | None = None
+
+    @functools.cached_property
+    def row_locks(self) -> bool:
+        """Whether the database locks rows (PostgreSQL; see db.has_row_locks), asked once."""
+        return has_row_locks(self.settings.sqlalchemy_url)
 
     @property
     def source(self) -> str:

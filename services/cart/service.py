@@ -10,7 +10,6 @@ from uuid import uuid4
 from sqlalchemy.exc import IntegrityError
 
 from libs.common.clock import utcnow
-from libs.common.db import has_row_locks
 from libs.common.errors import Conflict, Invalid, NotFound, PreconditionFailed
 from libs.common.events import EventContext
 from libs.common.principals import Principal, org_in_view
@@ -53,7 +52,7 @@ def _read(cart: CartState, lock: CartLockRead | None) -> CartRead:
 def row_locks(runtime: ServiceRuntime) -> bool:
     """Whether rows are locked (PostgreSQL): on SQLite BEGIN IMMEDIATE already makes every
     writer queue behind the one before it, and a re-read after queueing finds nothing new."""
-    return has_row_locks(runtime.settings.sqlalchemy_url)
+    return runtime.row_locks
 
 
 def check_if_match(if_match: str | None, version: int) -> None:
