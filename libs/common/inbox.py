@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar
 
-from sqlalchemy import CursorResult, Insert, String, Table, bindparam
+from sqlalchemy import Insert, String, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
@@ -51,4 +51,4 @@ async def first_delivery(session: AsyncSession, model: type[Any], event_id: str)
         _record(model.__table__, connection.dialect.name),
         {"event_id": event_id, "handled_at": utcnow()},
     )
-    return bool(cast(CursorResult[Any], result).rowcount == 1)
+    return result.rowcount == 1

@@ -40,6 +40,7 @@ from libs.common import tracing
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
 from libs.common.events import encode, nats_subject
+from libs.common.statements import bare, in_loop
 
 log = structlog.get_logger("outbox")
 # The first pause after a failed relay round; doubling (with jitter) up to max_backoff.
@@ -109,7 +110,12 @@ def _write_staged(session: Session) -> None:
         statement = _INSERTS.get(table)
         if statement is None:
             statement = _INSERTS[table] = insert(table)
-        session.execute(statement, rows)
+        connection = session.connection()
+        # On SQLite in a begun transaction: one executemany on the bare driver (statements.bare).
+        if not (connection.in_transaction() and in_loop(connection.dialect)) or (
+            bare(connection, statement, rows) is None
+        ):
+            connection.execute(statement, rows)
     session.info[_COMMITTING] = staged
 
 

@@ -19,7 +19,17 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, Executable, Result, Select
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Delete,
+    Dialect,
+    Engine,
+    Executable,
+    Insert,
+    Select,
+    Update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
@@ -30,7 +40,7 @@ from libs.common.sqlite_driver import OneHopDbapi
 Parameters = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
-def _in_loop(dialect: Dialect) -> OneHopDbapi | None:
+def in_loop(dialect: Dialect) -> OneHopDbapi | None:
     """The driver when its statements run on the loop's thread (never for `mode="thread"`)."""
     dbapi = getattr(dialect, "loaded_dbapi", None)
     if isinstance(dbapi, OneHopDbapi) and dbapi.mode != "thread":
@@ -42,21 +52,25 @@ class Statements:
     """A connection in a transaction, for Core statements: `await statements.execute(...)`.
 
     Direct (synchronous) only inside a transaction already begun: a write connection's BEGIN
-    takes the engine's write gate, which is awaited (sqlite_driver.GatedCursor)."""
+    takes the engine's write gate, which is awaited (sqlite_driver.GatedCursor). There, a
+    plain SELECT, INSERT, UPDATE or DELETE (nothing for SQLAlchemy to compute: no Python-side
+    defaults, no RETURNING, no expanding IN) runs on the bare sqlite3 connection, compiled once
+    (`_Compiled`); anything else through the synchronous Connection."""
 
-    __slots__ = ("_async", "_sync")
+    __slots__ = ("_async", "_raw", "_sync")
 
     def __init__(self, *, sync: Connection | None = None, async_: AsyncConnection | None = None):
         assert (sync is None) != (async_ is None)
         self._sync = sync
         self._async = async_
+        self._raw: sqlite3.Connection | None = None
 
     @classmethod
     def of(cls, connection: AsyncConnection) -> Statements:
         """The statements of an AsyncConnection (a unit of work's, say): direct on SQLite
         once its transaction has begun."""
         sync = connection.sync_connection
-        if sync is not None and sync.in_transaction() and _in_loop(connection.dialect):
+        if sync is not None and sync.in_transaction() and in_loop(connection.dialect):
             return cls(sync=sync)
         return cls(async_=connection)
 
@@ -67,11 +81,117 @@ class Statements:
         assert self._async is not None
         return self._async.dialect
 
-    async def execute(self, statement: Executable, parameters: Parameters = None) -> Result[Any]:
-        if self._sync is not None:
-            return self._sync.execute(statement, parameters)
-        assert self._async is not None
-        return await self._async.execute(statement, parameters)
+    async def execute(self, statement: Executable, parameters: Parameters = None) -> Answer:
+        sync = self._sync
+        if sync is None:
+            assert self._async is not None
+            return await self._async.execute(statement, parameters)
+        if sync.in_transaction():
+            answer = bare(sync, statement, parameters)
+            if answer is not None:
+                return answer
+        return sync.execute(statement, parameters)
+
+
+class BareAnswer:
+    """A statement's answer on the bare driver: the part of SQLAlchemy's CursorResult the hot
+    paths use (rows as named tuples, after the columns' result processors)."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], rowcount: int) -> None:
+        self._rows = rows
+        self.rowcount = rowcount
+
+    def all(self) -> list[Any]:
+        return self._rows
+
+    def first(self) -> Any:
+        return self._rows[0] if self._rows else None
+
+    def scalar(self) -> Any:
+        return self._rows[0][0] if self._rows else None
+
+    def scalars(self) -> BareScalars:
+        return BareScalars([row[0] for row in self._rows])
+
+
+class BareScalars:
+    __slots__ = ("_values",)
+
+    def __init__(self, values: list[Any]) -> None:
+        self._values = values
+
+    def all(self) -> list[Any]:
+        return self._values
+
+    def first(self) -> Any:
+        return self._values[0] if self._values else None
+
+
+Answer = CursorResult[Any] | BareAnswer
+
+# Per statement object (module-level constants on the hot paths) and the keys of its
+# parameters (an INSERT's columns follow them): its compiled form, or None where SQLAlchemy
+# has work to do at execution. The statement is kept beside it, so its id stays its own.
+_BARE: dict[tuple[int, type[Dialect], tuple[str, ...]], tuple[Executable, _Compiled | None]] = {}
+_BARE_LIMIT = 512
+
+
+def _compiled_for(
+    statement: Executable, dialect: Dialect, keys: tuple[str, ...]
+) -> _Compiled | None:
+    key = (id(statement), type(dialect), keys)
+    found = _BARE.get(key)
+    if found is not None:
+        return found[1]
+    compiled: _Compiled | None = None
+    if isinstance(statement, Select | Insert | Update | Delete):
+        try:
+            compiled = _Compiled(statement, dialect, keys)
+        except _NotBare:
+            compiled = None
+    if len(_BARE) < _BARE_LIMIT:  # statements built per call are not worth keeping
+        _BARE[key] = (statement, compiled)
+    return compiled
+
+
+def bare(connection: Connection, statement: Executable, parameters: Parameters) -> Answer | None:
+    """`statement` run on the sqlite3 connection under `connection` (in a transaction, on the
+    loop's thread), or None when it needs SQLAlchemy's execution."""
+    batch: Sequence[Mapping[str, Any]] | None = None
+    if parameters is None:
+        one: Mapping[str, Any] = {}
+    elif isinstance(parameters, Mapping):
+        one = parameters
+    else:
+        if not parameters:
+            return None
+        batch, one = parameters, parameters[0]
+    compiled = _compiled_for(statement, connection.dialect, tuple(one))
+    if compiled is None:
+        return None
+    raw = _raw_of(connection)
+    arguments: Any = None
+    try:
+        if batch is not None:
+            arguments = [compiled.parameters(each) for each in batch]
+            cursor = raw.executemany(compiled.sql, arguments)
+        else:
+            arguments = compiled.parameters(one)
+            cursor = raw.execute(compiled.sql, arguments)
+        try:
+            rows = compiled.rows(cursor.fetchall()) if compiled.returns_rows else []
+            return BareAnswer(rows, cursor.rowcount)
+        finally:
+            cursor.close()
+    except sqlite3.Error as error:
+        raise DBAPIError.instance(compiled.sql, arguments, error, sqlite3.Error) from error
+
+
+def _raw_of(connection: Connection) -> sqlite3.Connection:
+    adapted = connection.connection.dbapi_connection
+    return adapted._connection._conn  # type: ignore[union-attr]
 
 
 @asynccontextmanager
@@ -81,7 +201,7 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[Statements]:
     On SQLite the connection is checked out and returned by the synchronous pool, each in
     one greenlet (opening a new connection, or closing one beyond the pool's size, awaits
     aiosqlite's thread); the statements in between run directly."""
-    if _in_loop(engine.dialect) is None:
+    if in_loop(engine.dialect) is None:
         async with engine.connect() as connection:
             yield Statements(async_=connection)
         return
@@ -93,30 +213,51 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[Statements]:
         await greenlet_spawn(sync.close)
 
 
+class _NotBare(Exception):
+    """The statement needs SQLAlchemy at execution (defaults, RETURNING, expanding IN...)."""
+
+
 class _Compiled:
-    """A SELECT as the bare driver runs it: its SQL, its parameters in order with their bind
-    processors and defaults, and each column's result processor and name."""
+    """A statement as the bare driver runs it: its SQL, its parameters in order with their
+    bind processors and defaults, and for a SELECT each column's result processor and name."""
 
-    __slots__ = ("binds", "defaults", "processors", "row", "sql")
+    __slots__ = ("binds", "defaults", "processors", "returns_rows", "row", "sql")
 
-    def __init__(self, statement: Select[Any], dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
-        if compiled.positiontup is None or any(b.expanding for b in compiled.binds.values()):
-            raise ValueError("a snapshot read needs positional, non-expanding parameters")
+    def __init__(
+        self,
+        statement: Select[Any] | Insert | Update | Delete,
+        dialect: Dialect,
+        keys: Sequence[str] = (),
+    ) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys) or None)
+        if (
+            compiled.positiontup is None
+            or any(b.expanding for b in compiled.binds.values())
+            or getattr(compiled, "insert_prefetch", None)
+            or getattr(compiled, "update_prefetch", None)
+            or getattr(compiled, "postfetch", None)
+            or getattr(compiled, "effective_returning", None)
+        ):
+            raise _NotBare(str(statement))
         self.sql = compiled.string
         self.defaults = dict(compiled.params)
         self.binds: list[tuple[str, Callable[[Any], Any] | None]] = [
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in compiled.positiontup
         ]
-        columns = list(statement.selected_columns)
-        self.processors: list[Callable[[Any], Any] | None] = [
-            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
-        ]
-        names = [column.key for column in columns]
-        if not all(names):
-            raise ValueError("a snapshot read names each of its columns")
-        self.row: Any = collections.namedtuple("SnapshotRow", names)  # type: ignore[misc, arg-type]
+        self.returns_rows = isinstance(statement, Select)
+        self.processors: list[Callable[[Any], Any] | None] = []
+        self.row: Any = None
+        if isinstance(statement, Select):
+            columns = list(statement.selected_columns)
+            names = [column.key for column in columns]
+            if not all(names) or len(set(names)) != len(names):
+                raise _NotBare("a bare read names each of its columns once")
+            self.processors = [
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
+                for column in columns
+            ]
+            self.row = collections.namedtuple("BareRow", names)  # type: ignore[misc, arg-type]
 
     def parameters(self, given: Mapping[str, Any]) -> tuple[Any, ...]:
         values = {**self.defaults, **given}
@@ -159,10 +300,12 @@ class SnapshotRead:
         compiled = self._compiled.get(type(dialect))
         if compiled is None:
             compiled = self._compiled[type(dialect)] = _Compiled(self.statement, dialect)
+            if not compiled.returns_rows:
+                raise ValueError("a snapshot read is a SELECT")
         return compiled
 
     async def rows(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> list[Any]:
-        if _in_loop(engine.dialect) is None:
+        if in_loop(engine.dialect) is None:
             async with engine.connect() as connection:
                 return list((await connection.execute(self.statement, parameters)).all())
         compiled = self._for(engine.dialect)

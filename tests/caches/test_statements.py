@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    delete,
     event,
     func,
     insert,
@@ -25,7 +26,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -66,7 +67,7 @@ def test_rows_types_and_counts_as_the_async_connection_gives_them(database_url: 
                 changed = await written.execute(
                     update(_price).where(_price.c.amount < 1).values(amount=Decimal("0.20"))
                 )
-                assert changed.rowcount == 1  # type: ignore[attr-defined]
+                assert changed.rowcount == 1
             async with statements.reading(read_engine) as connection:
                 direct = (await connection.execute(_ALL)).all()
                 one = (await connection.execute(_ALL.where(_price.c.sku == "A-1"))).first()
@@ -248,6 +249,62 @@ def test_on_sqlite_a_snapshot_read_keeps_one_connection_and_no_transaction(
             assert pool.checkedout() == 0  # type: ignore[attr-defined]
         finally:
             await statements.release(read_engine)
+            await engine.dispose()
+            await read_engine.dispose()
+
+    asyncio.run(scenario())
+
+
+_stamped = Table(
+    "stamped",
+    _metadata,
+    Column("sku", String(20), primary_key=True),
+    Column("noted_at", UtcDateTime, nullable=False, default=lambda: _AT),
+)
+
+
+def test_in_a_transaction_plain_statements_run_on_the_bare_driver(tmp_path: Path) -> None:
+    """SQLAlchemy executes nothing for a plain SELECT, INSERT (one row or many), UPDATE or
+    DELETE in a begun transaction on SQLite; a statement with a Python-side default still
+    goes through it (and gets its default); a constraint violation is SQLAlchemy's
+    IntegrityError, as callers catch it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bare.db'}"
+
+    async def scenario() -> None:
+        engine, read_engine = _engines(url)
+        executed: list[str] = []
+
+        @event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def _seen(*args: Any) -> None:
+            executed.append(args[2])
+
+        sessions = create_sessionmaker(engine)
+        try:
+            await create_tables(engine, _metadata)
+            async with sessions() as session, session.begin():
+                await session.execute(text("SELECT 1"))  # the transaction begins here
+                executed.clear()
+                written = Statements.of(await session.connection())
+                await written.execute(insert(_price), _ROWS)
+                await written.execute(insert(_price), {**_ROWS[0], "sku": "C-3"})
+                changed = await written.execute(
+                    update(_price).where(_price.c.sku == "C-3").values(amount=Decimal("3.30"))
+                )
+                assert changed.rowcount == 1
+                assert (await written.execute(_ALL)).scalars().all() == ["A-1", "B-2", "C-3"]
+                row = (await written.execute(_ALL.where(_price.c.sku == "C-3"))).first()
+                assert row is not None and row.amount == Decimal("3.30")
+                assert row.changed_at == _AT
+                gone = await written.execute(delete(_price).where(_price.c.sku == "B-2"))
+                assert gone.rowcount == 1
+                assert executed == []
+                await written.execute(insert(_stamped), {"sku": "A-1"})  # needs its default
+                assert len(executed) == 1
+                with pytest.raises(IntegrityError):
+                    await written.execute(insert(_price), _ROWS[0])
+            async with statements.reading(read_engine) as reader:
+                assert (await reader.execute(select(_stamped.c.noted_at))).scalar() == _AT
+        finally:
             await engine.dispose()
             await read_engine.dispose()
 
