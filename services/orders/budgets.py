@@ -29,6 +29,7 @@ from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import Budgets
 from libs.common.runtime import ServiceRuntime, UnitOfWork
+from libs.common.statements import Statements
 from services.orders import events
 from services.orders.models import Budget, BudgetCharge, BudgetMember, BudgetPeriod, Order
 from services.orders.schemas import BudgetPage, BudgetRead, BudgetWrite
@@ -62,6 +63,12 @@ class NewOrder:
 
 
 # The budget lookups of every order placed, built once with bind parameters.
+# Most organisations have no budget: one indexed Core read answers that before any ORM query.
+_ANY_BUDGET = (
+    select(cast(Table, Budget.__table__).c.id)
+    .where(cast(Table, Budget.__table__).c.org_id == bindparam("org_id"))
+    .limit(1)
+)
 _ASSISTED_BUDGET = (
     select(Budget)
     .where(Budget.org_id == bindparam("org_id"), Budget.for_assisted_orders.is_(True))
@@ -142,6 +149,9 @@ async def spend(
 async def budget_for(session: AsyncSession, org_id: str, principal: Principal) -> Budget | None:
     """The budget an order placed by `principal` counts against: the assisted-orders budget
     while acting; otherwise the buyer's own budget, else the first cost center they belong to."""
+    written = Statements.of(await session.connection())
+    if (await written.execute(_ANY_BUDGET, {"org_id": org_id})).first() is None:
+        return None
     if isinstance(principal, ActingSession):
         return await session.scalar(_ASSISTED_BUDGET, {"org_id": org_id})
     who = {"org_id": org_id, "user_id": principal.id}
