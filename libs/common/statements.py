@@ -1,13 +1,20 @@
-"""Core statements of the hot paths, run by SQLAlchemy's synchronous API where the driver allows.
+"""Core statements of the hot paths, run with as little of SQLAlchemy as the driver allows.
 
 SQLAlchemy's asyncio layer runs every statement in a greenlet of its own and hands back an
 adapted result; a read opens its connection the same way and returns it in a shielded task.
 On SQLite our driver runs statements on the event loop's own thread and never waits in them
-(libs/common/sqlite_driver.py), so that machinery only carries a synchronous call across: a
-one-row read by key cost ≈ 135 µs through it and ≈ 37 µs through the synchronous Connection
-(docs/performance.md). `Statements` is the one connection type the hot paths write their Core
-statements against: on SQLite it calls the synchronous Connection directly; on PostgreSQL
-(asyncpg, which does wait for the server) it awaits the AsyncConnection as before.
+(libs/common/sqlite_driver.py), so that machinery only carries a synchronous call across, and
+SQLAlchemy's execution context around a small statement costs more than SQLite's work in it
+(a one-row read by key: ≈ 135 µs through the bridge, ≈ 37 µs through the synchronous
+Connection, ≈ 6 µs on the bare driver; docs/performance.md).
+
+- `Statements`: the connection type the hot paths write their Core statements against. On
+  SQLite, in a begun transaction, a plain statement runs on the bare sqlite3 connection
+  (`bare`: compiled once, SQLAlchemy's bind and result processors), anything else through the
+  synchronous Connection; on PostgreSQL (asyncpg, which does wait for the server) through the
+  AsyncConnection.
+- `SnapshotRead`: one SELECT read outside any transaction (its own snapshot); on SQLite on a
+  connection each read engine keeps for them (`release` gives it back).
 """
 
 from __future__ import annotations
@@ -15,8 +22,7 @@ from __future__ import annotations
 import collections
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -192,25 +198,6 @@ def bare(connection: Connection, statement: Executable, parameters: Parameters) 
 def _raw_of(connection: Connection) -> sqlite3.Connection:
     adapted = connection.connection.dbapi_connection
     return adapted._connection._conn  # type: ignore[union-attr]
-
-
-@asynccontextmanager
-async def reading(engine: AsyncEngine) -> AsyncIterator[Statements]:
-    """A read transaction on a connection of `engine` (a read engine: plain BEGIN on SQLite).
-
-    On SQLite the connection is checked out and returned by the synchronous pool, each in
-    one greenlet (opening a new connection, or closing one beyond the pool's size, awaits
-    aiosqlite's thread); the statements in between run directly."""
-    if in_loop(engine.dialect) is None:
-        async with engine.connect() as connection:
-            yield Statements(async_=connection)
-        return
-    sync = await greenlet_spawn(engine.sync_engine.connect)
-    try:
-        # The read's BEGIN (deferred, on the loop's thread) happens with the first statement.
-        yield Statements(sync=sync)
-    finally:
-        await greenlet_spawn(sync.close)
 
 
 class _NotBare(Exception):

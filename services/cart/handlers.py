@@ -133,8 +133,9 @@ async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
             orders.append((placed, context))
         # The checkout request has almost always emptied the cart already: a read (no write
         # transaction, no queueing behind the writers) tells which orders are done.
-        async with queries.reading(runtime) as connection:
-            done = await queries.handled(connection, [placed.order_id for placed, _ in orders])
+        done = await queries.handled_now(
+            runtime.read_engine, [placed.order_id for placed, _ in orders]
+        )
         left = [(placed, context) for placed, context in orders if placed.order_id not in done]
         if not left:
             return

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +20,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.common import statements
 from libs.common.runtime import ServiceRuntime
@@ -101,9 +101,9 @@ CART_BY_ID = (
     .order_by(_items.c.position)
 )
 
-# Which of these event ids the inbox already holds (their handling committed).
-HANDLED = select(_inbox.c.event_id).where(
-    _inbox.c.event_id.in_(bindparam("event_ids", expanding=True))
+# Whether the inbox holds an event id (its handling committed).
+_HANDLED_ONE = statements.SnapshotRead(
+    select(_inbox.c.event_id).where(_inbox.c.event_id == bindparam("event_id", type_=String))
 )
 
 TOUCH_LOCK = (
@@ -182,14 +182,6 @@ class CartState:
     # What was read (sku → values), to write only the lines a change touched.
     read_lines: dict[str, tuple[str, int, Decimal, str, int]] = field(default_factory=dict)
     stored: bool = True
-
-
-@asynccontextmanager
-async def reading(runtime: ServiceRuntime) -> AsyncIterator[Statements]:
-    """A read transaction on a connection of the read engine, without the ORM session that
-    `runtime.reading()` builds (and tears down) around it: these reads are Core statements."""
-    async with statements.reading(runtime.read_engine) as connection:
-        yield connection
 
 
 def _lock_of(row: Any) -> LockRow | None:
@@ -276,10 +268,15 @@ async def cart_by_id(connection: Statements, cart_id: str) -> CartState | None:
     )
 
 
-async def handled(connection: Statements, event_ids: list[str]) -> set[str]:
-    """The ids among `event_ids` whose handling already committed."""
-    result = await connection.execute(HANDLED, {"event_ids": event_ids})
-    return set(result.scalars().all())
+async def handled_now(engine: AsyncEngine, event_ids: list[str]) -> set[str]:
+    """The ids among `event_ids` whose handling committed, by snapshot reads, one per id (a
+    consumer's batch is small): a hint, each id read as of its own moment; the write
+    transaction's inbox insert decides."""
+    found: set[str] = set()
+    for event_id in event_ids:
+        if await _HANDLED_ONE.rows(engine, {"event_id": event_id}):
+            found.add(event_id)
+    return found
 
 
 async def touch_lock(connection: Statements, org_id: str, now: datetime) -> None:

@@ -68,11 +68,12 @@ def test_rows_types_and_counts_as_the_async_connection_gives_them(database_url: 
                     update(_price).where(_price.c.amount < 1).values(amount=Decimal("0.20"))
                 )
                 assert changed.rowcount == 1
-            async with statements.reading(read_engine) as connection:
+            async with read_engine.begin() as begun:
+                connection = Statements.of(begun)
                 direct = (await connection.execute(_ALL)).all()
                 one = (await connection.execute(_ALL.where(_price.c.sku == "A-1"))).first()
-            async with read_engine.connect() as connection:
-                bridged = (await connection.execute(_ALL)).all()
+            async with read_engine.connect() as bridge:
+                bridged = (await bridge.execute(_ALL)).all()
             assert direct == bridged
             assert [tuple(row) for row in direct] == [
                 ("A-1", Decimal("17.50"), _AT),
@@ -98,12 +99,14 @@ def test_statements_commit_and_roll_back_with_their_transaction(database_url: st
                     written = Statements.of(await session.connection())
                     await written.execute(insert(_price), _ROWS[0])
                     raise RuntimeError("the change failed after its statement")
-            async with statements.reading(read_engine) as connection:
+            async with read_engine.begin() as begun:
+                connection = Statements.of(begun)
                 assert (await connection.execute(_ALL)).all() == []
             async with sessions() as session, session.begin():
                 written = Statements.of(await session.connection())
                 await written.execute(insert(_price), _ROWS[1])
-            async with statements.reading(read_engine) as connection:
+            async with read_engine.begin() as begun:
+                connection = Statements.of(begun)
                 assert [row.sku for row in (await connection.execute(_ALL)).all()] == ["B-2"]
         finally:
             await engine.dispose()
@@ -126,7 +129,8 @@ def test_a_connection_not_yet_in_a_transaction_writes_through_the_async_path(
                 written = Statements.of(connection)
                 await written.execute(insert(_price), _ROWS[0])
                 await connection.commit()
-            async with statements.reading(read_engine) as reader:
+            async with read_engine.begin() as begun:
+                reader = Statements.of(begun)
                 assert [row.sku for row in (await reader.execute(_ALL)).all()] == ["A-1"]
         finally:
             await engine.dispose()
@@ -152,7 +156,8 @@ def test_on_sqlite_statements_skip_sqlalchemys_async_bridge(tmp_path: Path) -> N
         sessions = create_sessionmaker(engine)
         asked = text("SELECT bridged()")
         try:
-            async with statements.reading(read_engine) as connection:
+            async with read_engine.begin() as begun:
+                connection = Statements.of(begun)
                 assert (await connection.execute(asked)).scalar() == 0
             async with sessions() as session, session.begin():
                 assert (
@@ -302,7 +307,8 @@ def test_in_a_transaction_plain_statements_run_on_the_bare_driver(tmp_path: Path
                 assert len(executed) == 1
                 with pytest.raises(IntegrityError):
                     await written.execute(insert(_price), _ROWS[0])
-            async with statements.reading(read_engine) as reader:
+            async with read_engine.begin() as begun:
+                reader = Statements.of(begun)
                 assert (await reader.execute(select(_stamped.c.noted_at))).scalar() == _AT
         finally:
             await engine.dispose()

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from devtools.postgres import PostgresServer
+from libs.common import statements
 from libs.common.db import create_engine, create_tables
 from libs.common.statements import Statements
 from services.cart import queries
@@ -111,8 +112,10 @@ def test_a_cart_read_written_and_read_again(database_url: str) -> None:
                     text("INSERT INTO inbox (event_id, handled_at) VALUES ('e-1', :at)"),
                     {"at": NOW},
                 )
-                assert await queries.handled(connection, ["e-1", "e-2"]) == {"e-1"}
+            # Committed: the consumer's snapshot reads of the inbox see it.
+            assert await queries.handled_now(engine, ["e-1", "e-2"]) == {"e-1"}
         finally:
+            await statements.release(engine)
             await engine.dispose()
 
     asyncio.run(scenario())
