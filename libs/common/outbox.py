@@ -292,7 +292,7 @@ class OutboxRelay:
                 await self._backoff_sleep(_FIRST_BACKOFF_SECONDS)
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(Exception),
-            wait=wait_exponential_jitter(initial=_FIRST_BACKOFF_SECONDS, max=self._max_backoff),
+            wait=wait_exponential_jitter(multiplier=_FIRST_BACKOFF_SECONDS, max=self._max_backoff),
             sleep=self._backoff_sleep,
             before_sleep=self._before_retry,
             reraise=True,
