@@ -151,14 +151,16 @@ def _compiled_for(
     found = _BARE.get(key)
     if found is not None:
         return found[1]
+    if len(_BARE) >= _BARE_LIMIT:
+        # Statements built per call filled it: SQLAlchemy's own compiled cache serves those.
+        return None
     compiled: _Compiled | None = None
     if isinstance(statement, Select | Insert | Update | Delete):
         try:
             compiled = _Compiled(statement, dialect, keys)
         except _NotBare:
             compiled = None
-    if len(_BARE) < _BARE_LIMIT:  # statements built per call are not worth keeping
-        _BARE[key] = (statement, compiled)
+    _BARE[key] = (statement, compiled)
     return compiled
 
 
@@ -174,6 +176,9 @@ def bare(connection: Connection, statement: Executable, parameters: Parameters) 
         if not parameters:
             return None
         batch, one = parameters, parameters[0]
+        keys = one.keys()
+        if any(each.keys() != keys for each in batch):
+            return None  # rows of different columns: SQLAlchemy tells what is missing
     compiled = _compiled_for(statement, connection.dialect, tuple(one))
     if compiled is None:
         return None

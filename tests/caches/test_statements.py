@@ -26,7 +26,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -307,6 +307,10 @@ def test_in_a_transaction_plain_statements_run_on_the_bare_driver(tmp_path: Path
                 assert len(executed) == 1
                 with pytest.raises(IntegrityError):
                     await written.execute(insert(_price), _ROWS[0])
+                # Rows of different columns are SQLAlchemy's to refuse, with its message.
+                ragged = [{**_ROWS[0], "sku": "D-4"}, {"sku": "E-5", "amount": Decimal(1)}]
+                with pytest.raises(StatementError, match="changed_at"):
+                    await written.execute(insert(_price), ragged)
             async with read_engine.begin() as begun:
                 reader = Statements.of(begun)
                 assert (await reader.execute(select(_stamped.c.noted_at))).scalar() == _AT
