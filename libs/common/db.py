@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import DateTime, Dialect, MetaData, Select, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
@@ -17,6 +17,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.types import TypeDecorator
 
 from libs.common.sqlite_driver import DRIVER, one_hop_dbapi
+
+if TYPE_CHECKING:
+    from libs.common.statements import Statements
 
 
 def is_sqlite(url: str) -> bool:
@@ -53,12 +56,15 @@ async def insert_if_absent(
     )
 
 
-async def transaction_lock(session: AsyncSession, key: int) -> None:
+_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+async def transaction_lock(connection: Statements, key: int) -> None:
     """Serialise writers of one thing until the transaction ends: an advisory lock on
-    PostgreSQL; on SQLite the transaction's BEGIN IMMEDIATE already holds the write lock."""
-    connection = await session.connection()
+    PostgreSQL; on SQLite the transaction's BEGIN IMMEDIATE already holds the write lock.
+    `connection`: the unit of work's (`await uow.statements()`)."""
     if connection.dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        await connection.execute(_ADVISORY_LOCK, {"key": key})
 
 
 # Connections kept per SQLite engine: more than the requests one process has in flight.

@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from sqlalchemy import Insert, String, Table, bindparam
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.common.clock import utcnow
@@ -41,12 +40,12 @@ def _record(table: Table, dialect_name: str) -> Insert:
     return statement
 
 
-async def first_delivery(session: AsyncSession, model: type[Any], event_id: str) -> bool:
-    """True the first time `event_id` is seen; records it in the caller's transaction.
+async def first_delivery(connection: Statements, model: type[Any], event_id: str) -> bool:
+    """True the first time `event_id` is seen; records it in the caller's transaction
+    (`connection`: its unit of work's, `await uow.statements()`).
 
     One INSERT .. ON CONFLICT DO NOTHING: a second delivery inserts nothing, and on
     PostgreSQL one racing with the first waits for it and then inserts nothing either."""
-    connection = Statements.of(await session.connection())
     result = await connection.execute(
         _record(model.__table__, connection.dialect.name),
         {"event_id": event_id, "handled_at": utcnow()},

@@ -15,6 +15,7 @@ from nats.js.errors import NoStreamResponseError
 from opentelemetry.trace import Span
 from prometheus_client import Counter
 from sqlalchemy import (
+    Connection,
     Engine,
     Insert,
     Integer,
@@ -79,13 +80,12 @@ _RELAYS: dict[tuple[Engine, Table], OutboxRelay] = {}
 _INSERTS: dict[Table, Insert] = {}
 
 
-def add_to_outbox(session: AsyncSession, model: type[Any], event: CloudEvent) -> None:
-    """Stage `event` in the caller's transaction; it is published only if that commits.
+Staged = list[tuple[Table, dict[str, Any]]]
 
-    The row is written just before the commit, with the transaction's other events, by one
-    executemany on the table (no ORM unit of work per event)."""
-    table = cast(Table, model.__table__)
-    values = {
+
+def outbox_row(model: type[Any], event: CloudEvent) -> tuple[Table, dict[str, Any]]:
+    """The outbox table of `model` and the row that holds `event` until it is published."""
+    return cast(Table, model.__table__), {
         "id": event.get_id(),
         "subject": nats_subject(event.get_type()),
         "event_type": event.get_type(),
@@ -95,14 +95,31 @@ def add_to_outbox(session: AsyncSession, model: type[Any], event: CloudEvent) ->
         "attempts": 0,
         "traceparent": event.get_extension(tracing.TRACEPARENT),
     }
-    session.info.setdefault(_STAGED, []).append((table, values))
 
 
-@event.listens_for(Session, "before_commit")
-def _write_staged(session: Session) -> None:
-    staged: list[tuple[Table, dict[str, Any]]] | None = session.info.pop(_STAGED, None)
-    if not staged:
-        return
+def add_to_outbox(session: AsyncSession, model: type[Any], event: CloudEvent) -> None:
+    """Stage `event` in the caller's transaction; it is published only if that commits.
+
+    The row is written just before the commit, with the transaction's other events, by one
+    executemany on the table (no ORM unit of work per event)."""
+    session.info.setdefault(_STAGED, []).append(outbox_row(model, event))
+
+
+def take_staged(session: AsyncSession) -> Staged:
+    """The rows staged on `session` (by `add_to_outbox`), now the caller's to write."""
+    staged: Staged = session.info.pop(_STAGED, None) or []
+    return staged
+
+
+def stage_in(session: AsyncSession, staged: Staged) -> None:
+    """Stage rows on `session`: its commit writes them and hands them over."""
+    if staged:
+        session.info.setdefault(_STAGED, []).extend(staged)
+
+
+def write_staged(connection: Connection, staged: Staged) -> None:
+    """Insert the staged rows in `connection`'s transaction: one executemany per table (on
+    SQLite in a begun transaction on the bare driver, statements.bare)."""
     by_table: dict[Table, list[dict[str, Any]]] = {}
     for table, values in staged:
         by_table.setdefault(table, []).append(values)
@@ -110,28 +127,40 @@ def _write_staged(session: Session) -> None:
         statement = _INSERTS.get(table)
         if statement is None:
             statement = _INSERTS[table] = insert(table)
-        connection = session.connection()
-        # On SQLite in a begun transaction: one executemany on the bare driver (statements.bare).
         if not (connection.in_transaction() and in_loop(connection.dialect)) or (
             bare(connection, statement, rows) is None
         ):
             connection.execute(statement, rows)
-    session.info[_COMMITTING] = staged
 
 
-@event.listens_for(Session, "after_commit")
-def _hand_over_committed(session: Session) -> None:
-    committing: list[tuple[Table, dict[str, Any]]] | None = session.info.pop(_COMMITTING, None)
-    if not committing or not _RELAYS:
+def hand_over_committed(engine: Engine, committed: Staged) -> None:
+    """Give the relay of this process the rows just committed (it publishes them from memory)."""
+    if not _RELAYS:
         return
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    for table, values in committing:
+    for table, values in committed:
         relay = _RELAYS.get((engine, table))
         if relay is not None:
             relay.hand_over(
                 (values["id"], values["subject"], values["payload"], values["traceparent"])
             )
+
+
+@event.listens_for(Session, "before_commit")
+def _write_staged(session: Session) -> None:
+    staged: Staged | None = session.info.pop(_STAGED, None)
+    if not staged:
+        return
+    write_staged(session.connection(), staged)
+    session.info[_COMMITTING] = staged
+
+
+@event.listens_for(Session, "after_commit")
+def _hand_over_committed(session: Session) -> None:
+    committing: Staged | None = session.info.pop(_COMMITTING, None)
+    if not committing or not _RELAYS:
+        return
+    bind = session.get_bind()
+    hand_over_committed(bind if isinstance(bind, Engine) else bind.engine, committing)
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import structlog
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import Connection, MetaData
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from libs.common import statements
 from libs.common.activity import ActivityReporter
@@ -31,12 +31,20 @@ from libs.common.events import EventContext, build_event, service_source
 from libs.common.logging import configure_logging
 from libs.common.metrics import count_committed
 from libs.common.migrations import has_migrations, upgrade
-from libs.common.outbox import OutboxRelay, add_to_outbox
+from libs.common.outbox import (
+    OutboxRelay,
+    Staged,
+    hand_over_committed,
+    outbox_row,
+    stage_in,
+    take_staged,
+    write_staged,
+)
 from libs.common.principals import Principal
 from libs.common.revocation import RevocationSet, RevocationWatcher
 from libs.common.settings import ServiceSettings
 from libs.common.signing import EventSigningKey, load_signing_key
-from libs.common.statements import Statements
+from libs.common.statements import Statements, Writer
 from libs.common.tokens import TokenVerifier
 from libs.contracts.base import Event
 
@@ -46,13 +54,37 @@ Own = TypeVar("Own")
 
 @dataclass
 class UnitOfWork:
-    """One database transaction and the events it stages; both commit or neither does."""
+    """One database transaction and the events it stages; both commit or neither does.
 
-    session: AsyncSession
+    The transaction begins with the first statement, as an ORM session's would: through
+    `statements()` on SQLite it is the process's Writer connection (statements.Writer: no
+    pool, no greenlet for BEGIN and COMMIT), and `session` is then an ORM session joined to
+    it; through `session` first (and always on PostgreSQL) it is a session of the pool, and
+    `statements()` its connection. Nothing is begun for a unit of work that neither reads
+    nor writes nor stages an event."""
+
     runtime: ServiceRuntime
     staged: int = 0
     # The contracts staged, for the metrics counted once the transaction committed.
     events: list[Event] = field(default_factory=list)
+    # The outbox rows staged before a session existed to hold them.
+    outbox: Staged = field(default_factory=list)
+    _session: AsyncSession | None = None
+    _written: Connection | None = None  # the Writer's connection, in this transaction
+
+    @property
+    def session(self) -> AsyncSession:
+        """The ORM session of this transaction (created on first use)."""
+        if self._session is None:
+            if self._written is not None:
+                # Joined to the Writer's transaction: it never commits it, and its close
+                # leaves it alone (join_transaction_mode "rollback_only", SQLAlchemy's default
+                # for a connection already in a transaction).
+                bind = AsyncConnection(self.runtime.engine, self._written)
+                self._session = AsyncSession(bind=bind, expire_on_commit=False)
+            else:
+                self._session = self.runtime.sessionmaker()
+        return self._session
 
     def publish(
         self,
@@ -79,13 +111,59 @@ class UnitOfWork:
             context=context,
             signing_key=self.runtime.signing_key,
         )
-        add_to_outbox(self.session, self.runtime.outbox_model, cloud_event)
+        self.outbox.append(outbox_row(self.runtime.outbox_model, cloud_event))
         self.staged += 1
         self.events.append(event)
 
     async def statements(self) -> Statements:
         """This transaction's connection, for Core statements (libs/common/statements.py)."""
+        if self._written is not None:
+            return Statements(sync=self._written)
+        writer = self.runtime.writer
+        if self._session is None and writer is not None:
+            self._written = await writer.begin()
+            return Statements(sync=self._written)
         return Statements.of(await self.session.connection())
+
+    async def _commit(self) -> Staged:
+        """Commit what the body did; returns the outbox rows written."""
+        writer = self.runtime.writer
+        if self._written is None and self._session is None:
+            if not self.outbox:
+                return []
+            if writer is None:
+                _ = self.session  # PostgreSQL: the pool session writes them
+            else:
+                self._written = await writer.begin()
+        if self._written is not None:
+            assert writer is not None
+            try:
+                if self._session is not None:
+                    await self._session.flush()
+                    self.outbox += take_staged(self._session)
+                write_staged(self._written, self.outbox)
+            except BaseException:
+                writer.end(self._written, commit=False)
+                raise
+            writer.end(self._written, commit=True)
+            hand_over_committed(self.runtime.engine.sync_engine, self.outbox)
+            return self.outbox
+        assert self._session is not None
+        # The session's commit writes the rows and hands them over (libs/common/outbox.py).
+        stage_in(self._session, self.outbox)
+        await self._session.commit()
+        return self.outbox
+
+    async def _roll_back(self) -> None:
+        if self._written is not None:
+            assert self.runtime.writer is not None
+            self.runtime.writer.end(self._written, commit=False)
+        elif self._session is not None:
+            await self._session.rollback()
+
+    async def _close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
 
 
 @dataclass
@@ -108,6 +186,8 @@ class ServiceRuntime:
     activity: ActivityReporter
     # Signs every event this service emits; audit checks it against the published public key.
     signing_key: EventSigningKey
+    # SQLite: the connection units of work write through (None on PostgreSQL: the pool's).
+    writer: Writer | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     # What the service itself builds at start-up beyond this chassis (identity: its token
     # signer, password pool, login gate, mail relay), set once by its app.py; business code
@@ -145,13 +225,19 @@ class ServiceRuntime:
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[UnitOfWork]:
-        async with self.sessionmaker() as session:
-            uow = UnitOfWork(session=session, runtime=self)
-            async with session.begin():
+        uow = UnitOfWork(runtime=self)
+        try:
+            try:
                 yield uow
-            if uow.staged:
-                self.relay.notify()
-                count_committed(uow.events)
+            except BaseException:
+                await uow._roll_back()
+                raise
+            await uow._commit()
+        finally:
+            await uow._close()
+        if uow.staged:
+            self.relay.notify()
+            count_committed(uow.events)
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[AsyncSession]:
@@ -247,6 +333,7 @@ async def start_runtime(
         reconnect_hooks=hooks,
         activity=ActivityReporter(nc, interval=settings.acting_activity_report_seconds),
         signing_key=signing_key,
+        writer=Writer(engine) if is_sqlite(settings.sqlalchemy_url) else None,
     )
     watcher = RevocationWatcher(
         js=js, revoked=revoked, ttl=float(settings.acting_session_max_seconds)
@@ -272,6 +359,8 @@ async def start_runtime(
                 await task
         with contextlib.suppress(Exception):
             await nc.drain()
+        if runtime.writer is not None:
+            await runtime.writer.close()
         await statements.release(read_engine)
         await engine.dispose()
         await read_engine.dispose()

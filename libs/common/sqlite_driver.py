@@ -209,7 +209,17 @@ class GatedConnection(InLoopConnection):
         super().__init__(dbapi, connection)
         self._holds_gate = False
 
+    @property
+    def holds_gate(self) -> bool:
+        return self._holds_gate
+
+    def hold_gate(self) -> None:
+        """The gate was taken for this connection (statements.Writer): BEGIN does not take it."""
+        self._holds_gate = True
+
     def take_gate(self) -> None:
+        if self._holds_gate:
+            return
         gate = self.dbapi.write_gate
         try:
             # Without a bound the writer that never ends would hang every other: the same

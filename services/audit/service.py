@@ -183,11 +183,10 @@ async def append(
             envelopes[event.get_id()] = envelope
     genuine, refused = screen(incoming, keys)
     async with runtime.unit_of_work() as uow:
-        session = uow.session
         # SQLite: the transaction began with BEGIN IMMEDIATE, so the head read below is the
         # head we write after. PostgreSQL: take the chain's lock for the same guarantee.
-        await transaction_lock(session, CHAIN_LOCK_KEY)
         written = await uow.statements()
+        await transaction_lock(written, CHAIN_LOCK_KEY)
         ids = list({item.event.get_id() for item in genuine})
         seen = set((await written.execute(_SEEN, {"ids": ids})).scalars().all()) if ids else set()
         rows = chain_events(genuine, head=await _head(written), seen=seen, envelopes=envelopes)
@@ -195,7 +194,7 @@ async def append(
             # One executemany on the table (Core): no ORM bookkeeping per record.
             await written.execute(_INSERT, rows)
         if refused:
-            await record_findings(session, uow, refused)
+            await record_findings(uow.session, uow, refused)
     RECORDED.inc(len(rows))
     DUPLICATES.inc(len(genuine) - len(rows))
     return len(rows)

@@ -68,7 +68,7 @@ async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
                 runtime.authorizer.authorize(principal, "place", OrderBook(org_id=cart.org_id))
                 context = EventContext.of(principal, policy_revision=runtime.authorizer.revision)
                 # Keyed by order id: this request and the event below empty a cart once.
-                if await first_delivery(uow.session, InboxEntry, order.order_id):
+                if await first_delivery(await uow.statements(), InboxEntry, order.order_id):
                     await service.check_out(uow=uow, context=context, order=order, cart=cart)
             reply = CheckoutReply(ok=True)
         except (BadCheckout, DomainError) as exc:
@@ -141,7 +141,7 @@ async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
             return
         async with runtime.unit_of_work() as uow:
             for placed, context in left:
-                if not await first_delivery(uow.session, InboxEntry, placed.order_id):
+                if not await first_delivery(await uow.statements(), InboxEntry, placed.order_id):
                     continue
                 await service.check_out(uow=uow, context=context, order=CheckoutOrder.of(placed))
 
@@ -165,7 +165,9 @@ async def release_locks_of_ended_sessions(runtime: ServiceRuntime) -> None:
                 event = delivery.event
                 ended = event_data(event, ActingSessionEnded)
                 context = checked_context(event, policy_revision=runtime.authorizer.revision)
-                if not await first_delivery(uow.session, InboxEntry, _inbox_key(event.get_id())):
+                if not await first_delivery(
+                    await uow.statements(), InboxEntry, _inbox_key(event.get_id())
+                ):
                     continue
                 await locking.release_locks_of_ended_session(
                     uow=uow,

@@ -152,7 +152,9 @@ async def tell_customers(runtime: ServiceRuntime) -> None:
             started = event_data(delivery.event, ActingSessionStarted)
             context = checked_context(delivery.event, policy_revision=runtime.authorizer.revision)
             async with runtime.unit_of_work() as uow:
-                if not await first_delivery(uow.session, NoticeInbox, delivery.event.get_id()):
+                if not await first_delivery(
+                    await uow.statements(), NoticeInbox, delivery.event.get_id()
+                ):
                     continue
                 await notify_session_started(uow, started, context)
         mail_committed(runtime)

@@ -87,7 +87,9 @@ async def ask_for_approvals(runtime: ServiceRuntime) -> None:
                 raise PoisonMessage("an awaiting budget charge names no customer organisation")
             placed_at = delivery.event.get_time() or datetime.now(UTC)
             async with runtime.unit_of_work() as uow:
-                if not await first_delivery(uow.session, NoticeInbox, delivery.event.get_id()):
+                if not await first_delivery(
+                    await uow.statements(), NoticeInbox, delivery.event.get_id()
+                ):
                     continue
                 staged = await ask_admins(uow, charged, context, placed_at) > 0 or staged
         if staged:

@@ -39,7 +39,7 @@ async def lock_address(uow: UnitOfWork, address: str) -> None:
     """Invitations to one address are decided one at a time (two organisations inviting it at
     once must not both be sent, nor one refused by the unique index with a revealing 409)."""
     digest = hashlib.sha256(f"invitation:{address}".encode()).digest()
-    await transaction_lock(uow.session, int.from_bytes(digest[:8], "big", signed=True))
+    await transaction_lock(await uow.statements(), int.from_bytes(digest[:8], "big", signed=True))
 
 
 async def fate_of(

@@ -146,12 +146,14 @@ async def spend(
     return cast(CursorResult[Any], result).rowcount == 1
 
 
+async def any_budget(connection: Statements, org_id: str) -> bool:
+    """Whether the organisation has any budget (most have none): one indexed Core read."""
+    return (await connection.execute(_ANY_BUDGET, {"org_id": org_id})).first() is not None
+
+
 async def budget_for(session: AsyncSession, org_id: str, principal: Principal) -> Budget | None:
     """The budget an order placed by `principal` counts against: the assisted-orders budget
     while acting; otherwise the buyer's own budget, else the first cost center they belong to."""
-    written = Statements.of(await session.connection())
-    if (await written.execute(_ANY_BUDGET, {"org_id": org_id})).first() is None:
-        return None
     if isinstance(principal, ActingSession):
         return await session.scalar(_ASSISTED_BUDGET, {"org_id": org_id})
     who = {"org_id": org_id, "user_id": principal.id}
@@ -179,6 +181,9 @@ def _charged(
 async def charge(uow: UnitOfWork, *, order: NewOrder, principal: Principal) -> str:
     """Count `order` against its budget in the order's transaction; the order's status
     (`placed` or `awaiting_approval`), or Conflict (409) when the budget refuses it."""
+    # The order's transaction begins here (on SQLite on the Writer, see UnitOfWork).
+    if not await any_budget(await uow.statements(), order.customer_org_id):
+        return "placed"
     session = uow.session
     budget = await budget_for(session, order.customer_org_id, principal)
     if budget is None:

@@ -6,10 +6,12 @@ import asyncio
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import DeclarativeBase
 
 from libs.common.db import create_engine, create_sessionmaker, create_tables
 from libs.common.inbox import InboxMixin, first_delivery
+from libs.common.statements import Statements
 
 
 class _Base(DeclarativeBase):
@@ -20,6 +22,10 @@ class _Inbox(InboxMixin, _Base):
     pass
 
 
+async def _statements(session: AsyncSession) -> Statements:
+    return Statements.of(await session.connection())
+
+
 def test_an_event_is_first_delivered_once(database_url: str) -> None:
     async def scenario() -> None:
         engine = create_engine(database_url)
@@ -27,14 +33,14 @@ def test_an_event_is_first_delivered_once(database_url: str) -> None:
         try:
             await create_tables(engine, _Base.metadata)
             async with sessions() as session, session.begin():
-                assert await first_delivery(session, _Inbox, "event-1")
+                assert await first_delivery(await _statements(session), _Inbox, "event-1")
                 # Again in the same transaction: already recorded.
-                assert not await first_delivery(session, _Inbox, "event-1")
-                assert await first_delivery(session, _Inbox, "event-2")
+                assert not await first_delivery(await _statements(session), _Inbox, "event-1")
+                assert await first_delivery(await _statements(session), _Inbox, "event-2")
 
             async def deliver(event_id: str) -> bool:
                 async with sessions() as session, session.begin():
-                    return await first_delivery(session, _Inbox, event_id)
+                    return await first_delivery(await _statements(session), _Inbox, event_id)
 
             assert not await deliver("event-1")
             # Two deliveries of a new event at once: exactly one handles it.
@@ -58,10 +64,10 @@ def test_a_rolled_back_delivery_leaves_the_event_unhandled(database_url: str) ->
             await create_tables(engine, _Base.metadata)
             with pytest.raises(RuntimeError):
                 async with sessions() as session, session.begin():
-                    assert await first_delivery(session, _Inbox, "event-1")
+                    assert await first_delivery(await _statements(session), _Inbox, "event-1")
                     raise RuntimeError("the handler failed")
             async with sessions() as session, session.begin():
-                assert await first_delivery(session, _Inbox, "event-1")
+                assert await first_delivery(await _statements(session), _Inbox, "event-1")
         finally:
             await engine.dispose()
 
