@@ -44,7 +44,8 @@ from libs.common.principals import Principal
 from libs.common.revocation import RevocationSet, RevocationWatcher
 from libs.common.settings import ServiceSettings
 from libs.common.signing import EventSigningKey, load_signing_key
-from libs.common.statements import Statements, Writer
+from libs.common.sqlite_writer import Writer
+from libs.common.statements import Statements
 from libs.common.tokens import TokenVerifier
 from libs.contracts.base import Event
 
@@ -57,7 +58,7 @@ class UnitOfWork:
     """One database transaction and the events it stages; both commit or neither does.
 
     The transaction begins with the first statement, as an ORM session's would: through
-    `statements()` on SQLite it is the process's Writer connection (statements.Writer: no
+    `statements()` on SQLite it is the process's Writer connection (sqlite_writer.Writer: no
     pool, no greenlet for BEGIN and COMMIT), and `session` is then an ORM session joined to
     it; through `session` first (and always on PostgreSQL) it is a session of the pool, and
     `statements()` its connection. Nothing is begun for a unit of work that neither reads

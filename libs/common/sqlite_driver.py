@@ -214,7 +214,7 @@ class GatedConnection(InLoopConnection):
         return self._holds_gate
 
     def hold_gate(self) -> None:
-        """The gate was taken for this connection (statements.Writer): BEGIN does not take it."""
+        """The gate was taken for this connection (sqlite_writer.Writer): BEGIN does not take it."""
         self._holds_gate = True
 
     def take_gate(self) -> None:

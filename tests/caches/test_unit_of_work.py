@@ -25,7 +25,7 @@ from libs.common.revocation import RevocationSet
 from libs.common.runtime import ServiceRuntime
 from libs.common.settings import ServiceSettings
 from libs.common.signing import EventSigningKey
-from libs.common.statements import Writer
+from libs.common.sqlite_writer import Writer
 from libs.common.tokens import TokenVerifier
 from libs.contracts.catalog import ProductCreated
 from onbehalf.stack import start_nats
