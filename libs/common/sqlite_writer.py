@@ -48,6 +48,9 @@ class Writer:
                 self._connection = None
                 connection = await greenlet_spawn(self.engine.sync_engine.connect)
                 self._connection = connection
+            if connection.in_transaction():
+                # Left begun by a BEGIN that failed half-way: end it before beginning anew.
+                connection.rollback()
             adapted = cast(GatedConnection, connection.connection.dbapi_connection)
             adapted.hold_gate()  # from here on the connection leaves the gate
             connection.begin()
