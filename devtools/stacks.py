@@ -43,7 +43,10 @@ def start_replica(stack: Stack, name: str, *, wait: bool = True) -> ServiceProce
     stack stops it with the rest."""
     key = f"{name}-{len([k for k in stack.replicas if k.startswith(name + '-')]) + 2}"
     service = start_service(
-        name, port=free_port(), env=stack.service_env(name), log_dir=stack.workdir / "logs" / key
+        name,
+        port=free_port(taken={*stack.ports.values(), *(r.port for r in stack.replicas.values())}),
+        env=stack.service_env(name),
+        log_dir=stack.workdir / "logs" / key,
     )
     stack.replicas[key] = service
     if wait:

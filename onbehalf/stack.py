@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,14 +59,24 @@ PR_SET_PDEATHSIG = 1
 _PORTS = range(20_000, 32_000)
 
 
-def free_port() -> int:
+def free_port(*, taken: Collection[int] = ()) -> int:
+    """A port free now and not among `taken` (those already handed to the same system: a
+    port is only bound when its service starts, so a second pick could find it free too)."""
     for _ in range(200):
         port = random.choice(_PORTS)
-        if port_is_free(port):
+        if port not in taken and port_is_free(port):
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _ports_of(given: Mapping[str, int]) -> dict[str, int]:
+    """A distinct port for every service and the console: those given, free ones for the rest."""
+    ports: dict[str, int] = {}
+    for name in (*SERVICES, CONSOLE):
+        ports[name] = given.get(name) or free_port(taken={*given.values(), *ports.values()})
+    return ports
 
 
 def port_is_free(port: int) -> bool:
@@ -284,10 +294,12 @@ class MailSink:
         _stop(self.process)
 
 
-def start_mail_sink(folder: Path, *, log_dir: Path, timeout: float = 20.0) -> MailSink:
-    """Start the sink on a free port and wait until it answers."""
+def start_mail_sink(
+    folder: Path, *, log_dir: Path, timeout: float = 20.0, taken: Collection[int] = ()
+) -> MailSink:
+    """Start the sink on a free port (not among `taken`) and wait until it answers."""
     log_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = free_port(taken=taken)
     log_path = log_dir / "mail-sink.log"
     command = [sys.executable, "-m", "onbehalf.mail_sink", "--dir", str(folder)]
     with log_path.open("ab") as log:
@@ -459,10 +471,12 @@ def start_stack(
         database_urls=dict(database_urls or {}),
         extra_env=dict(extra_env or {}),
         # Every port is chosen up front so that services learn each other's addresses.
-        ports={name: (ports or {}).get(name) or free_port() for name in (*SERVICES, CONSOLE)},
+        ports=_ports_of(ports or {}),
     )
     try:
-        stack.mail = start_mail_sink(workdir / "mail", log_dir=workdir / "logs")
+        stack.mail = start_mail_sink(
+            workdir / "mail", log_dir=workdir / "logs", taken=stack.ports.values()
+        )
         stack.start_one("identity")
         started = [stack.start_one(name, wait=False) for name in SERVICES[1:]]
         for service in started:
