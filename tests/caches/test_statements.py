@@ -50,6 +50,18 @@ _ROWS = [
 _ALL = select(_price.c.sku, _price.c.amount, _price.c.changed_at).order_by(_price.c.sku)
 
 
+def _executed_through_sqlalchemy(engine: AsyncEngine) -> list[str]:
+    """The SQL of each statement SQLAlchemy executes on `engine` from now on (its cursor
+    event: the bare driver's statements do not appear)."""
+    executed: list[str] = []
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _seen(*args: Any) -> None:
+        executed.append(args[2])
+
+    return executed
+
+
 def _engines(url: str) -> tuple[AsyncEngine, AsyncEngine]:
     engine = create_engine(url)
     return engine, create_engine(url, for_writes=False) if is_sqlite(url) else engine
@@ -228,11 +240,7 @@ def test_on_sqlite_a_snapshot_read_keeps_one_connection_and_no_transaction(
     async def scenario() -> None:
         engine, read_engine = _engines(url)
         pool = read_engine.sync_engine.pool
-        executed: list[str] = []
-
-        @event.listens_for(read_engine.sync_engine, "before_cursor_execute")
-        def _seen(*args: Any) -> None:
-            executed.append(args[2])
+        executed = _executed_through_sqlalchemy(read_engine)
 
         sessions = create_sessionmaker(engine)
         try:
@@ -277,11 +285,7 @@ def test_in_a_transaction_plain_statements_run_on_the_bare_driver(tmp_path: Path
 
     async def scenario() -> None:
         engine, read_engine = _engines(url)
-        executed: list[str] = []
-
-        @event.listens_for(engine.sync_engine, "before_cursor_execute")
-        def _seen(*args: Any) -> None:
-            executed.append(args[2])
+        executed = _executed_through_sqlalchemy(engine)
 
         sessions = create_sessionmaker(engine)
         try:
