@@ -12,6 +12,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
+from libs.common import statements
 from libs.common.runtime import ServiceRuntime, UnitOfWork
 from services.catalog.models import CatalogRevision
 
@@ -20,6 +21,7 @@ _table = cast(Table, CatalogRevision.__table__)
 _READ = select(_table.c.revision).where(_table.c.id == ROW)
 _RAISE = update(_table).where(_table.c.id == ROW).values(revision=_table.c.revision + 1)
 _FIRST = insert(_table).values(id=ROW, revision=1)
+_READ_NOW = statements.SnapshotRead(_READ)
 
 
 async def current(session: AsyncSession) -> int:
@@ -100,11 +102,14 @@ def _read_and_end(connection: Connection) -> int:
 
 
 class HeldConnection:
-    """Reads the revision on one connection kept for it: no session, no pool round trip,
-    one greenlet switch (a few tens of microseconds instead of some hundreds)."""
+    """Reads the revision on one connection kept for it: no session, no pool round trip.
+    On SQLite that is the read engine's snapshot connection (statements.SnapshotRead: one
+    SELECT on the bare driver, nothing awaited); on PostgreSQL a connection of its own, one
+    greenlet switch per read (a few tens of microseconds instead of some hundreds)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._snapshot = statements.in_loop(engine.dialect) is not None
         self._connection: AsyncConnection | None = None
 
     async def read(self) -> int:
@@ -116,6 +121,11 @@ class HeldConnection:
             return await self._read()
 
     async def _read(self) -> int:
+        if self._snapshot:
+            # One SELECT outside any transaction is its own snapshot: as current as the
+            # read-and-roll-back below, for a fraction of its cost (a quote's largest part).
+            rows = await _READ_NOW.rows(self._engine, {})
+            return (rows[0].revision if rows else 0) or 0
         if self._connection is None:
             self._connection = await self._engine.connect()
         return await self._connection.run_sync(_read_and_end)
