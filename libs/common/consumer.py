@@ -179,7 +179,9 @@ async def _next_batch(
     subscription: JetStreamContext.PullSubscription, batch: int, linger: float
 ) -> list[Msg]:
     """Wait for one message, then take whatever else is already there, up to `batch`; when
-    fewer than a batch are waiting, first give more `linger` seconds to arrive.
+    fewer than a batch are waiting, first give more `linger` seconds to arrive. Without a
+    linger, the first message's delivery says how many wait behind it (JetStream's pending
+    count): none, and no more is asked for; some, and exactly those are.
 
     A single `fetch(batch)` that receives fewer than `batch` messages waits out its whole
     timeout for the rest: at a trickle, every event would wait up to that long. (A fetch
@@ -187,12 +189,22 @@ async def _next_batch(
     is there.)"""
     messages = await subscription.fetch(1, timeout=1.0)
     if batch > 1:
-        if linger > 0 and _waiting_behind(messages[-1]) < batch - 1:
+        behind = _waiting_behind(messages[-1])
+        wanted = batch - 1
+        if linger > 0 and behind < batch - 1:
             await asyncio.sleep(linger)
+        elif behind == 0:
+            # Nothing waited behind it when it was delivered: asking for more would cost two
+            # pull requests and their two status replies (no messages; the 5 ms expiry) for
+            # nothing. What arrives meanwhile is the next batch's.
+            return messages
+        else:
+            # Exactly what waits: the fetch returns once they are all here, without a status.
+            wanted = min(behind, batch - 1)
         # A time-out here only means nothing else was waiting.
         # (nats-py raises either its own TimeoutError or asyncio's, depending on the path.)
         with contextlib.suppress(NatsTimeoutError, asyncio.TimeoutError):
-            messages += await subscription.fetch(batch - 1, timeout=0.005)
+            messages += await subscription.fetch(wanted, timeout=0.005)
     return messages
 
 
