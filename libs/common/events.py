@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,7 @@ from cloudevents.core.formats.json import JSONFormat
 from cloudevents.core.v1.event import CloudEvent
 
 from libs.common.principals import Principal, actor_ref, subject_ref
-from libs.common.signing import EventSigningKey, sign_attributes
+from libs.common.signing import EventSigningKey, sign_attributes, signed_envelope
 from libs.common.tracing import current_traceparent
 from libs.contracts.base import event_name
 
@@ -86,15 +87,8 @@ def context_of_event(event: CloudEvent, *, policy_revision: str) -> EventContext
     )
 
 
-def build_event(
-    *,
-    source: str,
-    type: str,
-    data: dict[str, Any],
-    context: EventContext,
-    signing_key: EventSigningKey | None = None,
-) -> CloudEvent:
-    """A new event; signed with `signing_key` (every event a service emits is: see signing)."""
+def _attributes(source: str, type: str, context: EventContext) -> dict[str, Any]:
+    """A new event's attributes (those that are set), specversion as the SDK would add it."""
     attributes: dict[str, Any] = {
         "id": str(uuid4()),
         "source": source,
@@ -111,11 +105,64 @@ def build_event(
         "traceparent": current_traceparent(),
     }
     present = {k: v for k, v in attributes.items() if v is not None}
+    present["specversion"] = SPECVERSION
+    return present
+
+
+def build_event(
+    *,
+    source: str,
+    type: str,
+    data: dict[str, Any],
+    context: EventContext,
+    signing_key: EventSigningKey | None = None,
+) -> CloudEvent:
+    """A new event; signed with `signing_key` (every event a service emits is: see signing)."""
+    attributes = _attributes(source, type, context)
     if signing_key is not None:
-        # specversion as the SDK would add it, so that the signature covers it too.
-        present["specversion"] = SPECVERSION
-        sign_attributes(present, data, signing_key)
-    return CloudEvent(present, data)
+        sign_attributes(attributes, data, signing_key)
+    return CloudEvent(attributes, data)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedEvent:
+    """A new event as the outbox keeps it: written once in the CloudEvents JSON format,
+    signed, never parsed back on its way out."""
+
+    id: str
+    type: str
+    traceparent: str | None
+    payload: bytes
+
+    @classmethod
+    def of(cls, event: CloudEvent) -> SignedEvent:
+        return cls(
+            id=event.get_id(),
+            type=event.get_type(),
+            traceparent=event.get_extension("traceparent"),
+            payload=encode(event),
+        )
+
+
+def new_signed_event(
+    *,
+    source: str,
+    type: str,
+    data: dict[str, Any],
+    context: EventContext,
+    signing_key: EventSigningKey,
+) -> SignedEvent:
+    """What `build_event` then `encode` give, without the SDK's object in between: the
+    signed envelope (times already as `iso_utc` writes them, which the SDK reads back to
+    the same instant) is the JSON document itself. A service's every event goes this way."""
+    attributes = _attributes(source, type, context)
+    envelope = signed_envelope(attributes, data, signing_key)
+    return SignedEvent(
+        id=attributes["id"],
+        type=type,
+        traceparent=attributes.get("traceparent"),
+        payload=json.dumps(envelope).encode(),
+    )
 
 
 def nats_subject(event_type: str) -> str:

@@ -40,7 +40,7 @@ from tenacity import (
 from libs.common import tracing
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
-from libs.common.events import encode, nats_subject
+from libs.common.events import SignedEvent, nats_subject
 from libs.common.statements import bare, in_loop
 
 log = structlog.get_logger("outbox")
@@ -83,17 +83,17 @@ _INSERTS: dict[Table, Insert] = {}
 Staged = list[tuple[Table, dict[str, Any]]]
 
 
-def outbox_row(model: type[Any], event: CloudEvent) -> tuple[Table, dict[str, Any]]:
+def outbox_row(model: type[Any], event: SignedEvent) -> tuple[Table, dict[str, Any]]:
     """The outbox table of `model` and the row that holds `event` until it is published."""
     return cast(Table, model.__table__), {
-        "id": event.get_id(),
-        "subject": nats_subject(event.get_type()),
-        "event_type": event.get_type(),
-        "payload": encode(event),
+        "id": event.id,
+        "subject": nats_subject(event.type),
+        "event_type": event.type,
+        "payload": event.payload,
         "created_at": utcnow(),
         "published_at": None,
         "attempts": 0,
-        "traceparent": event.get_extension(tracing.TRACEPARENT),
+        "traceparent": event.traceparent,
     }
 
 
@@ -102,7 +102,7 @@ def add_to_outbox(session: AsyncSession, model: type[Any], event: CloudEvent) ->
 
     The row is written just before the commit, with the transaction's other events, by one
     executemany on the table (no ORM unit of work per event)."""
-    session.info.setdefault(_STAGED, []).append(outbox_row(model, event))
+    session.info.setdefault(_STAGED, []).append(outbox_row(model, SignedEvent.of(event)))
 
 
 def take_staged(session: AsyncSession) -> Staged:

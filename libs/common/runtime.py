@@ -27,7 +27,7 @@ from libs.common.db import (
     has_row_locks,
     is_sqlite,
 )
-from libs.common.events import EventContext, build_event, service_source
+from libs.common.events import EventContext, new_signed_event, service_source
 from libs.common.logging import configure_logging
 from libs.common.metrics import count_committed
 from libs.common.migrations import has_migrations, upgrade
@@ -105,14 +105,14 @@ class UnitOfWork:
                 subject_org_id=subject_org_id,
             )
         # Signed here, so the outbox holds (and the relay publishes) the signed bytes.
-        cloud_event = build_event(
+        signed = new_signed_event(
             source=self.runtime.source,
             type=event.event_type,
             data=event.data(),
             context=context,
             signing_key=self.runtime.signing_key,
         )
-        self.outbox.append(outbox_row(self.runtime.outbox_model, cloud_event))
+        self.outbox.append(outbox_row(self.runtime.outbox_model, signed))
         self.staged += 1
         self.events.append(event)
 

@@ -192,11 +192,18 @@ def sign_event(event: CloudEvent, key: EventSigningKey) -> CloudEvent:
 
 def sign_attributes(attributes: dict[str, Any], data: Any, key: EventSigningKey) -> None:
     """Add `signaturekid` and `signature` to the attributes of an event about to be built."""
+    attributes[SIGNATURE] = signed_envelope(attributes, data, key)[SIGNATURE]
+
+
+def signed_envelope(attributes: dict[str, Any], data: Any, key: EventSigningKey) -> dict[str, Any]:
+    """The envelope of an event about to be built, signed: `signaturekid` is added to
+    `attributes`, `signature` to the envelope (what the CloudEvents JSON format carries)."""
     attributes.pop(SIGNATURE, None)
     attributes[SIGNATURE_KID] = key.kid
-    attributes[SIGNATURE] = _b64url(
-        key.private_key.sign(signing_input(_envelope(attributes, data)))
-    )
+    envelope = _envelope(attributes, data)
+    # canonical_json(envelope) is signing_input(envelope): it has no signature yet.
+    envelope[SIGNATURE] = _b64url(key.private_key.sign(canonical_json(envelope).encode()))
+    return envelope
 
 
 def sign_document(document: Mapping[str, Any], key: EventSigningKey) -> dict[str, Any]:

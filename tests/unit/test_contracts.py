@@ -20,6 +20,7 @@ from libs.common.events import (
     decode,
     encode,
     nats_subject,
+    new_signed_event,
     service_source,
 )
 from libs.common.signing import EventSigningKey, SignatureProblem
@@ -126,6 +127,44 @@ def test_an_event_keeps_its_wire_shape_through_the_envelope() -> None:
     }
     assert event_data(received, OrderPlaced) == ORDER
     assert CheckoutOrder.of(ORDER).items[0].quantity == 2
+
+
+def test_a_signed_event_written_without_the_sdk_reads_back_as_the_sdk_would_write_it() -> None:
+    key = EventSigningKey(service="orders", kid="k1", private_key=Ed25519PrivateKey.generate())
+    context = EventContext(
+        actor_id="rep-é",  # not ASCII: the payload escapes it, the envelope keeps it
+        actor_org_id="s",
+        subject_org_id="c",
+        subject_user_id=None,
+        acting_session_id="sess-1",
+        policy_revision="r",
+    )
+    source = service_source("orders")
+    signed = new_signed_event(
+        source=source, type=ORDER.event_type, data=ORDER.data(), context=context, signing_key=key
+    )
+    received = decode(signed.payload)
+    # What the consumers and the audit chain see: the same event, provably from orders.
+    assert received.get_id() == signed.id
+    assert received.get_type() == signed.type == ORDER.event_type
+    assert event_data(received, OrderPlaced) == ORDER
+    assert received.get_extension("actorid") == "rep-é"
+    assert received.get_extension("subjectuserid") is None
+    assert (
+        emitter_of(
+            json.loads(canonical_envelope(received)),
+            {key.kid: key.public()},
+            subject=nats_subject(ORDER.event_type),
+        )
+        == "orders"
+    )
+    # The SDK's own writing of the same attributes carries the same document.
+    rewritten = json.loads(encode(received))
+    assert rewritten == json.loads(signed.payload)
+    # A byte changed in what was signed is refused.
+    tampered = signed.payload.replace(b'"24.00"', b'"23.00"')
+    with pytest.raises(SignatureProblem, match="does not match"):
+        emitter_of(json.loads(canonical_envelope(decode(tampered))), {key.kid: key.public()})
 
 
 def test_a_consumer_turns_data_that_breaks_the_contract_into_poison() -> None:
