@@ -61,7 +61,7 @@ class Statements:
     Direct (synchronous) only inside a transaction already begun: a write connection's BEGIN
     takes the engine's write gate, which is awaited (sqlite_driver.GatedCursor). There, a
     plain SELECT, INSERT, UPDATE or DELETE (nothing for SQLAlchemy to compute: no Python-side
-    defaults, no RETURNING, no expanding IN) runs on the bare sqlite3 connection, compiled once
+    defaults, no RETURNING; an IN list rendered per length) runs on the bare sqlite3 connection, compiled once
     (`_Compiled`); anything else through the synchronous Connection."""
 
     __slots__ = ("_async", "_raw", "_sync")
@@ -183,22 +183,29 @@ def bare(connection: Connection, statement: Executable, parameters: Parameters) 
     compiled = _compiled_for(statement, connection.dialect, tuple(one))
     if compiled is None:
         return None
-    raw = _raw_of(connection)
+    sql = compiled.sql
     arguments: Any = None
+    if compiled.expanding:
+        prepared = None if batch is not None else compiled.expanded(one)
+        if prepared is None:
+            return None  # an IN list per row, or an empty one: SQLAlchemy renders those
+        sql, arguments = prepared
+    raw = _raw_of(connection)
     try:
         if batch is not None:
             arguments = [compiled.parameters(each) for each in batch]
-            cursor = raw.executemany(compiled.sql, arguments)
+            cursor = raw.executemany(sql, arguments)
         else:
-            arguments = compiled.parameters(one)
-            cursor = raw.execute(compiled.sql, arguments)
+            if arguments is None:
+                arguments = compiled.parameters(one)
+            cursor = raw.execute(sql, arguments)
         try:
             rows = compiled.rows(cursor.fetchall()) if compiled.returns_rows else []
             return BareAnswer(rows, cursor.rowcount)
         finally:
             cursor.close()
     except sqlite3.Error as error:
-        raise DBAPIError.instance(compiled.sql, arguments, error, sqlite3.Error) from error
+        raise DBAPIError.instance(sql, arguments, error, sqlite3.Error) from error
 
 
 def _raw_of(connection: Connection) -> sqlite3.Connection:
@@ -206,15 +213,29 @@ def _raw_of(connection: Connection) -> sqlite3.Connection:
     return adapted._connection._conn  # type: ignore[union-attr]
 
 
+def _expanding(compiled: Any) -> int:
+    """How many of the positional parameters are IN lists (no `?` of their own)."""
+    return sum(1 for name in compiled.positiontup if compiled.binds[name].expanding)
+
+
 class _NotBare(Exception):
-    """The statement needs SQLAlchemy at execution (defaults, RETURNING, expanding IN...)."""
+    """The statement needs SQLAlchemy at execution (Python-side defaults, RETURNING...)."""
 
 
 class _Compiled:
     """A statement as the bare driver runs it: its SQL, its parameters in order with their
     bind processors and defaults, and for a SELECT each column's result processor and name."""
 
-    __slots__ = ("binds", "defaults", "processors", "returns_rows", "row", "sql")
+    __slots__ = (
+        "_by_lengths",
+        "binds",
+        "defaults",
+        "expanding",
+        "processors",
+        "returns_rows",
+        "row",
+        "sql",
+    )
 
     def __init__(
         self,
@@ -225,7 +246,7 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) or None)
         if (
             compiled.positiontup is None
-            or any(b.expanding for b in compiled.binds.values())
+            or compiled.string.count("?") != len(compiled.positiontup) - _expanding(compiled)
             or getattr(compiled, "insert_prefetch", None)
             or getattr(compiled, "update_prefetch", None)
             or getattr(compiled, "postfetch", None)
@@ -233,6 +254,9 @@ class _Compiled:
         ):
             raise _NotBare(str(statement))
         self.sql = compiled.string
+        # IN lists (`column.in_(bindparam(..., expanding=True))`): rendered per length.
+        self.expanding = frozenset(n for n, b in compiled.binds.items() if b.expanding)
+        self._by_lengths: dict[tuple[int, ...], str] = {}
         self.defaults = dict(compiled.params)
         self.binds: list[tuple[str, Callable[[Any], Any] | None]] = [
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
@@ -258,6 +282,31 @@ class _Compiled:
             values[name] if process is None else process(values[name])
             for name, process in self.binds
         )
+
+    def expanded(self, given: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
+        """The SQL with each IN list's placeholders and the arguments in order, or None for
+        an empty list (SQLAlchemy renders an always-false expression in its place)."""
+        values = {**self.defaults, **given}
+        arguments: list[Any] = []
+        lengths: dict[str, int] = {}
+        for name, process in self.binds:
+            value = values[name]
+            if name not in self.expanding:
+                arguments.append(value if process is None else process(value))
+                continue
+            if isinstance(value, str | bytes) or not isinstance(value, Sequence) or not value:
+                return None
+            lengths[name] = len(value)
+            arguments.extend(value if process is None else [process(each) for each in value])
+        key = tuple(lengths[name] for name in sorted(lengths))
+        sql = self._by_lengths.get(key)
+        if sql is None:
+            sql = self.sql
+            for name, length in lengths.items():
+                sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * length))
+            if len(self._by_lengths) < 64:  # the batch sizes seen; beyond, rendered per call
+                self._by_lengths[key] = sql
+        return sql, arguments
 
     def rows(self, raw: list[tuple[Any, ...]]) -> list[Any]:
         processors = self.processors
@@ -298,23 +347,24 @@ class SnapshotRead:
         return compiled
 
     async def rows(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> list[Any]:
-        if in_loop(engine.dialect) is None:
+        compiled = self._for(engine.dialect) if in_loop(engine.dialect) else None
+        prepared = compiled.expanded(parameters) if compiled and compiled.expanding else None
+        if compiled is None or (compiled.expanding and prepared is None):
             async with engine.connect() as connection:
                 return list((await connection.execute(self.statement, parameters)).all())
-        compiled = self._for(engine.dialect)
         held = _HELD.get(engine.sync_engine)
         if held is None:
             held = await _hold(engine.sync_engine)
-        arguments = compiled.parameters(parameters)
+        sql, arguments = prepared or (compiled.sql, compiled.parameters(parameters))
         try:
-            cursor = held.raw.execute(compiled.sql, arguments)
+            cursor = held.raw.execute(sql, arguments)
             try:
                 raw = cursor.fetchall()
             finally:
                 cursor.close()
         except sqlite3.Error as error:
             await _drop(engine.sync_engine, held)
-            raise DBAPIError.instance(compiled.sql, arguments, error, sqlite3.Error) from error
+            raise DBAPIError.instance(sql, arguments, error, sqlite3.Error) from error
         return compiled.rows(raw)
 
 

@@ -30,6 +30,7 @@ from libs.common.audit_chain import (
 from libs.common.audit_chain import (
     check_chain as check_chain,
 )
+from libs.common.clock import utcnow
 from libs.common.consumer import PoisonMessage
 from libs.common.db import transaction_lock
 from libs.common.errors import Invalid
@@ -191,6 +192,11 @@ async def append(
         seen = set((await written.execute(_SEEN, {"ids": ids})).scalars().all()) if ids else set()
         rows = chain_events(genuine, head=await _head(written), seen=seen, envelopes=envelopes)
         if rows:
+            # Given, not left to the column's default: SQLAlchemy computes a default per row,
+            # which keeps the insert off the bare driver (statements.bare).
+            now = utcnow()
+            for row in rows:
+                row["recorded_at"] = now
             # One executemany on the table (Core): no ORM bookkeeping per record.
             await written.execute(_INSERT, rows)
         if refused:

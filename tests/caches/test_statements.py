@@ -323,3 +323,63 @@ def test_in_a_transaction_plain_statements_run_on_the_bare_driver(tmp_path: Path
             await read_engine.dispose()
 
     asyncio.run(scenario())
+
+
+_AMOUNTS_OF = select(_price.c.sku, _price.c.amount).where(
+    _price.c.sku.in_(bindparam("skus", expanding=True))
+)
+_MARK = (
+    update(_price)
+    .where(_price.c.sku.in_(bindparam("skus", expanding=True)))
+    .values(amount=bindparam("amount"))
+)
+
+
+def test_in_lists_run_on_the_bare_driver_and_an_empty_one_finds_nothing(tmp_path: Path) -> None:
+    """A SELECT or UPDATE with an IN list (an expanding bind parameter) runs on the bare driver
+    in a transaction and in a snapshot read, with its bind processors applied to every
+    element, for lists of any length; an empty list goes through SQLAlchemy, which renders
+    it as matching nothing."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'lists.db'}"
+    amounts_now = statements.SnapshotRead(_AMOUNTS_OF)
+
+    async def scenario() -> None:
+        engine, read_engine = _engines(url)
+        executed = _executed_through_sqlalchemy(engine)
+        read_executed = _executed_through_sqlalchemy(read_engine)
+        sessions = create_sessionmaker(engine)
+        try:
+            await create_tables(engine, _metadata)
+            async with sessions() as session, session.begin():
+                await session.execute(text("SELECT 1"))  # the transaction begins here
+                executed.clear()
+                written = Statements.of(await session.connection())
+                await written.execute(insert(_price), _ROWS)
+                one = await written.execute(_AMOUNTS_OF, {"skus": ["B-2"]})
+                assert [tuple(row) for row in one.all()] == [("B-2", Decimal("0.10"))]
+                both = await written.execute(_AMOUNTS_OF, {"skus": ("A-1", "B-2", "X-9")})
+                assert sorted(row.sku for row in both.all()) == ["A-1", "B-2"]
+                marked = await written.execute(
+                    _MARK, {"skus": ["A-1", "B-2"], "amount": Decimal("2.5")}
+                )
+                assert marked.rowcount == 2
+                assert executed == []
+                none = await written.execute(_AMOUNTS_OF, {"skus": []})
+                assert none.all() == []
+                assert len(executed) == 1  # the empty list, through SQLAlchemy
+            read = await amounts_now.rows(read_engine, {"skus": ["A-1", "B-2"]})
+            assert sorted(tuple(row) for row in read) == [
+                ("A-1", Decimal("2.50")),
+                ("B-2", Decimal("2.50")),
+            ]
+            assert await amounts_now.rows(read_engine, {"skus": ["A-1"]}) == [
+                ("A-1", Decimal("2.50"))
+            ]
+            assert read_executed == []
+            assert await amounts_now.rows(read_engine, {"skus": []}) == []
+        finally:
+            await statements.release(read_engine)
+            await engine.dispose()
+            await read_engine.dispose()
+
+    asyncio.run(scenario())
