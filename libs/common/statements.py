@@ -14,13 +14,16 @@ Connection, ≈ 6 µs on the bare driver; docs/performance.md).
   synchronous Connection; on PostgreSQL (asyncpg, which does wait for the server) through the
   AsyncConnection.
 - `SnapshotRead`: one SELECT read outside any transaction (its own snapshot); on SQLite on a
-  connection each read engine keeps for them (`release` gives it back).
+  connection each read engine keeps for them, on PostgreSQL on a few kept in autocommit
+  (`release` gives them back).
 (libs/common/sqlite_writer.py holds the connection a process's units of work write through.)
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import sqlite3
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -329,8 +332,10 @@ class SnapshotRead:
     (autocommit: one SELECT is one read transaction in WAL mode, and nothing in between
     awaits, so one connection serves every coroutine): no pool check-out, no SQLAlchemy
     execution context, the statement compiled once. The rows are those SQLAlchemy's
-    execution would give (the columns' result processors run), as named tuples. On PostgreSQL,
-    and on SQLite in `mode="thread"`, it is an ordinary read through the engine."""
+    execution would give (the columns' result processors run), as named tuples. On PostgreSQL
+    it is a read through SQLAlchemy on one of a few connections the engine keeps in
+    autocommit (no pool check-out, ping, BEGIN or ROLLBACK); on SQLite in `mode="thread"` an
+    ordinary read through the engine."""
 
     __slots__ = ("_compiled", "statement")
 
@@ -350,6 +355,8 @@ class SnapshotRead:
         compiled = self._for(engine.dialect) if in_loop(engine.dialect) else None
         prepared = compiled.expanded(parameters) if compiled and compiled.expanding else None
         if compiled is None or (compiled.expanding and prepared is None):
+            if engine.dialect.name != "sqlite":
+                return await _autocommit_rows(engine, self.statement, parameters)
             async with engine.connect() as connection:
                 return list((await connection.execute(self.statement, parameters)).all())
         held = _HELD.get(engine.sync_engine)
@@ -400,7 +407,70 @@ async def _drop(engine: Engine, held: _Held) -> None:
 
 
 async def release(engine: AsyncEngine) -> None:
-    """Give back the connection kept for snapshot reads (before `engine.dispose()`)."""
+    """Give back the connections kept for snapshot reads (before `engine.dispose()`)."""
     held = _HELD.pop(engine.sync_engine, None)
     if held is not None:
         await greenlet_spawn(held.pooled.close)
+    kept = _KEPT.pop(engine.sync_engine, None)
+    if kept is not None:
+        for connection in kept.idle:
+            await _close_quietly(connection)
+
+
+class _Kept:
+    """The connections a read engine of a server database keeps for snapshot reads: a few, in
+    autocommit, each serving one read at a time."""
+
+    __slots__ = ("idle", "loop", "slots")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.idle: list[AsyncConnection] = []
+        self.slots = asyncio.Semaphore(_KEPT_PER_ENGINE)
+
+
+# On PostgreSQL a snapshot read through a connection of the pool costs three round trips
+# beside its SELECT (the pool's ping at check-out, BEGIN, and the ROLLBACK of its return);
+# on one kept in autocommit the SELECT is all (and is its own snapshot). A few per engine,
+# so that concurrent reads do not queue behind one another.
+_KEPT: weakref.WeakKeyDictionary[Engine, _Kept] = weakref.WeakKeyDictionary()
+_KEPT_PER_ENGINE = 4
+
+
+async def _autocommit_rows(
+    engine: AsyncEngine, statement: Select[Any], parameters: Mapping[str, Any]
+) -> list[Any]:
+    loop = asyncio.get_running_loop()
+    kept = _KEPT.get(engine.sync_engine)
+    if kept is None or kept.loop is not loop:  # connections of another loop cannot serve
+        kept = _KEPT[engine.sync_engine] = _Kept(loop)
+    async with kept.slots:
+        for attempt in (1, 2):
+            connection = kept.idle.pop() if kept.idle else await _autocommit_connection(engine)
+            try:
+                rows = list((await connection.execute(statement, parameters)).all())
+            except DBAPIError as error:
+                await _close_quietly(connection)
+                if attempt == 1 and error.connection_invalidated:
+                    continue  # the server restarted since: once more, on a new connection
+                raise
+            except BaseException:
+                await _close_quietly(connection)
+                raise
+            kept.idle.append(connection)
+            return rows
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _autocommit_connection(engine: AsyncEngine) -> AsyncConnection:
+    connection = await engine.connect()
+    try:
+        return await connection.execution_options(isolation_level="AUTOCOMMIT")
+    except BaseException:
+        await _close_quietly(connection)
+        raise
+
+
+async def _close_quietly(connection: AsyncConnection) -> None:
+    with contextlib.suppress(Exception):
+        await connection.close()

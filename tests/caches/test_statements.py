@@ -268,6 +268,47 @@ def test_on_sqlite_a_snapshot_read_keeps_one_connection_and_no_transaction(
     asyncio.run(scenario())
 
 
+_BACKEND_PID = statements.SnapshotRead(select(func.pg_backend_pid().label("pid")))
+
+
+@pytest.mark.postgres
+def test_on_postgresql_snapshot_reads_keep_a_connection_in_autocommit(postgres: Any) -> None:
+    """Twenty reads, one check-out from the pool, no transaction left open on the server;
+    a kept connection the server dropped is replaced and the read answered all the same."""
+    url = postgres.create_database("snapshot_kept")
+
+    async def scenario() -> None:
+        engine = create_engine(url)
+        checkouts: list[object] = []
+        event.listen(engine.sync_engine, "checkout", lambda *args: checkouts.append(args[0]))
+        try:
+            await create_tables(engine, _metadata)
+            async with engine.begin() as connection:
+                await connection.execute(insert(_price), _ROWS)
+            checkouts.clear()
+            for _ in range(20):
+                assert len(await _PRICE_OF.rows(engine, {"from_sku": ""})) == 2
+            assert len(checkouts) == 1
+            (kept,) = await _BACKEND_PID.rows(engine, {})
+            async with engine.connect() as other:
+                state = (
+                    await other.execute(
+                        text("SELECT state FROM pg_stat_activity WHERE pid = :pid"),
+                        {"pid": kept.pid},
+                    )
+                ).scalar()
+                assert state == "idle"  # not "idle in transaction": autocommit
+                await other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": kept.pid})
+            (replaced,) = await _BACKEND_PID.rows(engine, {})
+            assert replaced.pid != kept.pid
+            assert len(await _PRICE_OF.rows(engine, {"from_sku": "B"})) == 1
+        finally:
+            await statements.release(engine)
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
 _stamped = Table(
     "stamped",
     _metadata,
