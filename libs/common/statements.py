@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import re
 import sqlite3
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -64,8 +65,10 @@ class Statements:
     Direct (synchronous) only inside a transaction already begun: a write connection's BEGIN
     takes the engine's write gate, which is awaited (sqlite_driver.GatedCursor). There, a
     plain SELECT, INSERT, UPDATE or DELETE (nothing for SQLAlchemy to compute: no Python-side
-    defaults, no RETURNING; an IN list rendered per length) runs on the bare sqlite3 connection, compiled once
-    (`_Compiled`); anything else through the synchronous Connection."""
+    defaults, no RETURNING; an IN list rendered per length) runs on the bare sqlite3
+    connection, compiled once (`_Compiled`); anything else through the synchronous Connection.
+    On PostgreSQL the same statements, in a begun transaction, run on the asyncpg connection
+    (`bare_asyncpg`)."""
 
     __slots__ = ("_async", "_raw", "_sync")
 
@@ -95,6 +98,9 @@ class Statements:
         sync = self._sync
         if sync is None:
             assert self._async is not None
+            answer = await bare_asyncpg(self._async, statement, parameters)
+            if answer is not None:
+                return answer
             return await self._async.execute(statement, parameters)
         if sync.in_transaction():
             answer = bare(sync, statement, parameters)
@@ -168,21 +174,31 @@ def _compiled_for(
     return compiled
 
 
+def _shape(
+    parameters: Parameters,
+) -> tuple[Mapping[str, Any], Sequence[Mapping[str, Any]] | None] | None:
+    """(the parameters of one execution, the batch of an executemany or None), or None where
+    SQLAlchemy is to handle them: an empty batch, or rows of different columns (it tells
+    what is missing)."""
+    if parameters is None:
+        return {}, None
+    if isinstance(parameters, Mapping):
+        return parameters, None
+    if not parameters:
+        return None
+    keys = parameters[0].keys()
+    if any(each.keys() != keys for each in parameters):
+        return None
+    return parameters[0], parameters
+
+
 def bare(connection: Connection, statement: Executable, parameters: Parameters) -> Answer | None:
     """`statement` run on the sqlite3 connection under `connection` (in a transaction, on the
     loop's thread), or None when it needs SQLAlchemy's execution."""
-    batch: Sequence[Mapping[str, Any]] | None = None
-    if parameters is None:
-        one: Mapping[str, Any] = {}
-    elif isinstance(parameters, Mapping):
-        one = parameters
-    else:
-        if not parameters:
-            return None
-        batch, one = parameters, parameters[0]
-        keys = one.keys()
-        if any(each.keys() != keys for each in batch):
-            return None  # rows of different columns: SQLAlchemy tells what is missing
+    shape = _shape(parameters)
+    if shape is None:
+        return None
+    one, batch = shape
     compiled = _compiled_for(statement, connection.dialect, tuple(one))
     if compiled is None:
         return None
@@ -211,6 +227,60 @@ def bare(connection: Connection, statement: Executable, parameters: Parameters) 
         raise DBAPIError.instance(sql, arguments, error, sqlite3.Error) from error
 
 
+async def bare_asyncpg(
+    connection: AsyncConnection, statement: Executable, parameters: Parameters
+) -> Answer | None:
+    """`statement` run on the asyncpg connection under `connection` (PostgreSQL, in a begun
+    transaction), as SQLAlchemy's asyncpg adapter would run it (its lock, its transaction
+    start, its prepared-statement cache, its error translation), without the greenlet and
+    the execution context around it; None when it needs SQLAlchemy's execution."""
+    dialect = connection.dialect
+    sync = connection.sync_connection
+    if dialect.driver != "asyncpg" or sync is None or not sync.in_transaction():
+        return None
+    shape = _shape(parameters)
+    if shape is None:
+        return None
+    one, batch = shape
+    compiled = _compiled_for(statement, dialect, tuple(one))
+    if compiled is None or compiled.expanding:
+        return None
+    adapted: Any = sync.connection.dbapi_connection
+    sql = compiled.sql
+    arguments: Any = None
+    # When SQLAlchemy last saw the schema change (its prepared statements are older then).
+    schema_asof = dialect._invalidate_schema_cache_asof  # type: ignore[attr-defined]
+    try:
+        async with adapted._execute_mutex:
+            if batch is not None:
+                await adapted._check_type_cache_invalidation(schema_asof)
+            if adapted._transaction is None:
+                await adapted._start_transaction()
+            try:
+                if batch is not None:
+                    arguments = [compiled.parameters(each) for each in batch]
+                    await adapted._connection.executemany(sql, arguments)
+                    return BareAnswer([], -1)
+                arguments = compiled.parameters(one)
+                prepared, attributes = await adapted._prepare(sql, schema_asof)
+                raw = await prepared.fetch(*arguments)
+                status = prepared.get_statusmsg() or ""
+            except Exception as error:
+                adapted._handle_exception(error)  # raises it as the DB-API error it is
+    except dialect.loaded_dbapi.Error as error:
+        raise DBAPIError.instance(sql, arguments, error, dialect.loaded_dbapi.Error) from error
+    counted = _ROWCOUNT.match(status)
+    rowcount = int(counted.group(1)) if counted else -1
+    if not compiled.returns_rows:
+        return BareAnswer([], rowcount)
+    types = tuple(attribute.type.oid for attribute in attributes)
+    return BareAnswer(compiled.rows(raw, types), rowcount)
+
+
+# What asyncpg's status message says was done, as SQLAlchemy's adapter reads its rowcount.
+_ROWCOUNT = re.compile(r"(?:SELECT|UPDATE|DELETE|INSERT \d+) (\d+)")
+
+
 def _raw_of(connection: Connection) -> sqlite3.Connection:
     adapted = connection.connection.dbapi_connection
     return adapted._connection._conn  # type: ignore[union-attr]
@@ -219,6 +289,17 @@ def _raw_of(connection: Connection) -> sqlite3.Connection:
 def _expanding(compiled: Any) -> int:
     """How many of the positional parameters are IN lists (no `?` of their own)."""
     return sum(1 for name in compiled.positiontup if compiled.binds[name].expanding)
+
+
+def _placeholders_match(compiled: Any, dialect: Dialect) -> bool:
+    """Whether the SQL holds one placeholder per positional parameter, in the forms the bare
+    paths fill: sqlite3's `?` (an IN list has none of its own), asyncpg's `$n` (no IN lists)."""
+    if dialect.paramstyle == "qmark":
+        return bool(compiled.string.count("?") == len(compiled.positiontup) - _expanding(compiled))
+    if dialect.paramstyle == "numeric_dollar" and not _expanding(compiled):
+        numbers = {int(n) for n in re.findall(r"\$(\d+)", compiled.string)}
+        return numbers == set(range(1, len(compiled.positiontup) + 1))
+    return False
 
 
 class _NotBare(Exception):
@@ -231,13 +312,16 @@ class _Compiled:
 
     __slots__ = (
         "_by_lengths",
+        "_by_types",
         "binds",
         "defaults",
+        "dialect",
         "expanding",
         "processors",
         "returns_rows",
         "row",
         "sql",
+        "types",
     )
 
     def __init__(
@@ -249,7 +333,7 @@ class _Compiled:
         compiled = statement.compile(dialect=dialect, column_keys=list(keys) or None)
         if (
             compiled.positiontup is None
-            or compiled.string.count("?") != len(compiled.positiontup) - _expanding(compiled)
+            or not _placeholders_match(compiled, dialect)
             or getattr(compiled, "insert_prefetch", None)
             or getattr(compiled, "update_prefetch", None)
             or getattr(compiled, "postfetch", None)
@@ -268,15 +352,19 @@ class _Compiled:
         self.returns_rows = isinstance(statement, Select)
         self.processors: list[Callable[[Any], Any] | None] = []
         self.row: Any = None
+        self.dialect = dialect
+        self.types: list[Any] = []
+        self._by_types: dict[tuple[Any, ...], list[Callable[[Any], Any] | None]] = {}
         if isinstance(statement, Select):
             columns = list(statement.selected_columns)
             names = [column.key for column in columns]
             if not all(names) or len(set(names)) != len(names):
                 raise _NotBare("a bare read names each of its columns once")
-            self.processors = [
-                column.type.dialect_impl(dialect).result_processor(dialect, None)
-                for column in columns
-            ]
+            self.types = [column.type.dialect_impl(dialect) for column in columns]
+            # sqlite3 names no column types; asyncpg does, and PostgreSQL's processors depend
+            # on them (`rows(raw, types)`).
+            if dialect.paramstyle == "qmark":
+                self.processors = [kind.result_processor(dialect, None) for kind in self.types]
             self.row = collections.namedtuple("BareRow", names)  # type: ignore[misc, arg-type]
 
     def parameters(self, given: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -311,8 +399,19 @@ class _Compiled:
                 self._by_lengths[key] = sql
         return sql, arguments
 
-    def rows(self, raw: list[tuple[Any, ...]]) -> list[Any]:
-        processors = self.processors
+    def _processors_for(self, types: tuple[Any, ...]) -> list[Callable[[Any], Any] | None]:
+        found = self._by_types.get(types)
+        if found is None:
+            found = self._by_types[types] = [
+                kind.result_processor(self.dialect, code)
+                for kind, code in zip(self.types, types, strict=True)
+            ]
+        return found
+
+    def rows(self, raw: Sequence[Any], types: tuple[Any, ...] | None = None) -> list[Any]:
+        """The rows as SQLAlchemy would give them; `types`: the driver's type code of each
+        column (its cursor description's), where the result processors depend on them."""
+        processors = self.processors if types is None else self._processors_for(types)
         make = self.row._make
         if not any(processors):
             return [make(row) for row in raw]

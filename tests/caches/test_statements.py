@@ -424,3 +424,48 @@ def test_in_lists_run_on_the_bare_driver_and_an_empty_one_finds_nothing(tmp_path
             await read_engine.dispose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.postgres
+def test_on_postgresql_plain_statements_run_on_asyncpg_in_a_transaction(postgres: Any) -> None:
+    """SQLAlchemy executes nothing for a plain SELECT, INSERT (one row or many), UPDATE or
+    DELETE in a begun transaction: asyncpg runs them, with SQLAlchemy's processing of the
+    values both ways; a constraint violation is SQLAlchemy's IntegrityError, and the rolled
+    back transaction leaves nothing behind."""
+    url = postgres.create_database("bare_asyncpg")
+
+    async def scenario() -> None:
+        engine = create_engine(url)
+        executed = _executed_through_sqlalchemy(engine)
+        sessions = create_sessionmaker(engine)
+        try:
+            await create_tables(engine, _metadata)
+            async with sessions() as session, session.begin():
+                await session.execute(text("SELECT 1"))  # the transaction begins here
+                executed.clear()
+                written = Statements.of(await session.connection())
+                await written.execute(insert(_price), _ROWS)
+                await written.execute(insert(_price), {**_ROWS[0], "sku": "C-3"})
+                changed = await written.execute(
+                    update(_price).where(_price.c.sku == "C-3").values(amount=Decimal("3.30"))
+                )
+                assert changed.rowcount == 1
+                assert (await written.execute(_ALL)).scalars().all() == ["A-1", "B-2", "C-3"]
+                row = (await written.execute(_ALL.where(_price.c.sku == "C-3"))).first()
+                assert row is not None and row.amount == Decimal("3.30")
+                assert row.changed_at == _AT and row.changed_at.tzinfo is not None
+                gone = await written.execute(delete(_price).where(_price.c.sku == "B-2"))
+                assert gone.rowcount == 1
+                assert executed == []
+            with pytest.raises(IntegrityError):
+                async with sessions() as session, session.begin():
+                    written = Statements.of(await session.connection())
+                    await written.execute(insert(_price), {**_ROWS[1], "sku": "D-4"})
+                    await written.execute(insert(_price), _ROWS[0])  # A-1 is there
+            async with engine.connect() as connection:
+                skus = (await connection.execute(select(_price.c.sku))).scalars().all()
+            assert sorted(skus) == ["A-1", "C-3"]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
