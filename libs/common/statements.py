@@ -238,6 +238,16 @@ async def bare_asyncpg(
     sync = connection.sync_connection
     if dialect.driver != "asyncpg" or sync is None or not sync.in_transaction():
         return None
+    return await _on_asyncpg(sync.connection.dbapi_connection, dialect, statement, parameters)
+
+
+async def _on_asyncpg(
+    adapted: Any, dialect: Dialect, statement: Executable, parameters: Parameters
+) -> Answer | None:
+    """`statement` on SQLAlchemy's adapted asyncpg connection (in its transaction, begun
+    here if need be; in autocommit, none), or None when it needs SQLAlchemy's execution."""
+    if dialect.driver != "asyncpg":
+        return None
     shape = _shape(parameters)
     if shape is None:
         return None
@@ -245,7 +255,6 @@ async def bare_asyncpg(
     compiled = _compiled_for(statement, dialect, tuple(one))
     if compiled is None or compiled.expanding:
         return None
-    adapted: Any = sync.connection.dbapi_connection
     sql = compiled.sql
     arguments: Any = None
     # When SQLAlchemy last saw the schema change (its prepared statements are older then).
@@ -268,7 +277,13 @@ async def bare_asyncpg(
             except Exception as error:
                 adapted._handle_exception(error)  # raises it as the DB-API error it is
     except dialect.loaded_dbapi.Error as error:
-        raise DBAPIError.instance(sql, arguments, error, dialect.loaded_dbapi.Error) from error
+        raise DBAPIError.instance(
+            sql,
+            arguments,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=dialect.is_disconnect(error, adapted, None),
+        ) from error
     counted = _ROWCOUNT.match(status)
     rowcount = int(counted.group(1)) if counted else -1
     if not compiled.returns_rows:
@@ -547,7 +562,14 @@ async def _autocommit_rows(
         for attempt in (1, 2):
             connection = kept.idle.pop() if kept.idle else await _autocommit_connection(engine)
             try:
-                rows = list((await connection.execute(statement, parameters)).all())
+                raw = connection.sync_connection
+                assert raw is not None
+                answer = await _on_asyncpg(
+                    raw.connection.dbapi_connection, engine.dialect, statement, parameters
+                )
+                if answer is None:
+                    answer = await connection.execute(statement, parameters)
+                rows = list(answer.all())
             except DBAPIError as error:
                 await _close_quietly(connection)
                 if attempt == 1 and error.connection_invalidated:

@@ -273,8 +273,9 @@ _BACKEND_PID = statements.SnapshotRead(select(func.pg_backend_pid().label("pid")
 
 @pytest.mark.postgres
 def test_on_postgresql_snapshot_reads_keep_a_connection_in_autocommit(postgres: Any) -> None:
-    """Twenty reads, one check-out from the pool, no transaction left open on the server;
-    a kept connection the server dropped is replaced and the read answered all the same."""
+    """Twenty reads, one check-out from the pool, none executed through SQLAlchemy (asyncpg
+    runs them), no transaction left open on the server; a kept connection the server dropped
+    is replaced and the read answered all the same."""
     url = postgres.create_database("snapshot_kept")
 
     async def scenario() -> None:
@@ -286,9 +287,11 @@ def test_on_postgresql_snapshot_reads_keep_a_connection_in_autocommit(postgres: 
             async with engine.begin() as connection:
                 await connection.execute(insert(_price), _ROWS)
             checkouts.clear()
+            executed = _executed_through_sqlalchemy(engine)
             for _ in range(20):
                 assert len(await _PRICE_OF.rows(engine, {"from_sku": ""})) == 2
             assert len(checkouts) == 1
+            assert executed == []
             (kept,) = await _BACKEND_PID.rows(engine, {})
             async with engine.connect() as other:
                 state = (
