@@ -41,7 +41,7 @@ from libs.common import tracing
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
 from libs.common.events import SignedEvent, nats_subject
-from libs.common.statements import bare, in_loop
+from libs.common.statements import Statements, bare, in_loop
 
 log = structlog.get_logger("outbox")
 # The first pause after a failed relay round; doubling (with jitter) up to max_backoff.
@@ -117,20 +117,32 @@ def stage_in(session: AsyncSession, staged: Staged) -> None:
         session.info.setdefault(_STAGED, []).extend(staged)
 
 
-def write_staged(connection: Connection, staged: Staged) -> None:
-    """Insert the staged rows in `connection`'s transaction: one executemany per table (on
-    SQLite in a begun transaction on the bare driver, statements.bare)."""
-    by_table: dict[Table, list[dict[str, Any]]] = {}
+def _by_table(staged: Staged) -> dict[Insert, list[dict[str, Any]]]:
+    """The staged rows by the INSERT of their table (one executemany each)."""
+    by_table: dict[Insert, list[dict[str, Any]]] = {}
     for table, values in staged:
-        by_table.setdefault(table, []).append(values)
-    for table, rows in by_table.items():
         statement = _INSERTS.get(table)
         if statement is None:
             statement = _INSERTS[table] = insert(table)
+        by_table.setdefault(statement, []).append(values)
+    return by_table
+
+
+def write_staged(connection: Connection, staged: Staged) -> None:
+    """Insert the staged rows in `connection`'s transaction: one executemany per table (on
+    SQLite in a begun transaction on the bare driver, statements.bare)."""
+    for statement, rows in _by_table(staged).items():
         if not (connection.in_transaction() and in_loop(connection.dialect)) or (
             bare(connection, statement, rows) is None
         ):
             connection.execute(statement, rows)
+
+
+async def write_staged_through(statements: Statements, staged: Staged) -> None:
+    """Insert the staged rows through `statements` (a connection in its transaction): one
+    executemany per table (on PostgreSQL on asyncpg, statements.bare_asyncpg)."""
+    for statement, rows in _by_table(staged).items():
+        await statements.execute(statement, rows)
 
 
 def hand_over_committed(engine: Engine, committed: Staged) -> None:

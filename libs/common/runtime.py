@@ -39,6 +39,7 @@ from libs.common.outbox import (
     stage_in,
     take_staged,
     write_staged,
+    write_staged_through,
 )
 from libs.common.principals import Principal
 from libs.common.revocation import RevocationSet, RevocationWatcher
@@ -58,11 +59,11 @@ class UnitOfWork:
     """One database transaction and the events it stages; both commit or neither does.
 
     The transaction begins with the first statement, as an ORM session's would: through
-    `statements()` on SQLite it is the process's Writer connection (sqlite_writer.Writer: no
-    pool, no greenlet for BEGIN and COMMIT), and `session` is then an ORM session joined to
-    it; through `session` first (and always on PostgreSQL) it is a session of the pool, and
-    `statements()` its connection. Nothing is begun for a unit of work that neither reads
-    nor writes nor stages an event."""
+    `statements()` it is, on SQLite, the process's Writer connection (sqlite_writer.Writer: no
+    pool, no greenlet for BEGIN and COMMIT), on PostgreSQL a connection of the pool (no ORM
+    session around it), and `session` is then an ORM session joined to it; through `session`
+    first it is a session of the pool, and `statements()` its connection. Nothing is begun
+    for a unit of work that neither reads nor writes nor stages an event."""
 
     runtime: ServiceRuntime
     staged: int = 0
@@ -72,6 +73,7 @@ class UnitOfWork:
     outbox: Staged = field(default_factory=list)
     _session: AsyncSession | None = None
     _written: Connection | None = None  # the Writer's connection, in this transaction
+    _connected: AsyncConnection | None = None  # PostgreSQL: the pool's, in this transaction
 
     @property
     def session(self) -> AsyncSession:
@@ -83,6 +85,9 @@ class UnitOfWork:
                 # for a connection already in a transaction).
                 bind = AsyncConnection(self.runtime.engine, self._written)
                 self._session = AsyncSession(bind=bind, expire_on_commit=False)
+            elif self._connected is not None:
+                # The same join, to the pool connection statements began on (PostgreSQL).
+                self._session = AsyncSession(bind=self._connected, expire_on_commit=False)
             else:
                 self._session = self.runtime.sessionmaker()
         return self._session
@@ -120,22 +125,45 @@ class UnitOfWork:
         """This transaction's connection, for Core statements (libs/common/statements.py)."""
         if self._written is not None:
             return Statements(sync=self._written)
+        if self._connected is not None:
+            return Statements(async_=self._connected)
         writer = self.runtime.writer
-        if self._session is None and writer is not None:
-            self._written = await writer.begin()
-            return Statements(sync=self._written)
+        if self._session is None:
+            if writer is not None:
+                self._written = await writer.begin()
+                return Statements(sync=self._written)
+            self._connected = await self._begin_connection()
+            return Statements(async_=self._connected)
         return Statements.of(await self.session.connection())
+
+    async def _begin_connection(self) -> AsyncConnection:
+        connection = await self.runtime.engine.connect()
+        try:
+            await connection.begin()
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
 
     async def _commit(self) -> Staged:
         """Commit what the body did; returns the outbox rows written."""
         writer = self.runtime.writer
-        if self._written is None and self._session is None:
+        if self._written is None and self._session is None and self._connected is None:
             if not self.outbox:
                 return []
             if writer is None:
-                _ = self.session  # PostgreSQL: the pool session writes them
+                self._connected = await self._begin_connection()
             else:
                 self._written = await writer.begin()
+        if self._connected is not None:
+            # A failure leaves the transaction to _close, which rolls it back.
+            if self._session is not None:
+                await self._session.flush()
+                self.outbox += take_staged(self._session)
+            await write_staged_through(Statements(async_=self._connected), self.outbox)
+            await self._connected.commit()
+            hand_over_committed(self.runtime.engine.sync_engine, self.outbox)
+            return self.outbox
         if self._written is not None:
             assert writer is not None
             try:
@@ -159,12 +187,16 @@ class UnitOfWork:
         if self._written is not None:
             assert self.runtime.writer is not None
             self.runtime.writer.end(self._written, commit=False)
+        elif self._connected is not None:
+            await self._connected.rollback()
         elif self._session is not None:
             await self._session.rollback()
 
     async def _close(self) -> None:
         if self._session is not None:
             await self._session.close()
+        if self._connected is not None:
+            await self._connected.close()  # rolls back what did not commit
 
 
 @dataclass

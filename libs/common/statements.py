@@ -351,7 +351,9 @@ class _Compiled:
             or not _placeholders_match(compiled, dialect)
             or getattr(compiled, "insert_prefetch", None)
             or getattr(compiled, "update_prefetch", None)
-            or getattr(compiled, "postfetch", None)
+            # An UPDATE's postfetch columns (set to SQL expressions) only tell the ORM what to
+            # expire; an INSERT's may be keys or server defaults SQLAlchemy reads back.
+            or (getattr(compiled, "postfetch", None) and not isinstance(statement, Update))
             or getattr(compiled, "effective_returning", None)
         ):
             raise _NotBare(str(statement))

@@ -1,6 +1,7 @@
 """A unit of work: its statements, its ORM session's changes and its events commit together or
-not at all, on SQLite (through the process's Writer connection) and on PostgreSQL (a session
-of the pool); on SQLite its writers queue on one connection."""
+not at all, on SQLite (through the process's Writer connection) and on PostgreSQL (a
+connection of the pool, or a session of it when the session comes first); on SQLite its
+writers queue on one connection."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import nats
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Integer, String, Table, func, insert, select, update
+from sqlalchemy import Integer, String, Table, event, func, insert, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.common.activity import ActivityReporter
@@ -143,6 +144,41 @@ def test_statements_session_changes_and_events_commit_together_or_not_at_all(
             assert (await _state(runtime))[1] == 2
 
     asyncio.run(scenario())
+
+
+def test_a_unit_of_work_of_statements_and_events_runs_nothing_through_sqlalchemy(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Statements first, then events: every statement, the outbox's insert included, runs on
+    the driver (sqlite3 or asyncpg), on one connection, and the committed events are handed
+    to the process's relay."""
+
+    async def scenario() -> None:
+        async with _runtime(database_url, tmp_path) as runtime:
+            executed: list[str] = []
+            checkouts: list[Any] = []
+            sync_engine = runtime.engine.sync_engine
+            event.listen(sync_engine, "before_cursor_execute", lambda *a: executed.append(a[2]))
+            event.listen(sync_engine, "checkout", lambda *a: checkouts.append(a[0]))
+            async with runtime.unit_of_work() as uow:
+                written = await uow.statements()
+                await written.execute(insert(_COUNTERS), {"name": "core", "value": 1})
+                await written.execute(update(_COUNTERS).values(value=_COUNTERS.c.value + 1))
+                uow.publish(_created("A-1"), STAFF_CONTEXT)
+                uow.publish(_created("B-2"), STAFF_CONTEXT)
+            assert executed == []
+            assert len(checkouts) <= 1  # SQLite's Writer keeps its one; PostgreSQL takes one
+            assert await _state(runtime) == ({"core": 2}, 2)
+            handed = runtime.relay._handed  # what the relay publishes without reading the table
+            assert [row[2] for row in handed] == [row.payload for row in await _payloads(runtime)]
+
+    asyncio.run(scenario())
+
+
+async def _payloads(runtime: ServiceRuntime) -> list[Any]:
+    async with runtime.reading() as session:
+        query = select(_Outbox.payload).order_by(_Outbox.created_at, _Outbox.id)
+        return list((await session.execute(query)).all())
 
 
 def test_on_sqlite_units_of_work_queue_on_one_connection(tmp_path: Path) -> None:
