@@ -71,14 +71,19 @@ class Refused:
 
 
 def screen(
-    incoming: list[Incoming], keys: dict[str, EventPublicKey]
+    incoming: list[Incoming],
+    keys: dict[str, EventPublicKey],
+    *,
+    envelopes: list[dict[str, Any] | None] | None = None,
 ) -> tuple[list[Genuine], list[Refused]]:
-    """Split a batch into events that prove their emitter and events that do not."""
+    """Split a batch into events that prove their emitter and events that do not;
+    `envelopes`: each event's envelope object, where the caller built it already."""
     genuine: list[Genuine] = []
     refused: list[Refused] = []
-    for item in incoming:
+    for index, item in enumerate(incoming):
+        built = envelopes[index] if envelopes is not None else None
         try:
-            envelope = envelope_object(item.event)
+            envelope = built if built is not None else envelope_object(item.event)
             emitter = emitter_of(envelope, keys, subject=item.subject)
         except SignatureProblem as exc:
             refused.append(Refused(item, str(exc)))

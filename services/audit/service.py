@@ -37,7 +37,7 @@ from libs.common.errors import Invalid
 from libs.common.principals import Principal
 from libs.common.resources import AuditLog
 from libs.common.runtime import ServiceRuntime
-from libs.common.signing import EventPublicKey, SignatureProblem, canonical_json
+from libs.common.signing import EventPublicKey, SignatureProblem, canonical_json, envelope_object
 from libs.common.statements import Statements
 from libs.contracts.base import cloudevents_type, event_name
 from services.audit import checkpoints
@@ -101,8 +101,18 @@ def unstorable(event: CloudEvent) -> str | None:
     return _storable_envelope(event)[0]
 
 
-def _storable_envelope(event: CloudEvent) -> tuple[str | None, str | None]:
-    """(why `event` can never be stored, None) or (None, its canonical envelope)."""
+# What each text column of a record takes: (may it be null, its length if it has one).
+_TEXT_COLUMNS = {
+    column: (RECORDS.c[column].nullable, getattr(RECORDS.c[column].type, "length", None))
+    for column in ("id", "type", "source", *COLUMNS.values())
+}
+
+
+def _storable_envelope(
+    event: CloudEvent, envelope: dict[str, Any] | None = None
+) -> tuple[str | None, str | None]:
+    """(why `event` can never be stored, None) or (None, its canonical envelope);
+    `envelope`: its envelope object, if already built."""
     moment = event.get_time()
     if moment is not None:
         if moment.utcoffset() is None:
@@ -114,19 +124,19 @@ def _storable_envelope(event: CloudEvent) -> tuple[str | None, str | None]:
     values = {"id": event.get_id(), "type": event.get_type(), "source": event.get_source()}
     values |= {column: event.get_extension(attr) for attr, column in COLUMNS.items()}
     for column, value in values.items():
-        if value is None and RECORDS.c[column].nullable:
+        nullable, length = _TEXT_COLUMNS[column]
+        if value is None and nullable:
             continue
         if not isinstance(value, str) or "\x00" in value:
             return f"{column} is not a text without NUL characters", None
-        length = getattr(RECORDS.c[column].type, "length", None)
         if length is not None and len(value) > length:
             return f"{column} is longer than {length} characters", None
     try:
-        envelope = canonical_envelope(event)
-        envelope.encode()
+        text = canonical_envelope(event) if envelope is None else canonical_json(envelope)
+        text.encode()
     except (TypeError, ValueError) as exc:  # not JSON, or a lone surrogate: cannot be hashed
         return f"the envelope cannot be written as UTF-8 JSON ({type(exc).__name__})", None
-    return None, envelope
+    return None, text
 
 
 def chain_events(
@@ -175,14 +185,21 @@ async def append(
     their signature proves their emitter (`keys`); the others become findings, not records.
     Returns how many were new. One transaction: the consumer acknowledges after it."""
     envelopes: dict[str, str] = {}
+    objects: list[dict[str, Any] | None] = []
     for item in incoming:
         event = item.event
-        problem, envelope = _storable_envelope(event)
+        try:
+            built: dict[str, Any] | None = envelope_object(event)
+        except (TypeError, ValueError, OverflowError):
+            built = None  # said below, or by the screen, as a problem of its own
+        objects.append(built)
+        problem, envelope = _storable_envelope(event, built)
         if problem is not None:
             raise PoisonMessage(f"event {event.get_id()!r:.60} cannot be stored: {problem}")
         if envelope is not None:
             envelopes[event.get_id()] = envelope
-    genuine, refused = screen(incoming, keys)
+    # Each envelope object is built once: the screen checks signatures over the same one.
+    genuine, refused = screen(incoming, keys, envelopes=objects)
     async with runtime.unit_of_work() as uow:
         # SQLite: the transaction began with BEGIN IMMEDIATE, so the head read below is the
         # head we write after. PostgreSQL: take the chain's lock for the same guarantee.
