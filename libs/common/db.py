@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import DateTime, Dialect, MetaData, Select, event, make_url, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util import await_only
 
 from libs.common.sqlite_driver import DRIVER, one_hop_dbapi
 
@@ -67,6 +69,18 @@ async def transaction_lock(connection: Statements, key: int) -> None:
         await connection.execute(_ADVISORY_LOCK, {"key": key})
 
 
+def _ping_asyncpg(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled connection is alive before it is handed out, or is replaced (SQLAlchemy's
+    pessimistic disconnect handling: DisconnectionError makes the pool take a fresh one).
+    SQLAlchemy's own `pool_pre_ping` on asyncpg wraps its ping in a transaction (BEGIN, the
+    ping, ROLLBACK: three round trips per check-out, for pgbouncer's transaction mode, which
+    this system does not use); an empty statement outside one is a single round trip."""
+    try:
+        await_only(dbapi_connection.driver_connection.fetchrow(";"))
+    except Exception as exc:
+        raise DisconnectionError(f"a pooled connection failed its ping: {exc!r}") from exc
+
+
 # Connections kept per SQLite engine: more than the requests one process has in flight.
 SQLITE_POOL_SIZE = 32
 
@@ -75,7 +89,11 @@ def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     """An engine; on SQLite, `for_writes=False` gives plain (deferred) transactions that in
     WAL mode read beside the writer instead of queueing behind it."""
     if not is_sqlite(url):
-        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        if make_url(url).get_driver_name() != "asyncpg":
+            return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+        server = create_async_engine(url, pool_size=10, max_overflow=20)
+        event.listen(server.sync_engine, "checkout", _ping_asyncpg)
+        return server
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import in_greenlet
 
 from libs.common import statements
@@ -470,5 +471,47 @@ def test_on_postgresql_plain_statements_run_on_asyncpg_in_a_transaction(postgres
             assert sorted(skus) == ["A-1", "C-3"]
         finally:
             await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_pooled_connection_the_server_dropped_is_never_handed_out(
+    postgres: Any,
+) -> None:
+    """Every pooled connection's backend is terminated (as by a server restart): the next
+    check-outs ping, find each dead and take fresh ones, so the work that follows succeeds
+    and no statement meets a dead connection."""
+    url = postgres.create_database("pool_ping")
+
+    async def scenario() -> None:
+        engine = create_engine(url)
+        outside = create_async_engine(url, poolclass=NullPool)  # not one of the pool's
+        try:
+            await create_tables(engine, _metadata)
+            held = [await engine.connect() for _ in range(3)]
+            pids = []
+            for connection in held:
+                pids.append((await connection.execute(select(func.pg_backend_pid()))).scalar())
+                await connection.close()  # back to the pool, alive
+            async with outside.connect() as other:
+                await other.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = ANY(:p)"
+                    ),
+                    {"p": pids},
+                )
+            for n in range(3):
+                async with engine.connect() as connection:
+                    await connection.execute(insert(_price), {**_ROWS[0], "sku": f"P-{n}"})
+                    await connection.commit()
+            async with engine.connect() as connection:
+                count = (
+                    await connection.execute(select(func.count()).select_from(_price))
+                ).scalar()
+            assert count == 3
+        finally:
+            await engine.dispose()
+            await outside.dispose()
 
     asyncio.run(scenario())
