@@ -2,7 +2,9 @@
 
 Several staff members act for several customers at once; each loop adds an item to its
 customer's cart and places an order. The clock stops when the audit log holds every
-`orders.order.placed` event, so the figure includes auditing."""
+`orders.order.placed` event, so the figure includes auditing. Printed beside the rate: the
+CPU milliseconds each process spent per audited order, and the messages per order into and
+out of the NATS server (its monitoring endpoint, opened for the benchmark)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.cpu import CpuMeter, report
 from devtools.harness import Api, build_world, ok
 from devtools.postgres import start_postgres
-from onbehalf.stack import SERVICES, start_stack
+from onbehalf.stack import SERVICES, Stack, start_stack
 
 
 async def _place(
@@ -69,6 +71,13 @@ def _count(reader: Api, event_type: str) -> int:
             return count
 
 
+def _nats_messages(stack: Stack) -> tuple[int, int]:
+    """(messages into, messages out of) the stack's NATS server so far."""
+    assert stack.nats is not None and stack.nats.monitoring_url is not None
+    varz = httpx.get(f"{stack.nats.monitoring_url}/varz", timeout=5.0).json()
+    return int(varz["in_msgs"]), int(varz["out_msgs"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=16, help="concurrent acting sessions")
@@ -90,6 +99,7 @@ def main() -> None:
         admin_email="admin@bench.test",
         admin_password=password,
         database_urls=database_urls,
+        nats_monitoring=True,
     )
     try:
         urls = {name: stack.url(name) for name in SERVICES}
@@ -114,6 +124,7 @@ def main() -> None:
             time.sleep(args.idle_seconds)
             idle = meter.delta()
             meter.snapshot()
+            messages_before = _nats_messages(stack)
             began = time.perf_counter()
             latencies = asyncio.run(run())
             placed_at = time.perf_counter()
@@ -122,6 +133,10 @@ def main() -> None:
                 time.sleep(0.05)  # polling the audit log, not synchronisation
             audited_at = time.perf_counter()
             cpu = meter.delta()
+            messages = [
+                after - before
+                for before, after in zip(messages_before, _nats_messages(stack), strict=True)
+            ]
         latencies.sort()
         database = "PostgreSQL" if postgres else "SQLite"
         print(
@@ -146,7 +161,9 @@ def main() -> None:
                 extra=[
                     f"  idle system: {idle_rate * 1000:.1f} ms CPU per second "
                     f"({idle_rate * (audited_at - began) * 1000 / total:.2f} ms of the total per "
-                    "order at this rate)"
+                    "order at this rate)",
+                    f"  NATS messages per audited order: {messages[0] / total:.1f} into the "
+                    f"server, {messages[1] / total:.1f} out of it (its /varz counters)",
                 ],
             )
         )

@@ -127,6 +127,8 @@ class NatsServer:
     workdir: Path
     log_path: Path
     port: int
+    # The HTTP monitoring endpoint (`/varz`...), when asked for (benchmarks count messages).
+    monitoring_url: str | None = None
 
     def stop(self) -> None:
         _stop(self.process)
@@ -141,12 +143,15 @@ def start_nats(
     *,
     config: Path | None = None,
     port: int | None = None,
+    monitoring: bool = False,
     timeout: float = 20.0,
 ) -> NatsServer:
     """A JetStream-enabled nats-server on loopback; port -1 lets the server pick a free one.
 
     `config` is the server configuration `onbehalf nats init` writes (users, permissions):
     `make run` and the tests start NATS the same way, so the tests meet the same refusals.
+    `monitoring` opens its HTTP monitoring endpoint on a free port too (benchmarks read its
+    message counters); `make run` does not.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "nats-server.log"
@@ -163,6 +168,7 @@ def start_nats(
         str(workdir / "jetstream"),
         "--ports_file_dir",
         str(ports_dir),
+        *(["-m", "-1"] if monitoring else []),
         *(["-c", str(config)] if config else []),
     ]
     with log_path.open("ab") as log:
@@ -176,7 +182,9 @@ def start_nats(
             raise StackError(f"nats-server exited at start:\n{_tail(log_path)}")
         try:
             # The server writes the file once listening; a half-written file fails to parse.
-            url = json.loads(ports_file.read_text())["nats"][0]
+            listening = json.loads(ports_file.read_text())
+            url = listening["nats"][0]
+            monitoring_url = listening["monitoring"][0] if monitoring else None
         except (OSError, ValueError, KeyError, IndexError):
             time.sleep(0.05)
             continue
@@ -186,6 +194,7 @@ def start_nats(
             workdir=workdir,
             log_path=log_path,
             port=int(url.rsplit(":", 1)[1]),
+            monitoring_url=monitoring_url,
         )
     _stop(process)
     raise StackError(f"nats-server did not report its port in {timeout}s:\n{_tail(log_path)}")
@@ -434,9 +443,11 @@ def start_stack(
     database_urls: Mapping[str, str] | None = None,
     extra_env: Mapping[str, str] | None = None,
     stream_replicas: int | None = None,
+    nats_monitoring: bool = False,
 ) -> Stack:
     """Start NATS (unless `nats_url` is given) and the services; identity first, since the
     others fetch its key set at start-up. Stops what it started if anything fails.
+    `nats_monitoring`: open the NATS server's monitoring endpoint (start_nats).
 
     `stream_replicas` (default: ONBEHALF_STREAM_REPLICAS, 1) is how many copies JetStream
     keeps of each stream and bucket: 3 when `nats_url` names a three-node cluster."""
@@ -448,7 +459,14 @@ def start_stack(
     # nats.conf written beside them (`onbehalf nats init`), or it will refuse every service.
     bus = init_bus_secrets(workdir / "secrets")
     nats = (
-        None if nats_url else start_nats(workdir / "nats", config=bus.server_config, port=nats_port)
+        None
+        if nats_url
+        else start_nats(
+            workdir / "nats",
+            config=bus.server_config,
+            port=nats_port,
+            monitoring=nats_monitoring,
+        )
     )
     try:
         provision_sync(

@@ -1,8 +1,14 @@
-"""The ports a test or `onbehalf run` stack hands its services are distinct before any is bound."""
+"""The ports a stack hands its processes: distinct before any is bound; NATS monitoring on request."""
 
 from __future__ import annotations
 
-from onbehalf.stack import CONSOLE, SERVICES, _ports_of, free_port, port_is_free
+import asyncio
+from pathlib import Path
+
+import httpx
+import nats
+
+from onbehalf.stack import CONSOLE, SERVICES, _ports_of, free_port, port_is_free, start_nats
 
 
 def test_a_port_already_handed_out_is_not_handed_out_again() -> None:
@@ -18,3 +24,30 @@ def test_a_stack_gets_a_distinct_port_for_each_process() -> None:
         assert set(ports) == {*SERVICES, CONSOLE}
         assert ports["identity"] == 20_001
         assert len(set(ports.values())) == len(ports)
+
+
+def test_a_nats_server_with_monitoring_counts_its_messages(tmp_path: Path) -> None:
+    """What bench/order_throughput.py reads: the monitoring endpoint on a port of its own, its
+    counters moving with the messages published; without `monitoring`, no such endpoint."""
+    server = start_nats(tmp_path / "watched", monitoring=True)
+    plain = start_nats(tmp_path / "plain")
+    try:
+        assert server.monitoring_url is not None and plain.monitoring_url is None
+
+        def counted() -> int:
+            assert server.monitoring_url is not None
+            return int(httpx.get(f"{server.monitoring_url}/varz", timeout=5).json()["in_msgs"])
+
+        async def publish() -> None:
+            client = await nats.connect(server.url)
+            for n in range(5):
+                await client.publish("trial.counted", str(n).encode())
+            await client.flush()
+            await client.close()
+
+        before = counted()
+        asyncio.run(publish())
+        assert counted() - before == 5
+    finally:
+        server.stop()
+        plain.stop()
