@@ -321,6 +321,24 @@ _stamped = Table(
 )
 
 
+async def _insert_change_read_delete(written: Statements) -> None:
+    """The plain statements of a hot path, in one transaction, with what each answers: an
+    executemany and a one-row INSERT, an UPDATE and a DELETE (their row counts), SELECTs
+    (rows with their columns' processing: Decimal, an aware datetime)."""
+    await written.execute(insert(_price), _ROWS)
+    await written.execute(insert(_price), {**_ROWS[0], "sku": "C-3"})
+    changed = await written.execute(
+        update(_price).where(_price.c.sku == "C-3").values(amount=Decimal("3.30"))
+    )
+    assert changed.rowcount == 1
+    assert (await written.execute(_ALL)).scalars().all() == ["A-1", "B-2", "C-3"]
+    row = (await written.execute(_ALL.where(_price.c.sku == "C-3"))).first()
+    assert row is not None and row.amount == Decimal("3.30")
+    assert row.changed_at == _AT and row.changed_at.tzinfo is not None
+    gone = await written.execute(delete(_price).where(_price.c.sku == "B-2"))
+    assert gone.rowcount == 1
+
+
 def test_in_a_transaction_plain_statements_run_on_the_bare_driver(tmp_path: Path) -> None:
     """SQLAlchemy executes nothing for a plain SELECT, INSERT (one row or many), UPDATE or
     DELETE in a begun transaction on SQLite; a statement with a Python-side default still
@@ -339,18 +357,7 @@ def test_in_a_transaction_plain_statements_run_on_the_bare_driver(tmp_path: Path
                 await session.execute(text("SELECT 1"))  # the transaction begins here
                 executed.clear()
                 written = Statements.of(await session.connection())
-                await written.execute(insert(_price), _ROWS)
-                await written.execute(insert(_price), {**_ROWS[0], "sku": "C-3"})
-                changed = await written.execute(
-                    update(_price).where(_price.c.sku == "C-3").values(amount=Decimal("3.30"))
-                )
-                assert changed.rowcount == 1
-                assert (await written.execute(_ALL)).scalars().all() == ["A-1", "B-2", "C-3"]
-                row = (await written.execute(_ALL.where(_price.c.sku == "C-3"))).first()
-                assert row is not None and row.amount == Decimal("3.30")
-                assert row.changed_at == _AT
-                gone = await written.execute(delete(_price).where(_price.c.sku == "B-2"))
-                assert gone.rowcount == 1
+                await _insert_change_read_delete(written)
                 assert executed == []
                 await written.execute(insert(_stamped), {"sku": "A-1"})  # needs its default
                 assert len(executed) == 1
@@ -448,18 +455,7 @@ def test_on_postgresql_plain_statements_run_on_asyncpg_in_a_transaction(postgres
                 await session.execute(text("SELECT 1"))  # the transaction begins here
                 executed.clear()
                 written = Statements.of(await session.connection())
-                await written.execute(insert(_price), _ROWS)
-                await written.execute(insert(_price), {**_ROWS[0], "sku": "C-3"})
-                changed = await written.execute(
-                    update(_price).where(_price.c.sku == "C-3").values(amount=Decimal("3.30"))
-                )
-                assert changed.rowcount == 1
-                assert (await written.execute(_ALL)).scalars().all() == ["A-1", "B-2", "C-3"]
-                row = (await written.execute(_ALL.where(_price.c.sku == "C-3"))).first()
-                assert row is not None and row.amount == Decimal("3.30")
-                assert row.changed_at == _AT and row.changed_at.tzinfo is not None
-                gone = await written.execute(delete(_price).where(_price.c.sku == "B-2"))
-                assert gone.rowcount == 1
+                await _insert_change_read_delete(written)
                 assert executed == []
             with pytest.raises(IntegrityError):
                 async with sessions() as session, session.begin():
