@@ -7,12 +7,30 @@ difference per process."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv (types-psutil)
 
 from onbehalf.stack import Stack
+
+
+def _wakeups(process: psutil.Process) -> int:
+    """Times the process's threads went to sleep and were woken (voluntary context switches,
+    summed over its threads): each costs a scheduler round trip, which on a virtual machine
+    is dear. Ended threads (and PostgreSQL's ended backends) are not counted."""
+    total = 0
+    for thread in process.threads():
+        try:
+            with open(f"/proc/{process.pid}/task/{thread.id}/status") as status:
+                for line in status:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:  # the thread ended meanwhile
+            continue
+    return total
 
 
 def _cpu_seconds(process: psutil.Process, *, with_children: bool) -> float:
@@ -37,6 +55,7 @@ class CpuMeter:
 
     processes: dict[str, tuple[psutil.Process, bool]] = field(default_factory=dict)
     _before: dict[str, float] = field(default_factory=dict)
+    _wakeups_before: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of_stack(cls, stack: Stack, *, postgres_pid: int | None = None) -> CpuMeter:
@@ -60,6 +79,21 @@ class CpuMeter:
 
     def snapshot(self) -> None:
         self._before = self._read()
+        self._wakeups_before = self._read_wakeups()
+
+    def _read_wakeups(self) -> dict[str, int]:
+        counts = {}
+        for name, (process, children) in self.processes.items():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                counts[name] = _wakeups(process) + sum(
+                    _wakeups(child) for child in (process.children() if children else [])
+                )
+        return counts
+
+    def wakeups(self) -> dict[str, int]:
+        """Voluntary context switches per process since `snapshot()` (see `_wakeups`)."""
+        after = self._read_wakeups()
+        return {name: after[name] - self._wakeups_before.get(name, 0) for name in after}
 
     def delta(self) -> dict[str, float]:
         after = self._read()

@@ -133,6 +133,7 @@ def main() -> None:
                 time.sleep(0.05)  # polling the audit log, not synchronisation
             audited_at = time.perf_counter()
             cpu = meter.delta()
+            wakeups = meter.wakeups()
             messages = [
                 after - before
                 for before, after in zip(messages_before, _nats_messages(stack), strict=True)
@@ -164,6 +165,12 @@ def main() -> None:
                     "order at this rate)",
                     f"  NATS messages per audited order: {messages[0] / total:.1f} into the "
                     f"server, {messages[1] / total:.1f} out of it (its /varz counters)",
+                    "  wake-ups per audited order (voluntary context switches, all threads): "
+                    + ", ".join(
+                        f"{name} {count / total:.1f}"
+                        for name, count in sorted(wakeups.items(), key=lambda item: -item[1])
+                    )
+                    + f"; total {sum(wakeups.values()) / total:.1f}",
                 ],
             )
         )
