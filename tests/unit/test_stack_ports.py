@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import nats
+import pytest
 
 from onbehalf.stack import CONSOLE, SERVICES, _ports_of, free_port, port_is_free, start_nats
 
@@ -51,3 +52,23 @@ def test_a_nats_server_with_monitoring_counts_its_messages(tmp_path: Path) -> No
     finally:
         server.stop()
         plain.stop()
+
+
+def test_the_nats_server_runs_one_scheduler_thread_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` and the tests start nats-server with GOMAXPROCS=1 (docs/decisions.md); an
+    operator's GOMAXPROCS in the environment wins. The server's own /varz says what it runs."""
+
+    def gomaxprocs(name: str) -> int:
+        server = start_nats(tmp_path / name, monitoring=True)
+        try:
+            assert server.monitoring_url is not None
+            return int(httpx.get(f"{server.monitoring_url}/varz", timeout=5).json()["gomaxprocs"])
+        finally:
+            server.stop()
+
+    monkeypatch.delenv("GOMAXPROCS", raising=False)
+    assert gomaxprocs("default") == 1
+    monkeypatch.setenv("GOMAXPROCS", "2")
+    assert gomaxprocs("told") == 2
