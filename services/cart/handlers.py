@@ -31,6 +31,7 @@ from libs.contracts.identity import ActingSessionEnded
 from libs.contracts.orders import OrderPlaced
 from services.cart import locking, ordering, queries, service
 from services.cart.models import InboxEntry
+from services.cart.settings import cart_settings
 
 log = structlog.get_logger("cart.handlers")
 
@@ -152,6 +153,7 @@ async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
         subject=OrderPlaced.subject(),
         handle=handle,
         max_deliveries=runtime.settings.consumer_max_deliveries,
+        linger_seconds=cart_settings(runtime).checkout_net_linger_seconds,
     )
 
 

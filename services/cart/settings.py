@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from libs.common.runtime import ServiceRuntime
 from libs.common.settings import ServiceSettings
 
@@ -17,6 +19,10 @@ class CartSettings(ServiceSettings):
     # When true, an acting session changes the cart only while it holds the lock; by default
     # locking is the staff member's choice and an unlocked cart is open to every buyer.
     require_lock_for_acting_changes: bool = False
+    # The safety net (placed orders empty their cart even when orders' checkout request did
+    # not) waits this long for more orders before it reads which are done: it almost never
+    # has work, so one read, one handling and two pull requests serve many orders.
+    checkout_net_linger_seconds: float = Field(default=0.25, ge=0, le=5)
     max_saved_lists: int = 200
     max_saved_list_items: int = 500
 
