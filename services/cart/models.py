@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from libs.common.clock import utcnow
@@ -22,9 +22,15 @@ class Cart(Base):
     """A customer organisation's cart; at most one is active per organisation."""
 
     __tablename__ = "carts"
+    __table_args__ = (
+        # An organisation's carts by version: a new cart continues from the highest version
+        # its organisation reached, read from the index's end, not from every past cart (one
+        # per order placed); lookups by organisation alone use its first column.
+        Index("ix_carts_org_version", "org_id", "version"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    org_id: Mapped[str] = mapped_column(String(36), index=True)
+    org_id: Mapped[str] = mapped_column(String(36))
     # Set to org_id while the cart is active and cleared at checkout: the unique
     # constraint makes "one active cart per organisation" hold under concurrency.
     active_org_id: Mapped[str | None] = mapped_column(String(36), unique=True, nullable=True)
