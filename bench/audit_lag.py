@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.load import CartEmptied, add_and_order, client_session
 from devtools.harness import Api, World, build_world, ok
 from devtools.postgres import PostgresServer, start_postgres
 from devtools.stacks import connect_bus
@@ -77,36 +78,27 @@ async def _lag(
     """Returns the lags (seconds) of `events` orders and the orders placed per second."""
     placed_at: dict[str, float] = {}
     seen_at: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
-        newest = ok(
-            await client.get(
-                stack.url("audit") + "/v1/audit/events",
-                params={"limit": 1},
-                headers={"Authorization": f"Bearer {admin_token}"},
-            )
-        )["items"]
+    urls = {name: stack.url(name) for name in ("cart", "orders")}
+    async with client_session(64) as session:
+        async with session.get(
+            stack.url("audit") + "/v1/audit/events",
+            params={"limit": 1},
+            headers={"Authorization": f"Bearer {admin_token}"},
+        ) as response:
+            newest = (await response.json())["items"]
         cursor = str(newest[0]["seq"]) if newest else "0"
 
         async def work(token: str, share: int) -> None:
-            headers = {"Authorization": f"Bearer {token}"}
             placed = 0
             while placed < share:
-                await client.post(
-                    stack.url("cart") + "/v1/cart/items",
-                    json={"sku": sku, "quantity": 1},
-                    headers=headers,
-                )
-                response = await client.post(
-                    stack.url("orders") + "/v1/orders",
-                    headers={**headers, "Idempotency-Key": secrets.token_hex(8)},
-                )
-                answered = time.perf_counter()
-                if response.status_code == 201:
-                    placed_at[response.json()["id"]] = answered
-                    placed += 1
-                elif response.status_code != 422:  # 422: the cart was emptied by a checkout
-                    raise RuntimeError(f"order: {response.status_code} {response.text}")
+                try:
+                    order = await add_and_order(
+                        session, urls, token=token, sku=sku, idempotency_key=secrets.token_hex(8)
+                    )
+                except CartEmptied:  # a checkout emptied the cart between the add and the order
+                    continue
+                placed_at[order.order_id] = order.answered_at
+                placed += 1
 
         stop = threading.Event()
         poller = threading.Thread(

@@ -3,8 +3,9 @@
 Several staff members act for several customers at once; each loop adds an item to its
 customer's cart and places an order. The clock stops when the audit log holds every
 `orders.order.placed` event, so the figure includes auditing. Printed beside the rate: the
-CPU milliseconds each process spent per audited order, and the messages per order into and
-out of the NATS server (its monitoring endpoint, opened for the benchmark)."""
+CPU milliseconds each process spent per audited order, the messages per order into and
+out of the NATS server (its monitoring endpoint, opened for the benchmark), and what the load
+generator itself (bench/load.py, in this process, on the same cores) spent per order."""
 
 from __future__ import annotations
 
@@ -16,35 +17,34 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
+import psutil  # type: ignore[import-untyped]  # no stubs in the venv (types-psutil)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.cpu import CpuMeter, report
+from bench.load import add_and_order, client_session
 from devtools.harness import Api, build_world, ok
 from devtools.postgres import start_postgres
 from onbehalf.stack import SERVICES, Stack, start_stack
 
 
 async def _place(
-    client: httpx.AsyncClient, urls: dict[str, str], token: str, sku: str, orders: int, tag: str
+    session: aiohttp.ClientSession,
+    urls: dict[str, str],
+    token: str,
+    sku: str,
+    orders: int,
+    tag: str,
 ) -> list[float]:
-    headers = {"Authorization": f"Bearer {token}"}
+    """One client's orders, one after another; returns the latencies of its POST /v1/orders."""
     latencies = []
     for index in range(orders):
-        added = await client.post(
-            urls["cart"] + "/v1/cart/items", headers=headers, json={"sku": sku, "quantity": 1}
+        placed = await add_and_order(
+            session, urls, token=token, sku=sku, idempotency_key=f"{tag}-{index}"
         )
-        if added.status_code != 200:
-            raise RuntimeError(f"add: {added.status_code} {added.text}")
-        started = time.perf_counter()
-        placed = await client.post(
-            urls["orders"] + "/v1/orders",
-            headers={**headers, "Idempotency-Key": f"{tag}-{index}"},
-        )
-        latencies.append(time.perf_counter() - started)
-        if placed.status_code != 201:
-            raise RuntimeError(f"place: {placed.status_code} {placed.text}")
+        latencies.append(placed.latency)
     return latencies
 
 
@@ -84,6 +84,11 @@ class _AuditCount:
                 return self._count
 
 
+def _cpu_of(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
 def _nats_messages(stack: Stack) -> tuple[int, int]:
     """(messages into, messages out of) the stack's NATS server so far."""
     assert stack.nats is not None and stack.nats.monitoring_url is not None
@@ -121,11 +126,10 @@ def main() -> None:
             sessions = acting_customers(admin, args.customers)
 
             async def run() -> list[float]:
-                limits = httpx.Limits(max_connections=args.customers * 2)
-                async with httpx.AsyncClient(timeout=30.0, limits=limits) as async_client:
+                async with client_session(args.customers * 2) as session:
                     results = await asyncio.gather(
                         *(
-                            _place(async_client, urls, token, sku, args.orders, f"c{index}")
+                            _place(session, urls, token, sku, args.orders, f"c{index}")
                             for index, (token, sku) in enumerate(sessions)
                         )
                     )
@@ -138,9 +142,12 @@ def main() -> None:
             idle = meter.delta()
             meter.snapshot()
             messages_before = _nats_messages(stack)
+            load = psutil.Process()
+            load_before = _cpu_of(load)
             began = time.perf_counter()
             latencies = asyncio.run(run())
             placed_at = time.perf_counter()
+            load_cpu = _cpu_of(load) - load_before
             total = args.customers * args.orders
             audited = _AuditCount(admin, "com.onbehalf.orders.order.placed")
             while audited.now() < total:
@@ -185,6 +192,8 @@ def main() -> None:
                         for name, count in sorted(wakeups.items(), key=lambda item: -item[1])
                     )
                     + f"; total {sum(wakeups.values()) / total:.1f}",
+                    f"  the load generator (this process, not counted above): "
+                    f"{load_cpu * 1000 / total:.2f} ms CPU per order while placing",
                 ],
             )
         )

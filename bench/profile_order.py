@@ -25,6 +25,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.load import client_session
 from bench.order_throughput import _place, acting_customers
 from devtools.harness import Api
 from devtools.postgres import start_postgres
@@ -94,11 +95,10 @@ def main() -> None:
             sessions = acting_customers(admin, args.customers)
 
         async def run(orders: int, tag: str) -> None:
-            limits = httpx.Limits(max_connections=args.customers * 2)
-            async with httpx.AsyncClient(timeout=30.0, limits=limits) as client:
+            async with client_session(args.customers * 2) as session:
                 await asyncio.gather(
                     *(
-                        _place(client, urls, token, sku, orders, f"{tag}{index}-")
+                        _place(session, urls, token, sku, orders, f"{tag}{index}-")
                         for index, (token, sku) in enumerate(sessions)
                     )
                 )
