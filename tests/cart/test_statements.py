@@ -114,6 +114,8 @@ def test_a_cart_read_written_and_read_again(database_url: str) -> None:
                 )
             # Committed: the consumer's snapshot reads of the inbox see it.
             assert await queries.handled_now(engine, ["e-1", "e-2"]) == {"e-1"}
+            assert await queries.handled_now(engine, ["e-2", "e-1", "e-3"]) == {"e-1"}
+            assert await queries.handled_now(engine, []) == set()
         finally:
             await statements.release(engine)
             await engine.dispose()
