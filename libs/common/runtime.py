@@ -41,6 +41,7 @@ from libs.common.outbox import (
     write_staged,
     write_staged_through,
 )
+from libs.common.outbox_retention import OutboxPruner
 from libs.common.principals import Principal
 from libs.common.revocation import RevocationSet, RevocationWatcher
 from libs.common.settings import ServiceSettings
@@ -382,6 +383,9 @@ async def start_runtime(
                 settings.identity_url, timeout=settings.startup_timeout_seconds
             )
         runtime.spawn(relay.run(), name="outbox-relay")
+        pruner = OutboxPruner.of(settings, sessionmaker=sessionmaker, model=outbox_model)
+        if pruner is not None:
+            runtime.spawn(pruner.run(), name="outbox-pruner")
         log.info("service_started", policy_revision=authorizer.revision)
         yield runtime
     finally:

@@ -51,6 +51,10 @@ class ServiceSettings(BaseSettings):
     startup_timeout_seconds: float = 30.0
     relay_poll_seconds: float = 0.5
     relay_batch_size: int = 200
+    # Published outbox rows are deleted once this old (libs/common/outbox_retention.py); the
+    # EVENTS stream and audit hold the events. 0: keep every row.
+    outbox_retention_hours: float = Field(default=7 * 24.0, ge=0)
+    outbox_prune_every_seconds: float = Field(default=600.0, gt=0)
     # Deliveries of an event whose handling keeps failing before a consumer copies it to the
     # dead-letter stream and moves on (malformed events go there at once).
     consumer_max_deliveries: int = Field(default=5, ge=1)
