@@ -9,9 +9,11 @@ import logging
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from oso import Oso
@@ -208,7 +210,20 @@ def describe(obj: Any) -> str:
     return f"{type(obj).__name__}:{ident}"
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+_FIELDS: dict[type, Callable[[object], tuple[Any, ...]]] = {}
+
+
+def _fields_of(obj: object) -> Callable[[object], tuple[Any, ...]] | None:
+    """A function giving every field of a dataclass instance of `obj`'s class, in order."""
+    if not is_dataclass(obj):
+        return None
+    names = [f.name for f in fields(obj)]
+    if not names:
+        return lambda each: ()
+    if len(names) == 1:
+        (name,) = names
+        return lambda each: (getattr(each, name),)
+    return cast(Callable[[object], tuple[Any, ...]], attrgetter(*names))
 
 
 def _attributes(obj: object) -> tuple[Any, ...] | None:
@@ -217,18 +232,13 @@ def _attributes(obj: object) -> tuple[Any, ...] | None:
     functions of their fields, so equal attributes mean an equal decision. None when `obj`
     is not such a dataclass (then the decision is not cached)."""
     cls = type(obj)
-    names = _FIELDS.get(cls)
-    if names is None:
-        if not is_dataclass(obj):
+    getter = _FIELDS.get(cls)
+    if getter is None:
+        getter = _fields_of(obj)
+        if getter is None:
             return None
-        names = _FIELDS[cls] = tuple(f.name for f in fields(obj))
-    values: list[Any] = [cls]
-    for name in names:
-        value = getattr(obj, name)
-        if isinstance(value, list):
-            value = tuple(value)
-        values.append(value)
-    return tuple(values)
+        _FIELDS[cls] = getter
+    return (cls, *[tuple(value) if isinstance(value, list) else value for value in getter(obj)])
 
 
 class Authorizer:

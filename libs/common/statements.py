@@ -385,10 +385,14 @@ class _Compiled:
             self.row = collections.namedtuple("BareRow", names)  # type: ignore[misc, arg-type]
 
     def parameters(self, given: Mapping[str, Any]) -> tuple[Any, ...]:
-        values = {**self.defaults, **given}
+        # Run for every hot statement: no merged copy where the statement has no defaults,
+        # and a list built in place rather than a generator (a frame resumed per value).
+        values = {**self.defaults, **given} if self.defaults else given
         return tuple(
-            values[name] if process is None else process(values[name])
-            for name, process in self.binds
+            [
+                values[name] if process is None else process(values[name])
+                for name, process in self.binds
+            ]
         )
 
     def expanded(self, given: Mapping[str, Any]) -> tuple[str, list[Any]] | None:
@@ -434,8 +438,10 @@ class _Compiled:
             return [make(row) for row in raw]
         return [
             make(
-                value if process is None else process(value)
-                for process, value in zip(processors, row, strict=True)
+                [
+                    value if process is None else process(value)
+                    for process, value in zip(processors, row, strict=True)
+                ]
             )
             for row in raw
         ]
