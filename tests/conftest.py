@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from devtools.postgres import PostgresServer, start_postgres
 from onbehalf.stack import Stack, start_stack
-from tests.support import Api, World, build_world
+from tests.support import Api, World, build_world, unique
 
 ADMIN_EMAIL = "admin@seller.test"
 
@@ -61,6 +62,16 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database of each kind, for tests of statements whose behaviour or SQL differs
+    between SQLite and PostgreSQL (a database of its own on the session's server)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(unique("db").replace("-", "_"))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Orders' business functions: place an order from the cart at catalog prices, read history, cancel."""
+"""Orders' business functions: place an order from the cart at catalog prices, read one, cancel."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from typing import Any, cast
 from uuid import uuid4
 
-from sqlalchemy import CursorResult, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from libs.common import statements
@@ -18,19 +18,16 @@ from libs.common.errors import (
     NotFound,
 )
 from libs.common.outbox import utcnow
-from libs.common.paging import decode_time_cursor, page_of
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import OrderBook, PlacedOrder
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.cart import CheckoutOrder
 from services.orders import budgets, events
+from services.orders.history import cancellation_read, order_read
 from services.orders.models import Order, OrderCancellation, OrderLine
 from services.orders.schemas import (
-    ORDERS_PAGE_DEFAULT,
-    CancellationRead,
     OrderCreate,
     OrderLineRead,
-    OrderPage,
     OrderRead,
     PartyRead,
 )
@@ -51,43 +48,20 @@ _INSERT_ORDER = insert(ORDERS)
 _INSERT_LINES = insert(ORDER_LINES)
 
 
-def _cancellation(order: Order) -> CancellationRead | None:
-    done = order.cancellation
-    if done is None:
-        return None
-    return CancellationRead(
-        cancelled_by=PartyRead(id=done.cancelled_by_id, name=done.cancelled_by_name),
-        acting_session_id=done.acting_session_id,
-        cancelled_on_behalf=done.acting_session_id is not None,
-        reason=done.reason,
-        cancelled_at=done.cancelled_at,
-    )
-
-
 def _read(order: Order) -> OrderRead:
-    return OrderRead(
-        id=order.id,
-        customer_org_id=order.customer_org_id,
-        placed_by=PartyRead(id=order.placed_by_id, name=order.placed_by_name),
-        acting_session_id=order.acting_session_id,
-        placed_on_behalf=order.acting_session_id is not None,
-        items=[
-            OrderLineRead(
-                sku=line.sku,
-                name=line.name,
-                quantity=line.quantity,
-                unit_price=line.unit_price,
-                line_total=line.line_total,
-            )
-            for line in order.lines
-        ],
-        total=order.total,
-        currency=order.currency,
-        status=order.status,
-        purchase_order_number=order.purchase_order_number,
-        created_at=order.created_at,
-        cancellation=_cancellation(order),
+    done = order.cancellation
+    cancellation = (
+        None
+        if done is None
+        else cancellation_read(
+            cancelled_by_id=done.cancelled_by_id,
+            cancelled_by_name=done.cancelled_by_name,
+            acting_session_id=done.acting_session_id,
+            reason=done.reason,
+            cancelled_at=done.cancelled_at,
+        )
     )
+    return order_read(order, order.lines, cancellation)
 
 
 def _who(principal: Principal) -> tuple[str, str, str | None]:
@@ -243,40 +217,6 @@ async def place_order(
     # takes the actor from the caller's token, which it verifies, never from what we say.
     await request_checkout(runtime.nc, order=CheckoutOrder.of(placed), bearer_token=bearer_token)
     return read, False
-
-
-async def list_orders(
-    *,
-    runtime: ServiceRuntime,
-    principal: Principal,
-    limit: int = ORDERS_PAGE_DEFAULT,
-    cursor: str | None = None,
-    status: str | None = None,
-) -> OrderPage:
-    """The organisation's orders, newest first, a page after `cursor`; only those in `status`
-    when it is given (the cursor is the sort key, so it walks a filtered list as well)."""
-    org_id = org_in_view(principal)
-    after = decode_time_cursor(cursor) if cursor else None
-    runtime.authorizer.authorize(principal, "read", OrderBook(org_id=org_id))
-    query = select(Order).where(Order.customer_org_id == org_id)
-    if status is not None:
-        query = query.where(Order.status == status)
-    if after is not None:
-        created, order_id = after
-        query = query.where(
-            or_(
-                Order.created_at < created,
-                and_(Order.created_at == created, Order.id > order_id),
-            )
-        )
-    async with runtime.reading() as session:
-        found = (
-            await session.scalars(
-                query.order_by(Order.created_at.desc(), Order.id).limit(limit + 1)
-            )
-        ).all()
-    page, next_cursor = page_of(found, limit=limit, key=lambda o: (o.created_at.isoformat(), o.id))
-    return OrderPage(items=[_read(order) for order in page], next_cursor=next_cursor)
 
 
 async def get_order(*, runtime: ServiceRuntime, principal: Principal, order_id: str) -> OrderRead:

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-import pytest
 from sqlalchemy import text
 
-from devtools.postgres import PostgresServer
 from libs.common import statements
 from libs.common.db import create_engine, create_tables
 from libs.common.statements import Statements
 from services.cart import queries
 from services.cart.models import Base
 from services.cart.queries import Line
-from tests.support import unique
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'cart.db'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres")
-        yield server.create_database(unique("cart_statements").replace("-", "_"))
 
 
 def _line(sku: str, quantity: int, position: int, price: str = "2.50") -> Line:

@@ -4,7 +4,6 @@ PostgreSQL; docs/operations.md, "Outbox retention")."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,10 @@ import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.orm import DeclarativeBase
 
-from devtools.postgres import PostgresServer
 from libs.common.db import create_engine, create_sessionmaker, create_tables
 from libs.common.outbox import OutboxMixin
 from libs.common.outbox_retention import PRUNE_CHUNK, OutboxPruner
 from libs.common.settings import ServiceSettings
-from tests.support import unique
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 
@@ -29,15 +26,6 @@ class _Base(DeclarativeBase):
 
 class _Outbox(OutboxMixin, _Base):
     pass
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
-    else:
-        server: PostgresServer = request.getfixturevalue("postgres")
-        yield server.create_database(unique("outbox_retention").replace("-", "_"))
 
 
 def _row(event_id: str, *, created: datetime, published: datetime | None) -> dict[str, Any]:
