@@ -114,6 +114,9 @@ async def get_principal(
 
 Runtime = Annotated[ServiceRuntime, Depends(_runtime_dependency)]
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+# The caller's bearer token as given, for a route that forwards it (orders to cart). The same
+# dependency `get_principal` reads, so FastAPI solves it once per request, not twice.
+BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def _message(error: Any) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Query, Response, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 
 from libs.common.paging import CursorQuery
-from libs.common.web import CurrentPrincipal, Runtime, problems
+from libs.common.web import BearerCredentials, CurrentPrincipal, Runtime, problems
 from services.orders import history, service
 from services.orders.schemas import (
     ORDERS_PAGE_DEFAULT,
@@ -21,7 +20,6 @@ from services.orders.schemas import (
 )
 
 OrderId = Annotated[str, Path(max_length=64)]
-_bearer = HTTPBearer(auto_error=False)
 
 router = APIRouter(tags=["orders"])
 
@@ -35,7 +33,7 @@ router = APIRouter(tags=["orders"])
 async def place_order(
     principal: CurrentPrincipal,
     runtime: Runtime,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: BearerCredentials,
     idempotency_key: Annotated[
         str,
         Header(
