@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -176,7 +177,46 @@ def encode(event: CloudEvent) -> bytes:
     return _FORMAT.write(event)
 
 
+# RFC 3339 date-times (what `iso_utc` writes, and what other CloudEvents writers do), which
+# Python's `fromisoformat` reads to the same instant, offset and microseconds as dateutil's
+# `isoparse` (tests/unit/test_event_decoding.py); other ISO 8601 forms go the SDK's way.
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)")
+
+
 def decode(payload: bytes) -> CloudEvent:
+    """The event in `payload` (CloudEvents JSON). The SDK's reader parses `time` with
+    dateutil's pure-Python `isoparse` (≈ 5 % of the audit service's CPU, profiled): an
+    ordinary 1.0 envelope with a time Python's own `fromisoformat` reads (every time our
+    services write) is built here, the same attributes and data the SDK would give; anything
+    else goes to the SDK's reader, which accepts or refuses it as it always did."""
+    common = _decoded_common(payload)
+    if common is not None:
+        return common
     event = _FORMAT.read(CloudEvent, payload)
     assert isinstance(event, CloudEvent)
     return event
+
+
+def _decoded_common(payload: bytes) -> CloudEvent | None:
+    try:
+        attributes = json.loads(payload.decode("utf-8"))
+    except ValueError:
+        return None  # the SDK's reader raises on it as before
+    if not isinstance(attributes, dict) or attributes.get("specversion") != SPECVERSION:
+        return None
+    moment = attributes.get("time")
+    if moment is not None:
+        if not isinstance(moment, str) or _RFC3339.fullmatch(moment) is None:
+            return None
+        try:
+            attributes["time"] = datetime.fromisoformat(moment)
+        except ValueError:  # a 30th of February: the SDK's reader refuses it as it did
+            return None
+    elif "time" in attributes:
+        return None
+    data = attributes.pop("data", None)
+    if data is None:
+        encoded = attributes.pop("data_base64", None)
+        if encoded is not None:
+            return None  # binary data: rare, and the SDK's base64 rules apply
+    return CloudEvent(attributes, data)
