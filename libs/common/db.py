@@ -6,7 +6,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import DateTime, Dialect, MetaData, Select, event, make_url, text
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    MetaData,
+    Select,
+    bindparam,
+    event,
+    func,
+    make_url,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
@@ -58,7 +69,11 @@ async def insert_if_absent(
     )
 
 
-_ADVISORY_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# A Core SELECT, not text(): the bare asyncpg path runs it without SQLAlchemy's greenlet and
+# execution context (statements.bare_asyncpg); the audit takes it for every batch it appends.
+_ADVISORY_LOCK = select(
+    func.pg_advisory_xact_lock(bindparam("key", type_=BigInteger)).label("locked")
+)
 
 
 async def transaction_lock(connection: Statements, key: int) -> None:

@@ -302,9 +302,12 @@ class OutboxRelay:
         """Forever: wait for a commit (or the poll period), publish everything pending."""
         try:
             while True:
-                timeout = self._mark_delay if self._unmarked else self._poll_seconds
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
+                if not self._wakeup.is_set():
+                    # Set already when commits came during the last round, the usual case
+                    # under load: then straight on, without a timed wait's task and timer.
+                    timeout = self._mark_delay if self._unmarked else self._poll_seconds
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), timeout=timeout)
                 self._wakeup.clear()
                 try:
                     await self._drain_with_backoff()

@@ -32,7 +32,14 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import in_greenlet
 
 from libs.common import statements
-from libs.common.db import UtcDateTime, create_engine, create_sessionmaker, create_tables, is_sqlite
+from libs.common.db import (
+    UtcDateTime,
+    create_engine,
+    create_sessionmaker,
+    create_tables,
+    is_sqlite,
+    transaction_lock,
+)
 from libs.common.statements import Statements
 
 _metadata = MetaData()
@@ -465,6 +472,57 @@ def test_on_postgresql_plain_statements_run_on_asyncpg_in_a_transaction(postgres
             async with engine.connect() as connection:
                 skus = (await connection.execute(select(_price.c.sku))).scalars().all()
             assert sorted(skus) == ["A-1", "C-3"]
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_transaction_lock_runs_on_asyncpg_and_holds_to_the_end(
+    postgres: Any,
+) -> None:
+    """The advisory lock a writer takes (the audit chain's, per appended batch) is run by
+    asyncpg, not SQLAlchemy, and a second transaction asking for it waits until the first
+    one ends."""
+    url = postgres.create_database("transaction_lock")
+    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+
+    async def scenario() -> None:
+        engine = create_engine(url)
+        executed = _executed_through_sqlalchemy(engine)
+        sessions = create_sessionmaker(engine)
+        held, release = asyncio.Event(), asyncio.Event()
+        happened: list[str] = []
+
+        async def first() -> None:
+            async with sessions() as session, session.begin():
+                await session.execute(text("SELECT 1"))
+                executed.clear()
+                await transaction_lock(Statements.of(await session.connection()), 42)
+                assert executed == []
+                held.set()
+                await release.wait()
+                happened.append("first ended")
+
+        async def second() -> None:
+            await held.wait()
+            async with sessions() as session, session.begin():
+                await session.execute(text("SELECT 1"))
+                await transaction_lock(Statements.of(await session.connection()), 42)
+                happened.append("second locked")
+
+        try:
+            tasks = [asyncio.create_task(first()), asyncio.create_task(second())]
+            deadline = asyncio.get_running_loop().time() + 10.0
+            async with engine.connect() as watcher:
+                while (await watcher.execute(waiting)).scalar() != 1:
+                    assert asyncio.get_running_loop().time() < deadline, "second never queued"
+                    await asyncio.sleep(0.01)
+            assert happened == []
+            release.set()
+            await asyncio.gather(*tasks)
+            assert happened == ["first ended", "second locked"]
         finally:
             await engine.dispose()
 
