@@ -253,10 +253,15 @@ async def _on_asyncpg(
         return None
     one, batch = shape
     compiled = _compiled_for(statement, dialect, tuple(one))
-    if compiled is None or compiled.expanding:
+    if compiled is None:
         return None
     sql = compiled.sql
     arguments: Any = None
+    if compiled.expanding:
+        prepared = None if batch is not None else compiled.expanded(one)
+        if prepared is None:
+            return None  # an IN list per row, or an empty one: SQLAlchemy renders those
+        sql, arguments = prepared
     # When SQLAlchemy last saw the schema change (its prepared statements are older then).
     schema_asof = dialect._invalidate_schema_cache_asof  # type: ignore[attr-defined]
     try:
@@ -270,7 +275,8 @@ async def _on_asyncpg(
                     arguments = [compiled.parameters(each) for each in batch]
                     await adapted._connection.executemany(sql, arguments)
                     return BareAnswer([], -1)
-                arguments = compiled.parameters(one)
+                if arguments is None:
+                    arguments = compiled.parameters(one)
                 prepared, attributes = await adapted._prepare(sql, schema_asof)
                 raw = await prepared.fetch(*arguments)
                 status = prepared.get_statusmsg() or ""
@@ -308,12 +314,16 @@ def _expanding(compiled: Any) -> int:
 
 def _placeholders_match(compiled: Any, dialect: Dialect) -> bool:
     """Whether the SQL holds one placeholder per positional parameter, in the forms the bare
-    paths fill: sqlite3's `?` (an IN list has none of its own), asyncpg's `$n` (no IN lists)."""
+    paths fill: sqlite3's `?`, asyncpg's `$n` (an IN list has none of its own in either, and
+    no parameter is rendered into the SQL as a literal)."""
+    if any(bind.literal_execute for bind in compiled.binds.values()):
+        return False
+    plain = len(compiled.positiontup) - _expanding(compiled)
     if dialect.paramstyle == "qmark":
-        return bool(compiled.string.count("?") == len(compiled.positiontup) - _expanding(compiled))
-    if dialect.paramstyle == "numeric_dollar" and not _expanding(compiled):
+        return bool(compiled.string.count("?") == plain)
+    if dialect.paramstyle == "numeric_dollar":
         numbers = {int(n) for n in re.findall(r"\$(\d+)", compiled.string)}
-        return numbers == set(range(1, len(compiled.positiontup) + 1))
+        return numbers == set(range(1, plain + 1))
     return False
 
 
@@ -328,6 +338,8 @@ class _Compiled:
     __slots__ = (
         "_by_lengths",
         "_by_types",
+        "_postcompile",
+        "_process_of",
         "binds",
         "defaults",
         "dialect",
@@ -360,12 +372,17 @@ class _Compiled:
         self.sql = compiled.string
         # IN lists (`column.in_(bindparam(..., expanding=True))`): rendered per length.
         self.expanding = frozenset(n for n, b in compiled.binds.items() if b.expanding)
-        self._by_lengths: dict[tuple[int, ...], str] = {}
+        # Per the lengths of its IN lists: the SQL and where each argument comes from.
+        self._by_lengths: dict[tuple[int, ...], tuple[str, list[tuple[str, int | None]]]] = {}
+        # asyncpg numbers an IN list's placeholders after all the others, with a cast each:
+        # SQLAlchemy renders those (its own step before every such execution).
+        self._postcompile = compiled if self.expanding and dialect.paramstyle != "qmark" else None
         self.defaults = dict(compiled.params)
         self.binds: list[tuple[str, Callable[[Any], Any] | None]] = [
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in compiled.positiontup
         ]
+        self._process_of = dict(self.binds)
         self.returns_rows = isinstance(statement, Select)
         self.processors: list[Callable[[Any], Any] | None] = []
         self.row: Any = None
@@ -399,26 +416,53 @@ class _Compiled:
         """The SQL with each IN list's placeholders and the arguments in order, or None for
         an empty list (SQLAlchemy renders an always-false expression in its place)."""
         values = {**self.defaults, **given}
-        arguments: list[Any] = []
         lengths: dict[str, int] = {}
-        for name, process in self.binds:
+        for name in self.expanding:
             value = values[name]
-            if name not in self.expanding:
-                arguments.append(value if process is None else process(value))
-                continue
             if isinstance(value, str | bytes) or not isinstance(value, Sequence) or not value:
                 return None
             lengths[name] = len(value)
-            arguments.extend(value if process is None else [process(each) for each in value])
         key = tuple(lengths[name] for name in sorted(lengths))
-        sql = self._by_lengths.get(key)
-        if sql is None:
+        form = self._by_lengths.get(key)
+        if form is None:
+            form = self._form(values, lengths)
+            if len(self._by_lengths) < 64:  # the batch sizes seen; beyond, rendered per call
+                self._by_lengths[key] = form
+        sql, order = form
+        processes = self._process_of
+        arguments = []
+        for name, index in order:
+            value = values[name] if index is None else values[name][index]
+            process = processes[name]
+            arguments.append(value if process is None else process(value))
+        return sql, arguments
+
+    def _form(
+        self, values: Mapping[str, Any], lengths: Mapping[str, int]
+    ) -> tuple[str, list[tuple[str, int | None]]]:
+        """The SQL for IN lists of `lengths`, and each argument's (parameter, index in its
+        list or None)."""
+        if self._postcompile is None:  # sqlite3: `?` in place, arguments in the SQL's order
             sql = self.sql
             for name, length in lengths.items():
                 sql = sql.replace(f"__[POSTCOMPILE_{name}]", ", ".join("?" * length))
-            if len(self._by_lengths) < 64:  # the batch sizes seen; beyond, rendered per call
-                self._by_lengths[key] = sql
-        return sql, arguments
+            order: list[tuple[str, int | None]] = []
+            for name, _process in self.binds:
+                if name in self.expanding:
+                    order += [(name, index) for index in range(lengths[name])]
+                else:
+                    order.append((name, None))
+            return sql, order
+        state = self._postcompile._process_parameters_for_postcompile(
+            {name: values[name] for name, _process in self.binds}
+        )
+        origin: dict[str, tuple[str, int | None]] = {
+            expanded: (name, index)
+            for name, names in state.parameter_expansion.items()
+            for index, expanded in enumerate(names)
+        }
+        assert state.positiontup is not None
+        return state.statement, [origin.get(name, (name, None)) for name in state.positiontup]
 
     def _processors_for(self, types: tuple[Any, ...]) -> list[Callable[[Any], Any] | None]:
         found = self._by_types.get(types)

@@ -63,7 +63,10 @@ RECORDS = cast(Table, AuditRecord.__table__)
 # The append's statements, built once (it runs per batch of events).
 _SEEN = select(RECORDS.c.id).where(RECORDS.c.id.in_(bindparam("ids", expanding=True)))
 _HEAD = select(RECORDS.c.hash).order_by(RECORDS.c.seq.desc()).limit(1)
-_INSERT = insert(RECORDS)
+# Inline: no implicit RETURNING of `seq` (nobody reads it back), which on PostgreSQL kept the
+# batch insert off the bare asyncpg path (statements.bare_asyncpg) and on SQLAlchemy's
+# multi-row insert with its per-row sentinel bookkeeping.
+_INSERT = insert(RECORDS).inline()
 
 
 def record_values(

@@ -394,12 +394,24 @@ _MARK = (
 )
 
 
-def test_in_lists_run_on_the_bare_driver_and_an_empty_one_finds_nothing(tmp_path: Path) -> None:
+# An IN list between two parameters: asyncpg numbers its placeholders after both.
+_AMOUNTS_BETWEEN = (
+    select(_price.c.sku, _price.c.amount)
+    .where(
+        _price.c.amount >= bindparam("low"),
+        _price.c.sku.in_(bindparam("skus", expanding=True)),
+        _price.c.amount < bindparam("high"),
+    )
+    .order_by(_price.c.sku)
+)
+
+
+def test_in_lists_run_on_the_bare_driver_and_an_empty_one_finds_nothing(database_url: str) -> None:
     """A SELECT or UPDATE with an IN list (an expanding bind parameter) runs on the bare driver
-    in a transaction and in a snapshot read, with its bind processors applied to every
-    element, for lists of any length; an empty list goes through SQLAlchemy, which renders
-    it as matching nothing."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'lists.db'}"
+    (sqlite3 or asyncpg) in a transaction and in a snapshot read, with its bind processors
+    applied to every element, for lists of any length, beside parameters before and after
+    it; an empty list goes through SQLAlchemy, which renders it as matching nothing."""
+    url = database_url
     amounts_now = statements.SnapshotRead(_AMOUNTS_OF)
 
     async def scenario() -> None:
@@ -422,10 +434,16 @@ def test_in_lists_run_on_the_bare_driver_and_an_empty_one_finds_nothing(tmp_path
                     _MARK, {"skus": ["A-1", "B-2"], "amount": Decimal("2.5")}
                 )
                 assert marked.rowcount == 2
+                between = {"low": Decimal("2.5"), "skus": ["X-9", "A-1"], "high": Decimal("3")}
+                found = await written.execute(_AMOUNTS_BETWEEN, between)
+                assert [tuple(row) for row in found.all()] == [("A-1", Decimal("2.50"))]
+                below = await written.execute(_AMOUNTS_BETWEEN, {**between, "high": Decimal("2")})
+                assert below.all() == []
                 assert executed == []
                 none = await written.execute(_AMOUNTS_OF, {"skus": []})
                 assert none.all() == []
                 assert len(executed) == 1  # the empty list, through SQLAlchemy
+            read_executed.clear()  # on PostgreSQL the same engine wrote above
             read = await amounts_now.rows(read_engine, {"skus": ["A-1", "B-2"]})
             assert sorted(tuple(row) for row in read) == [
                 ("A-1", Decimal("2.50")),
