@@ -194,6 +194,11 @@ def main() -> None:
                     + f"; total {sum(wakeups.values()) / total:.1f}",
                     f"  the load generator (this process, not counted above): "
                     f"{load_cpu * 1000 / total:.2f} ms CPU per order while placing",
+                    # The host's speed swings by up to 40 % within minutes; the load
+                    # generator's fixed work swings with it, so this ratio compares runs
+                    # made in different quarter hours (docs/performance.md, "Afternoon").
+                    f"  the system per order in load-generator units (system CPU / load CPU): "
+                    f"{sum(cpu.values()) / load_cpu:.2f}",
                 ],
             )
         )
