@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from devtools.stacks import stack_on_postgres
+from libs.common.db import create_engine
 from onbehalf.stack import Stack
 from tests.cart.people import acting_staff, at_once, customer_admin
 from tests.conftest import ADMIN_EMAIL
@@ -144,3 +149,67 @@ def test_idle_lock_is_taken_over_by_a_caretaker_and_staff_must_lock_first(pg_wor
     assert lock["holder"]["id"] == colleague_user["id"]
     ok(colleague.post("cart", "/v1/cart/items", json={"sku": sku, "quantity": 1}))
     assert rep.post("cart", "/v1/cart/items", json={"sku": sku, "quantity": 1}).status_code == 409
+
+
+def test_a_checkout_queued_behind_a_change_empties_the_cart_as_the_change_left_it(
+    pg_world: World, pg_stack: Stack
+) -> None:
+    """An order's checkout waits for the organisation's lock row like every cart change; it
+    must then see the cart as the change it waited for left it. Here the test itself is that
+    change: it holds the lock row, lets the checkout queue behind it, adds 5 to the ordered
+    line and commits. The order took 1, so 5 stay; a checkout that acted on the cart as it was
+    before the wait would close the cart and lose them."""
+    buyer = pg_world.login(pg_world.buyer_a)
+    sku = pg_world.skus[0]
+    cart = ok(buyer.post("cart", "/v1/cart/items", json={"sku": sku, "quantity": 1}))
+    url = pg_stack.database_urls["cart"]
+    held, changed = threading.Event(), threading.Event()
+
+    async def change_behind_the_lock() -> None:
+        engine = create_engine(url)
+        try:
+            async with engine.connect() as watcher, engine.begin() as change:
+                await change.execute(
+                    text("SELECT version FROM cart_locks WHERE org_id = :org FOR UPDATE"),
+                    {"org": cart["org_id"]},
+                )
+                held.set()
+                # A row lock is waited for on its holder's transaction id.
+                waiting = text(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted"
+                )
+                deadline = asyncio.get_running_loop().time() + 20.0
+                while (await watcher.execute(waiting)).scalar() == 0:
+                    assert asyncio.get_running_loop().time() < deadline, "no checkout queued"
+                    await asyncio.sleep(0.01)
+                await change.execute(
+                    text("UPDATE cart_items SET quantity = quantity + 5 WHERE cart_id = :cart"),
+                    {"cart": cart["id"]},
+                )
+                await change.execute(
+                    text("UPDATE carts SET version = version + 1 WHERE id = :cart"),
+                    {"cart": cart["id"]},
+                )
+            changed.set()
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        holder = pool.submit(asyncio.run, change_behind_the_lock())
+        assert held.wait(20.0)
+        placed = buyer.post("orders", "/v1/orders", headers={"Idempotency-Key": unique("k")})
+        holder.result(timeout=30.0)
+    assert placed.status_code == 201, placed.text
+    assert changed.is_set()
+
+    def lines() -> list[tuple[str, int]]:
+        return [
+            (item["sku"], item["quantity"]) for item in ok(buyer.get("cart", "/v1/cart"))["items"]
+        ]
+
+    # 6 until the checkout has run (the change's 1 + 5); then what the checkout left.
+    # (Wrapped: an emptied cart's [] is an answer too.)
+    (left,) = wait_until(
+        lambda: (now,) if (now := lines()) != [(sku, 6)] else None, what="checkout"
+    )
+    assert left == [(sku, 5)]
