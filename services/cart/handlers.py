@@ -18,6 +18,7 @@ from libs.common.consumer import (
 from libs.common.errors import DomainError, NotFound, Unauthenticated
 from libs.common.events import EventContext
 from libs.common.inbox import first_delivery
+from libs.common.principals import org_in_view
 from libs.common.resources import OrderBook
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.base import BadMessage, Refusal
@@ -62,15 +63,24 @@ async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
             principal = runtime.verifier.verify(request.bearer_token)
             order = request.order
             async with runtime.unit_of_work() as uow:
-                cart = await service.cart_for_checkout(uow, order.cart_id)
+                # Keyed by order id: this request and the event below empty a cart once.
+                # Recorded before the cart's lock row is taken, in the order the event's
+                # handler takes them (the other way round they could deadlock); a refusal
+                # below rolls it back.
+                first = await first_delivery(await uow.statements(), InboxEntry, order.order_id)
+                # The token names the organisation: its cart changes are waited for before
+                # the one read of the cart (PostgreSQL), not after a read made in vain.
+                org_id = org_in_view(principal) if first else None
+                cart = await service.cart_for_checkout(uow, order.cart_id, queue_behind=org_id)
                 if cart is None:
                     raise NotFound(f"cart {order.cart_id} does not exist")
                 # Checking out is the cart half of placing the order: the same decision.
                 runtime.authorizer.authorize(principal, "place", OrderBook(org_id=cart.org_id))
                 context = EventContext.of(principal, policy_revision=runtime.authorizer.revision)
-                # Keyed by order id: this request and the event below empty a cart once.
-                if await first_delivery(await uow.statements(), InboxEntry, order.order_id):
-                    await service.check_out(uow=uow, context=context, order=order, cart=cart)
+                if first:
+                    await service.check_out(
+                        uow=uow, context=context, order=order, cart=cart, queued_behind=org_id
+                    )
             reply = CheckoutReply(ok=True)
         except (BadCheckout, DomainError) as exc:
             refusal = exc.detail if isinstance(exc, DomainError) else str(exc)

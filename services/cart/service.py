@@ -313,9 +313,18 @@ async def remove_item(
         )
 
 
-async def cart_for_checkout(uow: UnitOfWork, cart_id: str) -> CartState | None:
-    """The cart an order names, with its lines (None if there is no such cart)."""
-    return await queries.cart_by_id(await uow.statements(), cart_id)
+async def cart_for_checkout(
+    uow: UnitOfWork, cart_id: str, *, queue_behind: str | None = None
+) -> CartState | None:
+    """The cart an order names, with its lines (None if there is no such cart).
+
+    `queue_behind`: on PostgreSQL, the organisation whose cart changes to wait for first
+    (the order's, named by its token); the cart is then read once, after the wait, as the
+    last change left it, and `check_out` is told so (`queued_behind`)."""
+    connection = await uow.statements()
+    if queue_behind is not None and row_locks(uow.runtime):
+        await locking.queue_behind_changes(uow, connection, queue_behind)
+    return await queries.cart_by_id(connection, cart_id)
 
 
 async def check_out(
@@ -324,22 +333,24 @@ async def check_out(
     context: EventContext,
     order: CheckoutOrder,
     cart: CartState | None = None,
+    queued_behind: str | None = None,
 ) -> None:
     """An order was placed from a cart: empty it of what was ordered.
 
     If nobody changed the cart since the order read it, the whole cart is closed (the
     next change opens a new one); otherwise only the ordered quantities leave it. Either
     way its version moves on, so no ETag read before the order matches afterwards.
-    `cart` is the cart as this transaction already read it, if it did.
+    `cart` is the cart as this transaction already read it, if it did; `queued_behind` the
+    organisation whose lock row it took before that read (`cart_for_checkout`).
     """
     connection = await uow.statements()
     if cart is None:
         cart = await queries.cart_by_id(connection, order.cart_id)
     if cart is None:
         return
-    if row_locks(uow.runtime):
+    if row_locks(uow.runtime) and cart.org_id != queued_behind:
         # Queue behind the organisation's cart changes, like they queue behind each other,
-        # then read the cart as the last of them left it.
+        # then read the cart as the last of them left it (unless it was read after the wait).
         await locking.queue_behind_changes(uow, connection, cart.org_id)
         cart = await queries.cart_by_id(connection, order.cart_id)
         if cart is None:
