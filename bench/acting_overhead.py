@@ -95,7 +95,8 @@ def main() -> None:
     )
     # Many short rounds rather than a few long ones: the host's speed drifts within seconds,
     # and the more often the two callers alternate, the less of that drift one of them gets
-    # (3 x 5 s medians moved by ±15 % from run to run; 8 x 2 s, products and orders ±2.3 %).
+    # (3 x 5 s: medians from -16 to +18 % in six runs; 8 x 2 s: -3.4 to +11.5 % in four,
+    # ten of twelve within ±5.4 %).
     parser.add_argument("--rounds", type=int, default=8, help="interleaved rounds")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--seconds", type=int, default=2, help="per round and caller, with wrk")
