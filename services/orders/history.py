@@ -1,4 +1,5 @@
-"""An organisation's order history, read as two snapshot statements (no ORM session)."""
+"""An organisation's orders as callers read them: a page of its history, or one order, each
+read as two snapshot statements (no ORM session)."""
 
 from __future__ import annotations
 
@@ -29,10 +30,10 @@ _LINES = cast(Table, OrderLine.__table__)
 _CANCELLATIONS = cast(Table, OrderCancellation.__table__)
 
 
-def _page(*, by_status: bool, after_cursor: bool) -> statements.SnapshotRead:
-    """A page of an organisation's orders, newest first, each with its cancellation if any
-    (one statement: an order's status and its cancellation change in one transaction)."""
-    query: Select[Any] = (
+def _with_cancellations() -> Select[Any]:
+    """Orders, each with its cancellation if any (one statement: an order's status and its
+    cancellation change in one transaction)."""
+    return (
         select(
             _ORDERS.c.id,
             _ORDERS.c.customer_org_id,
@@ -53,6 +54,11 @@ def _page(*, by_status: bool, after_cursor: bool) -> statements.SnapshotRead:
         .select_from(_ORDERS.outerjoin(_CANCELLATIONS, _CANCELLATIONS.c.order_id == _ORDERS.c.id))
         .where(_ORDERS.c.customer_org_id == bindparam("org_id"))
     )
+
+
+def _page(*, by_status: bool, after_cursor: bool) -> statements.SnapshotRead:
+    """A page of an organisation's orders, newest first."""
+    query = _with_cancellations()
     if by_status:
         query = query.where(_ORDERS.c.status == bindparam("status"))
     if after_cursor:
@@ -75,6 +81,8 @@ _PAGES = {
     for by_status in (False, True)
     for after_cursor in (False, True)
 }
+# One order of an organisation (another organisation's is not found).
+_ONE = statements.SnapshotRead(_with_cancellations().where(_ORDERS.c.id == bindparam("order_id")))
 # The lines of the orders on a page. Written with their order and never changed since, so
 # a second statement reads them as the first saw their orders.
 _LINES_OF = statements.SnapshotRead(
@@ -166,6 +174,16 @@ async def list_orders(
     return await read_page(
         runtime.read_engine, org_id=org_id, limit=limit, status=status, after=after
     )
+
+
+async def read_one(engine: AsyncEngine, *, org_id: str, order_id: str) -> OrderRead | None:
+    """`org_id`'s order `order_id` with its lines, or None if it has no such order."""
+    found = await _ONE.rows(engine, {"org_id": org_id, "order_id": order_id})
+    if not found:
+        return None
+    (row,) = found
+    lines = await _LINES_OF.rows(engine, {"order_ids": [row.id]})
+    return order_read(row, lines, _cancellation_of(row))
 
 
 async def read_page(

@@ -22,7 +22,7 @@ from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import OrderBook, PlacedOrder
 from libs.common.runtime import ServiceRuntime
 from libs.contracts.cart import CheckoutOrder
-from services.orders import budgets, events
+from services.orders import budgets, events, history
 from services.orders.history import cancellation_read, order_read
 from services.orders.models import Order, OrderCancellation, OrderLine
 from services.orders.schemas import (
@@ -222,12 +222,11 @@ async def place_order(
 async def get_order(*, runtime: ServiceRuntime, principal: Principal, order_id: str) -> OrderRead:
     org_id = org_in_view(principal)
     runtime.authorizer.authorize(principal, "read", OrderBook(org_id=org_id))
-    async with runtime.reading() as session:
-        order = await session.get(Order, order_id)
+    order = await history.read_one(runtime.read_engine, org_id=org_id, order_id=order_id)
     # Another organisation's order is reported as missing, not as forbidden: no probing.
-    if order is None or order.customer_org_id != org_id:
+    if order is None:
         raise NotFound(f"order {order_id} does not exist")
-    return _read(order)
+    return order
 
 
 async def cancel_order(

@@ -1,5 +1,5 @@
-"""The order history's two statements on SQLite and PostgreSQL: a page of one organisation's
-orders, newest first, with their cancellations and their lines in order."""
+"""The order history's statements on SQLite and PostgreSQL: a page of one organisation's
+orders, newest first, or one of its orders, with their cancellations and their lines in order."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from libs.common import statements
 from libs.common.db import create_engine, create_tables
-from services.orders.history import read_page
+from services.orders.history import read_one, read_page
 from services.orders.models import Base, Order, OrderCancellation, OrderLine
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -115,6 +115,15 @@ def test_a_page_of_history_newest_first_with_lines_and_cancellations(database_ur
             only = await read_page(engine, org_id="org-1", limit=10, status="cancelled")
             assert [o.id for o in only.items] == ["o-a"]
             assert (await read_page(engine, org_id="org-3", limit=10)).items == []
+
+            # One order: as the page gives it, lines and cancellation included; another
+            # organisation's, or none, is not found.
+            one = await read_one(engine, org_id="org-1", order_id="o-a")
+            assert one == cancelled
+            newest_alone = await read_one(engine, org_id="org-1", order_id="o-newest")
+            assert newest_alone == newest
+            assert await read_one(engine, org_id="org-1", order_id="o-elsewhere") is None
+            assert await read_one(engine, org_id="org-2", order_id="o-missing") is None
         finally:
             await statements.release(engine)
             await engine.dispose()
