@@ -90,12 +90,20 @@ def start_nats_cluster(workdir: Path, server_config: Path, *, size: int = 3) -> 
     """`size` nodes on free loopback ports, each with the users of `server_config` (the
     `nats.conf` that `onbehalf nats init` writes); returns once every node is healthy."""
     base = server_config.read_text()
+    # Nine ports picked before any is bound: each pick must avoid the ones already handed out,
+    # or a node's client port can be another's route port (seen once in CI: "address in use").
+    picked: list[int] = []
+
+    def pick() -> int:
+        picked.append(free_port(taken=picked))
+        return picked[-1]
+
     nodes = [
         ClusterNode(
             name=f"nats-{n}",
-            client_port=free_port(),
-            route_port=free_port(),
-            monitor_port=free_port(),
+            client_port=pick(),
+            route_port=pick(),
+            monitor_port=pick(),
             workdir=workdir / f"nats-{n}",
             config=workdir / f"nats-{n}" / "node.conf",
         )
