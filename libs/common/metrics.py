@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +34,11 @@ OUTBOX_BACKLOG = Gauge(
     "JetStream; on SQLite marked together up to 0.2 s later; measured when /metrics is scraped)",
     ["service"],
 )
+GC_FROZEN = Gauge(
+    "onbehalf_gc_frozen_objects",
+    "Objects built at start-up and frozen out of the garbage collector's scans (gc.freeze)",
+)
+GC_FROZEN.set_function(gc.get_freeze_count)
 AUDIT_LAG = Histogram(
     "onbehalf_audit_lag_seconds",
     "From an event's time to the commit that appended it to the audit chain",

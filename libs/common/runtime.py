@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -386,6 +387,11 @@ async def start_runtime(
         pruner = OutboxPruner.of(settings, sessionmaker=sessionmaker, model=outbox_model)
         if pruner is not None:
             runtime.spawn(pruner.run(), name="outbox-pruner")
+        # What start-up built (modules, the policy, schemas, compiled statements) lives as
+        # long as the process: frozen, the collector stops scanning it. Unfrozen, audit's
+        # first full collection under load scanned it all in one ≈ 0.1 s pause.
+        gc.collect()
+        gc.freeze()
         log.info("service_started", policy_revision=authorizer.revision)
         yield runtime
     finally:
