@@ -1,9 +1,11 @@
-"""Orders' two requests of cart over NATS (contracts: libs.contracts.cart), both on the
-authority of the caller's bearer token: the order snapshot before placing an order
-(CartSnapshotRequest), the checkout after (CartCheckout)."""
+"""Orders' two requests of cart (contracts: libs.contracts.cart), both on the authority of the
+caller's bearer token: the order snapshot before placing an order (CartSnapshotRequest), the
+checkout after (CartCheckout). Over NATS, or directly when cart runs in the same process
+(libs/common/local_requests.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -11,7 +13,7 @@ from nats.aio.client import Client as NATS
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from libs.common import tracing
+from libs.common import local_requests
 from libs.common.errors import (
     Conflict,
     DomainError,
@@ -47,7 +49,7 @@ class CheckoutRequest:
     bearer_token: str | None
 
 
-def bearer_of(headers: dict[str, str] | None) -> str | None:
+def bearer_of(headers: Mapping[str, str] | None) -> str | None:
     """The bearer token of a request's `Authorization` header, if it carries one."""
     scheme, _, token = (headers or {}).get(AUTHORIZATION_HEADER, "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
@@ -65,15 +67,15 @@ async def request_checkout(
     a little later (cart handles each order once)."""
     payload = CartCheckout(order=order).encode()
     try:
-        reply = await tracing.request(
+        reply = await local_requests.request(
             nc, CHECKOUT_SUBJECT, payload, timeout=timeout, headers=bearer_header(bearer_token)
         )
-        return CheckoutReply.decode(reply.data).ok
+        return CheckoutReply.decode(reply).ok
     except Exception:
         return False
 
 
-def parse_checkout(payload: bytes, headers: dict[str, str] | None) -> CheckoutRequest:
+def parse_checkout(payload: bytes, headers: Mapping[str, str] | None) -> CheckoutRequest:
     """The order and the caller's token; BadCheckout if the body is not a checkout."""
     return CheckoutRequest(
         order=CartCheckout.decode(payload).order, bearer_token=bearer_of(headers)
@@ -102,7 +104,7 @@ async def request_order_snapshot(
     """The cart the token's holder may order now, priced by catalog; cart's refusal (policy,
     lock, empty cart, products gone) is raised as the same DomainError."""
     try:
-        reply = await tracing.request(
+        reply = await local_requests.request(
             nc,
             CartSnapshotRequest.subject,
             CartSnapshotRequest().encode(),
@@ -114,7 +116,7 @@ async def request_order_snapshot(
     except NatsTimeoutError as exc:
         raise Unavailable("the cart service did not answer in time") from exc
     try:
-        answer = CartSnapshotReply.decode(reply.data)
+        answer = CartSnapshotReply.decode(reply)
     except BadMessage as exc:
         raise Unavailable("the cart service answered with something that is not a cart") from exc
     if answer.snapshot is not None:

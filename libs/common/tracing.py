@@ -178,16 +178,41 @@ async def request(
 @contextlib.contextmanager
 def serving(message: Msg) -> Iterator[None]:
     """The server span of a NATS request being answered, child of the requester's span."""
+    with serving_request(message.subject, message.headers):
+        yield
+
+
+@contextlib.contextmanager
+def serving_request(subject: str, headers: Mapping[str, str] | None) -> Iterator[None]:
+    """The server span of a request on `subject` (over NATS or in-process), child of the span
+    whose traceparent `headers` carry."""
     if not enabled():
         yield
         return
     with _tracer().start_as_current_span(
-        f"serve {message.subject}",
-        context=_parent(message.headers),
+        f"serve {subject}",
+        context=_parent(headers),
         kind=SpanKind.SERVER,
-        attributes={"messaging.system": "nats", "messaging.destination.name": message.subject},
+        attributes={"messaging.system": "nats", "messaging.destination.name": subject},
     ):
         yield
+
+
+@contextlib.contextmanager
+def requesting_locally(subject: str, headers: dict[str, str] | None) -> Iterator[dict[str, str]]:
+    """A client span for a request answered in this process (libs/common/local_requests.py),
+    and the headers to hand the responder: the given ones plus the span's traceparent."""
+    if not enabled():
+        yield headers or {}
+        return
+    with _tracer().start_as_current_span(
+        f"request {subject}",
+        kind=SpanKind.CLIENT,
+        attributes={"messaging.system": "in-process", "messaging.destination.name": subject},
+    ):
+        carrier = dict(headers or {})
+        _PROPAGATOR.inject(carrier)
+        yield carrier
 
 
 def publish_span(subject: str, traceparent: str | None) -> tuple[Span | None, dict[str, str]]:

@@ -31,8 +31,8 @@ def create_app(settings: CartSettings | None = None) -> FastAPI:
             try:
                 yield
             finally:
-                await checkouts.unsubscribe()
-                await snapshots.unsubscribe()
+                await checkouts.stop()
+                await snapshots.stop()
 
     return create_service_app(
         title="onbehalf cart", lifespan=lifespan, routers=[router, lists_router]

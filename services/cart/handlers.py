@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import structlog
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
+from collections.abc import Mapping
 
-from libs.common import tracing
+import structlog
+
 from libs.common.checkout import CHECKOUT_SUBJECT, BadCheckout, bearer_of, parse_checkout
 from libs.common.consumer import (
     Delivery,
@@ -18,6 +17,7 @@ from libs.common.consumer import (
 from libs.common.errors import DomainError, NotFound, Unauthenticated
 from libs.common.events import EventContext
 from libs.common.inbox import first_delivery
+from libs.common.local_requests import Answering, answer_requests
 from libs.common.principals import org_in_view
 from libs.common.resources import OrderBook
 from libs.common.runtime import ServiceRuntime
@@ -44,20 +44,16 @@ def _inbox_key(event_id: str) -> str:
     return event_id
 
 
-async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
+async def serve_checkouts(runtime: ServiceRuntime) -> Answering:
     """Orders asks right after placing, so the cart is empty when the customer looks again.
     The request carries the token the order was placed with: cart verifies it as it would an
     HTTP request and asks the policy whether its holder may order from that cart, so whoever
     can publish on the subject cannot empty another customer's cart or speak for anyone."""
 
-    async def on_request(message: Msg) -> None:
-        with tracing.serving(message):
-            await answer(message)
-
-    async def answer(message: Msg) -> None:
+    async def answer(data: bytes, headers: Mapping[str, str] | None) -> bytes:
         reply: CheckoutReply
         try:
-            request = parse_checkout(message.data, message.headers)
+            request = parse_checkout(data, headers)
             if request.bearer_token is None:
                 raise Unauthenticated("the checkout request carries no bearer token")
             principal = runtime.verifier.verify(request.bearer_token)
@@ -90,25 +86,21 @@ async def serve_checkouts(runtime: ServiceRuntime) -> Subscription:
         except Exception as exc:
             log.warning("checkout_failed", error=repr(exc))
             reply = CheckoutReply(ok=False, error="checkout failed; the order event will retry it")
-        await message.respond(reply.encode())
+        return reply.encode()
 
-    return await runtime.nc.subscribe(CHECKOUT_SUBJECT, queue="cart", cb=on_request)
+    return await answer_requests(runtime.nc, CHECKOUT_SUBJECT, queue="cart", responder=answer)
 
 
-async def serve_order_snapshots(runtime: ServiceRuntime) -> Subscription:
+async def serve_order_snapshots(runtime: ServiceRuntime) -> Answering:
     """Orders asks before placing: may the token's holder order the cart in view, and what
     exactly is in it, priced now? Authorised by the bearer token like a checkout; a refusal
     comes back as the HTTP error orders answers with."""
 
-    async def on_request(message: Msg) -> None:
-        with tracing.serving(message):
-            await answer(message)
-
-    async def answer(message: Msg) -> None:
+    async def answer(data: bytes, headers: Mapping[str, str] | None) -> bytes:
         reply: CartSnapshotReply
         try:
-            CartSnapshotRequest.decode(message.data or b"{}")
-            token = bearer_of(message.headers)
+            CartSnapshotRequest.decode(data or b"{}")
+            token = bearer_of(headers)
             if token is None:
                 raise Unauthenticated("the order snapshot request carries no bearer token")
             principal = runtime.verifier.verify(token)
@@ -127,9 +119,11 @@ async def serve_order_snapshots(runtime: ServiceRuntime) -> Subscription:
             reply = CartSnapshotReply(
                 refusal=Refusal(status=503, detail="the cart could not be read for the order")
             )
-        await message.respond(reply.encode())
+        return reply.encode()
 
-    return await runtime.nc.subscribe(CartSnapshotRequest.subject, queue="cart", cb=on_request)
+    return await answer_requests(
+        runtime.nc, CartSnapshotRequest.subject, queue="cart", responder=answer
+    )
 
 
 async def check_out_ordered_carts(runtime: ServiceRuntime) -> None:
