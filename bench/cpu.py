@@ -62,8 +62,12 @@ class CpuMeter:
         meter = cls()
         if stack.nats is not None:
             meter.add("nats-server", stack.nats.process.pid)
+        names: dict[int, list[str]] = {}
         for name, service in {**stack.services, **stack.replicas}.items():
-            meter.add(name, service.process.pid)
+            names.setdefault(service.process.pid, []).append(name)
+        for pid, sharing in names.items():
+            # Services co-located in one process are counted once, under their joint name.
+            meter.add("+".join(sharing), pid)
         if postgres_pid is not None:
             meter.add("postgres", postgres_pid, with_children=True)
         return meter

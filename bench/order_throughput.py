@@ -104,6 +104,11 @@ def main() -> None:
     parser.add_argument(
         "--idle-seconds", type=float, default=5.0, help="measure the idle system's CPU this long"
     )
+    parser.add_argument(
+        "--colocate",
+        default=None,
+        help='services sharing a process, e.g. "cart+orders" (default: ONBEHALF_COLOCATE, none)',
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="onbehalf-bench-"))
@@ -118,6 +123,7 @@ def main() -> None:
         admin_password=password,
         database_urls=database_urls,
         nats_monitoring=True,
+        colocate=args.colocate,
     )
     try:
         urls = {name: stack.url(name) for name in SERVICES}
@@ -161,8 +167,10 @@ def main() -> None:
             ]
         latencies.sort()
         database = "PostgreSQL" if postgres else "SQLite"
+        shared = "".join(f", {'+'.join(group)} in one process" for group in stack.colocated)
         print(
-            f"onbehalf order throughput — {database}, {args.customers} acting sessions, {total} orders"
+            f"onbehalf order throughput — {database}, {args.customers} acting sessions, "
+            f"{total} orders{shared}"
         )
         print(
             f"  placing (add item + POST /v1/orders): {total / (placed_at - began):8.1f} orders/s"

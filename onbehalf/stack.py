@@ -20,6 +20,8 @@ import httpx
 
 from libs.common.settings import ServiceSettings
 from libs.common.signing import public_keys_path, signing_key_path, write_event_keys
+from onbehalf.colocated import COLOCATABLE
+from onbehalf.colocated import SPEC_VARIABLE as COLOCATED_SPEC_VARIABLE
 from onbehalf.nats_setup import BusSecrets, init_bus_secrets, provision_sync
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -265,6 +267,51 @@ def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path
     return ServiceProcess(name=name, port=port, process=process, log_path=log_path, env=dict(env))
 
 
+def start_colocated(
+    members: Mapping[str, tuple[int, Mapping[str, str]]], *, log_dir: Path
+) -> dict[str, ServiceProcess]:
+    """Start `members` (name -> port and environment) in one process (onbehalf/colocated.py);
+    each name gets a ServiceProcess of that one process."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{'+'.join(members)}.log"
+    spec = {
+        name: {"port": port, "env": {**env, "ONBEHALF_PORT": str(port)}}
+        for name, (port, env) in members.items()
+    }
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "onbehalf.colocated"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, COLOCATED_SPEC_VARIABLE: json.dumps(spec)},
+            cwd=PROJECT_ROOT,
+            preexec_fn=_die_with_parent,
+        )
+    return {
+        name: ServiceProcess(
+            name=name, port=port, process=process, log_path=log_path, env=dict(env)
+        )
+        for name, (port, env) in members.items()
+    }
+
+
+def parse_colocate(text: str) -> list[tuple[str, ...]]:
+    """`ONBEHALF_COLOCATE`: groups of services that share a process, e.g. "cart+orders"
+    (several groups separated by commas); StackError if a name is not one of COLOCATABLE or
+    is in two groups."""
+    groups = [tuple(n.strip() for n in g.split("+")) for g in text.split(",") if g.strip()]
+    named = [name for group in groups for name in group]
+    wrong = sorted(
+        {n for n in named if n not in COLOCATABLE} | {n for n in named if named.count(n) > 1}
+    )
+    if wrong or any(len(group) < 2 for group in groups):
+        raise StackError(
+            f"ONBEHALF_COLOCATE={text!r}: groups of two or more of {', '.join(COLOCATABLE)}, "
+            f"each service in one group at most (e.g. cart+orders)"
+        )
+    return groups
+
+
 def _service_of(answer: httpx.Response) -> str | None:
     try:
         body = answer.json()
@@ -359,6 +406,13 @@ class Stack:
     replicas: dict[str, ServiceProcess] = field(default_factory=dict)
     # Where identity sends mail unless SMTP_URL says otherwise (`onbehalf mail list|show`).
     mail: MailSink | None = None
+    # Services sharing a process (ONBEHALF_COLOCATE, docs/architecture.md): they start, stop
+    # and are restarted together.
+    colocated: list[tuple[str, ...]] = field(default_factory=list)
+
+    def group_of(self, name: str) -> tuple[str, ...]:
+        """The services that share `name`'s process, `name` included."""
+        return next((group for group in self.colocated if name in group), (name,))
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -416,15 +470,30 @@ class Stack:
         }
 
     def start_one(self, name: str, *, wait: bool = True) -> ServiceProcess:
-        service = start_service(
-            name, port=self.ports[name], env=self.service_env(name), log_dir=self.workdir / "logs"
-        )
-        self.services[name] = service
+        """Start service `name`, and with it the services it shares a process with."""
+        group = self.group_of(name)
+        if len(group) == 1:
+            started = {
+                name: start_service(
+                    name,
+                    port=self.ports[name],
+                    env=self.service_env(name),
+                    log_dir=self.workdir / "logs",
+                )
+            }
+        else:
+            started = start_colocated(
+                {member: (self.ports[member], self.service_env(member)) for member in group},
+                log_dir=self.workdir / "logs",
+            )
+        self.services.update(started)
         if wait:
-            wait_healthy(service)
-        return service
+            for service in started.values():
+                wait_healthy(service)
+        return started[name]
 
     def restart(self, name: str) -> ServiceProcess:
+        """Stop and start `name` (and whatever shares its process)."""
         self.services[name].stop()
         return self.start_one(name)
 
@@ -452,13 +521,20 @@ def start_stack(
     extra_env: Mapping[str, str] | None = None,
     stream_replicas: int | None = None,
     nats_monitoring: bool = False,
+    colocate: str | None = None,
 ) -> Stack:
     """Start NATS (unless `nats_url` is given) and the services; identity first, since the
     others fetch its key set at start-up. Stops what it started if anything fails.
     `nats_monitoring`: open the NATS server's monitoring endpoint (start_nats).
 
     `stream_replicas` (default: ONBEHALF_STREAM_REPLICAS, 1) is how many copies JetStream
-    keeps of each stream and bucket: 3 when `nats_url` names a three-node cluster."""
+    keeps of each stream and bucket: 3 when `nats_url` names a three-node cluster.
+
+    `colocate` (default: ONBEHALF_COLOCATE, none) names services that share a process, e.g.
+    "cart+orders" (parse_colocate)."""
+    colocated = parse_colocate(
+        os.environ.get("ONBEHALF_COLOCATE", "") if colocate is None else colocate
+    )
     workdir.mkdir(parents=True, exist_ok=True)
     write_event_keys(workdir / "secrets", SERVICES)
     # With a NATS of its own, the stack holds its users' keys; a given NATS_URL brings its own
@@ -498,15 +574,18 @@ def start_stack(
         extra_env=dict(extra_env or {}),
         # Every port is chosen up front so that services learn each other's addresses.
         ports=_ports_of(ports or {}),
+        colocated=colocated,
     )
     try:
         stack.mail = start_mail_sink(
             workdir / "mail", log_dir=workdir / "logs", taken=stack.ports.values()
         )
         stack.start_one("identity")
-        started = [stack.start_one(name, wait=False) for name in SERVICES[1:]]
-        for service in started:
-            wait_healthy(service)
+        for name in SERVICES[1:]:
+            if name not in stack.services:
+                stack.start_one(name, wait=False)
+        for name in SERVICES[1:]:
+            wait_healthy(stack.services[name])
         # Last: its pages need the others, and nothing needs it.
         stack.start_one(CONSOLE)
     except BaseException:

@@ -50,15 +50,19 @@ class Supervisor:
         if nats is not None and nats.process.poll() is not None and self._due("nats"):
             self._restart("nats", nats.process.returncode, self._stack.start_nats)
             restarted.append("nats")
-        for name, service in list(self._stack.services.items()):
-            if service.process.poll() is not None and self._due(name):
+        for name in list(self._stack.services):
+            # Looked up afresh: restarting a service restarts whatever shares its process.
+            service = self._stack.services[name]
+            # Services sharing a process (ONBEHALF_COLOCATE) go down and come back as one.
+            label = "+".join(self._stack.group_of(name))
+            if service.process.poll() is not None and self._due(label):
                 code = service.process.returncode
 
                 def start(name: str = name) -> object:
                     return self._stack.start_one(name, wait=False)
 
-                self._restart(name, code, start)
-                restarted.append(name)
+                self._restart(label, code, start)
+                restarted.append(label)
         return restarted
 
     def _due(self, name: str) -> bool:

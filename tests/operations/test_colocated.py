@@ -1,0 +1,166 @@
+"""Cart and orders in one process (ONBEHALF_COLOCATE=cart+orders): the same answers, refusals and
+audit as apart, orders' requests of cart answered without the bus, one restart for both."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from nats.aio.msg import Msg
+
+from devtools.stacks import connect_bus
+from libs.common.checkout import CHECKOUT_SUBJECT
+from libs.contracts.cart import CartSnapshotRequest
+from onbehalf.stack import Stack, StackError, parse_colocate, start_stack, wait_healthy
+from onbehalf.supervise import Supervisor
+from tests.cart.people import acting_staff
+from tests.support import Api, World, audit_events, build_world, ok, security_reviewer, wait_until
+
+ADMIN = "admin@colocated.test"
+CART_REQUESTS = (CartSnapshotRequest.subject, CHECKOUT_SUBJECT)
+
+
+@pytest.fixture(scope="module")
+def colocated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Api]]:
+    password = secrets.token_urlsafe(16)
+    stack = start_stack(
+        tmp_path_factory.mktemp("colocated"),
+        admin_email=ADMIN,
+        admin_password=password,
+        colocate="cart+orders",
+    )
+    try:
+        with httpx.Client(timeout=15.0) as client:
+            yield stack, Api(stack=stack, client=client).login(ADMIN, password)
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def shared_world(colocated: tuple[Stack, Api]) -> World:
+    return build_world(colocated[1])
+
+
+def _place_acting_order(world: World, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    rep = world.login(world.rep)
+    acting, started = world.act_as(rep, world.org_a)
+    ok(acting.post("cart", "/v1/cart/items", json={"sku": world.skus[0], "quantity": 2}))
+    order = ok(acting.post("orders", "/v1/orders", headers={"Idempotency-Key": key}), 201)
+    return order, started
+
+
+async def _requests_of_cart_seen_on_the_bus(stack: Stack, world: World) -> list[str]:
+    """Place an acting order while listening, as cart may, on the subjects orders asks cart on:
+    the subjects of what crossed the bus."""
+    nc = await connect_bus(stack, "cart")
+    seen: list[str] = []
+
+    async def heard(message: Msg) -> None:
+        seen.append(message.subject)
+
+    try:
+        for subject in CART_REQUESTS:
+            await nc.subscribe(subject, cb=heard)  # no queue group: a copy of every request
+        await nc.flush()
+        _place_acting_order(world, "listened")
+        # Whatever was published before the order's answer arrives before this round trip ends.
+        await nc.flush()
+    finally:
+        await nc.close()
+    return seen
+
+
+def test_cart_and_orders_share_a_process_and_an_acting_order_is_placed_and_audited(
+    colocated: tuple[Stack, Api], shared_world: World
+) -> None:
+    stack, admin = colocated
+    assert stack.services["cart"].process.pid == stack.services["orders"].process.pid
+    assert stack.services["catalog"].process.pid != stack.services["cart"].process.pid
+    # Each still answers on its own port, as itself.
+    assert ok(admin.get("cart", "/healthz"))["service"] == "cart"
+    assert ok(admin.get("orders", "/healthz"))["service"] == "orders"
+
+    world = shared_world
+    order, started = _place_acting_order(world, "one")
+    assert order["customer_org_id"] == world.org_a["id"]
+    assert order["placed_by"]["id"] == world.rep["id"] and order["placed_on_behalf"] is True
+    assert order["total"] == "15.00"  # catalog's price for A, quoted through the bus
+    buyer = world.login(world.buyer_a)
+    assert ok(buyer.get("cart", "/v1/cart"))["items"] == []  # checked out before the answer
+
+    wanted = {
+        "com.onbehalf.cart.item.added",
+        "com.onbehalf.orders.order.placed",
+        "com.onbehalf.cart.checked_out",
+    }
+
+    def recorded() -> list[dict[str, Any]] | None:
+        events = audit_events(security_reviewer(admin), session_id=started["session_id"])
+        return events if wanted <= {e["type"] for e in events} else None
+
+    for event in wait_until(recorded, what="item added, order placed, cart checked out audited"):
+        assert event["actor"]["id"] == world.rep["id"]
+        assert event["subject"]["org_id"] == world.org_a["id"]
+
+
+async def test_orders_asks_cart_in_the_process_not_over_the_bus(
+    colocated: tuple[Stack, Api], shared_world: World
+) -> None:
+    assert await _requests_of_cart_seen_on_the_bus(colocated[0], shared_world) == []
+
+
+async def test_apart_the_same_requests_cross_the_bus(stack: Stack, world: World) -> None:
+    """The listener above hears them when cart and orders run apart (the default): its empty
+    list means the requests stayed in the process, not that it could not hear."""
+    assert sorted(await _requests_of_cart_seen_on_the_bus(stack, world)) == sorted(CART_REQUESTS)
+
+
+def test_cart_refusals_reach_the_caller_unchanged(shared_world: World) -> None:
+    world = shared_world
+    viewing, _, _ = acting_staff(world, mode="view")
+    refused = viewing.post("orders", "/v1/orders", headers={"Idempotency-Key": "view"})
+    assert refused.status_code == 403 and refused.json()["reason"]  # the policy's reason
+
+    rep, rep_user, _ = acting_staff(world)
+    buyer = world.login(world.buyer_a)
+    ok(rep.post("cart", "/v1/cart/lock"))
+    ok(rep.post("cart", "/v1/cart/items", json={"sku": world.skus[0], "quantity": 1}))
+    blocked = buyer.post("orders", "/v1/orders", headers={"Idempotency-Key": "buyer"})
+    assert blocked.status_code == 409 and rep_user["name"] in blocked.json()["detail"]
+    assert ok(buyer.get("cart", "/v1/cart"))["items"]  # nothing checked out by the refusal
+
+
+def test_colocation_names_two_or_more_services_once_each() -> None:
+    assert parse_colocate("cart+orders") == [("cart", "orders")]
+    assert parse_colocate("cart+orders, catalog+audit") == [
+        ("cart", "orders"),
+        ("catalog", "audit"),
+    ]
+    assert parse_colocate("") == []
+    for wrong in ("cart", "cart+cart", "cart+orders,orders+audit", "identity+cart", "cart+shop"):
+        with pytest.raises(StackError, match="ONBEHALF_COLOCATE"):
+            parse_colocate(wrong)
+
+
+def test_the_shared_process_goes_down_and_comes_back_as_one(
+    colocated: tuple[Stack, Api],
+) -> None:
+    """Last in this file: it kills the module's shared process (the supervisor brings it back)."""
+    stack, admin = colocated
+    said: list[str] = []
+    supervisor = Supervisor(stack, say=said.append, first_backoff=0.1)
+    old_pid = stack.services["cart"].process.pid
+    stack.services["orders"].kill()  # kill -9 of the one process
+    assert stack.services["cart"].process.poll() is not None  # cart went with it
+    assert supervisor.check() == ["cart+orders"]
+    assert any(line.startswith("cart+orders exited") for line in said)
+    for name in ("cart", "orders"):
+        wait_healthy(stack.services[name])
+    new_pid = stack.services["cart"].process.pid
+    assert new_pid != old_pid and stack.services["orders"].process.pid == new_pid
+    assert supervisor.check() == []
+    order, _ = _place_acting_order(build_world(admin), "after-restart")
+    assert order["total"] == "15.00"
