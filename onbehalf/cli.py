@@ -123,6 +123,8 @@ def run(
             DEMO_PASSWORD,
             console_url=stack.url(CONSOLE),
         )
+        for group in stack.colocated:
+            console.print(f"\n{' and '.join(group)} share one process (ONBEHALF_COLOCATE)")
         supervisor = Supervisor(stack, say=lambda line: console.print(f"[yellow]{line}[/]"))
         while not stopping:
             supervisor.check()
