@@ -103,7 +103,7 @@ async def request(
         reply = await tracing.request(nc, subject, payload, timeout=timeout, headers=headers)
         return reply.data
     local = registered[-1]
-    with tracing.requesting_locally(subject, headers) as carried:
+    with tracing.client_span(subject, headers, system="in-process") as carried:
         task = asyncio.get_running_loop().create_task(
             local.serve(payload, carried), context=local.context.copy()
         )

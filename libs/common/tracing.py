@@ -163,16 +163,28 @@ async def request(
     headers: dict[str, str] | None = None,
 ) -> Msg:
     """`nc.request`, inside a client span whose traceparent travels in the message headers."""
+    with client_span(subject, headers) as carried:
+        return await nc.request(subject, payload, timeout=timeout, headers=carried)
+
+
+@contextlib.contextmanager
+def client_span(
+    subject: str, headers: dict[str, str] | None, *, system: str = "nats"
+) -> Iterator[dict[str, str] | None]:
+    """A client span for a request on `subject` (over NATS, or `system="in-process"`: answered
+    in this process, libs/common/local_requests.py), and the headers to send: the given ones
+    plus the span's traceparent."""
     if not enabled():
-        return await nc.request(subject, payload, timeout=timeout, headers=headers)
+        yield headers
+        return
     with _tracer().start_as_current_span(
         f"request {subject}",
         kind=SpanKind.CLIENT,
-        attributes={"messaging.system": "nats", "messaging.destination.name": subject},
+        attributes={"messaging.system": system, "messaging.destination.name": subject},
     ):
         carrier = dict(headers or {})
         _PROPAGATOR.inject(carrier)
-        return await nc.request(subject, payload, timeout=timeout, headers=carrier)
+        yield carrier
 
 
 @contextlib.contextmanager
@@ -196,23 +208,6 @@ def serving_request(subject: str, headers: Mapping[str, str] | None) -> Iterator
         attributes={"messaging.system": "nats", "messaging.destination.name": subject},
     ):
         yield
-
-
-@contextlib.contextmanager
-def requesting_locally(subject: str, headers: dict[str, str] | None) -> Iterator[dict[str, str]]:
-    """A client span for a request answered in this process (libs/common/local_requests.py),
-    and the headers to hand the responder: the given ones plus the span's traceparent."""
-    if not enabled():
-        yield headers or {}
-        return
-    with _tracer().start_as_current_span(
-        f"request {subject}",
-        kind=SpanKind.CLIENT,
-        attributes={"messaging.system": "in-process", "messaging.destination.name": subject},
-    ):
-        carrier = dict(headers or {})
-        _PROPAGATOR.inject(carrier)
-        yield carrier
 
 
 def publish_span(subject: str, traceparent: str | None) -> tuple[Span | None, dict[str, str]]:

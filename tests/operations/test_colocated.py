@@ -3,6 +3,7 @@ audit as apart, orders' requests of cart answered without the bus, one restart f
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
@@ -26,11 +27,13 @@ CART_REQUESTS = (CartSnapshotRequest.subject, CHECKOUT_SUBJECT)
 @pytest.fixture(scope="module")
 def colocated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Api]]:
     password = secrets.token_urlsafe(16)
+    workdir = tmp_path_factory.mktemp("colocated")
     stack = start_stack(
-        tmp_path_factory.mktemp("colocated"),
+        workdir / "stack",
         admin_email=ADMIN,
         admin_password=password,
         colocate="cart+orders",
+        extra_env={"ONBEHALF_TRACE_FILE": str(workdir / "spans.jsonl")},
     )
     try:
         with httpx.Client(timeout=15.0) as client:
@@ -44,11 +47,14 @@ def shared_world(colocated: tuple[Stack, Api]) -> World:
     return build_world(colocated[1])
 
 
-def _place_acting_order(world: World, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def _place_acting_order(
+    world: World, key: str, *, traceparent: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     rep = world.login(world.rep)
     acting, started = world.act_as(rep, world.org_a)
     ok(acting.post("cart", "/v1/cart/items", json={"sku": world.skus[0], "quantity": 2}))
-    order = ok(acting.post("orders", "/v1/orders", headers={"Idempotency-Key": key}), 201)
+    headers = {"Idempotency-Key": key, **({"traceparent": traceparent} if traceparent else {})}
+    order = ok(acting.post("orders", "/v1/orders", headers=headers), 201)
     return order, started
 
 
@@ -104,6 +110,34 @@ def test_cart_and_orders_share_a_process_and_an_acting_order_is_placed_and_audit
     for event in wait_until(recorded, what="item added, order placed, cart checked out audited"):
         assert event["actor"]["id"] == world.rep["id"]
         assert event["subject"]["org_id"] == world.org_a["id"]
+
+
+def test_the_request_answered_in_the_process_stays_in_the_orders_trace(
+    colocated: tuple[Stack, Api], shared_world: World
+) -> None:
+    """The shared process's spans: orders' in-process request of cart is the parent of cart's
+    answer, which asks catalog for prices over NATS, all in the trace of the order's request."""
+    stack = colocated[0]
+    trace_file = stack.workdir.parent / "spans.jsonl"
+    # The order's request continues a trace of the test's own (W3C traceparent).
+    trace_id = secrets.token_hex(16)
+    _place_acting_order(shared_world, "traced", traceparent=f"00-{trace_id}-{'1' * 16}-01")
+
+    def order_trace() -> list[dict[str, Any]] | None:
+        spans = [json.loads(line) for line in trace_file.read_text().splitlines() if line]
+        mine = [s for s in spans if s["trace_id"] == trace_id]
+        return mine if any(s["name"] == "serve catalog.quote" for s in mine) else None
+
+    spans = wait_until(order_trace, what="the spans of the placed order")
+    by_id = {s["span_id"]: s for s in spans}
+    asked = [s for s in spans if s["name"] == "request cart.order_snapshot"]
+    assert asked and {s["service"] for s in asked} == {"onbehalf-cart+orders"}
+    assert {s["attributes"]["messaging.system"] for s in asked} == {"in-process"}
+    served = [s for s in spans if s["name"] == "serve cart.order_snapshot"]
+    assert served and all(by_id[s["parent_id"]] in asked for s in served)
+    quotes = [s for s in spans if s["name"] == "serve catalog.quote"]
+    assert {s["service"] for s in quotes} == {"onbehalf-catalog"}  # catalog: over the bus
+    assert all(s["parent_id"] in by_id for s in spans if s["parent_id"] != "1" * 16)
 
 
 async def test_orders_asks_cart_in_the_process_not_over_the_bus(
