@@ -80,6 +80,13 @@ class _Server(uvicorn.Server):
         yield
 
 
+async def _serve(server: _Server) -> None:
+    # uvicorn exits the process when its app cannot start; here the other services are stopped
+    # first (their lifespans close NATS and hand over what their relays hold).
+    with contextlib.suppress(SystemExit):
+        await server.serve()
+
+
 async def serve(members: Sequence[Member]) -> int:
     """Serve until SIGTERM or SIGINT, or until one member stops (the process is one unit, so
     its supervisor restarts all of them together). Returns the exit code."""
@@ -112,7 +119,7 @@ async def serve(members: Sequence[Member]) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop_all)
-    tasks = [loop.create_task(server.serve(), context=context) for server, context in servers]
+    tasks = [loop.create_task(_serve(server), context=context) for server, context in servers]
     await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     stop_all()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -177,6 +178,22 @@ def test_colocation_names_two_or_more_services_once_each() -> None:
     for wrong in ("cart", "cart+cart", "cart+orders,orders+audit", "identity+cart", "cart+shop"):
         with pytest.raises(StackError, match="ONBEHALF_COLOCATE"):
             parse_colocate(wrong)
+
+
+def test_one_service_failing_to_start_stops_the_shared_process(tmp_path: Path) -> None:
+    """Cart cannot open its database: the process exits (code 3) rather than serve orders
+    alone, and the stack says which service failed and why."""
+    not_a_folder = tmp_path / "not-a-folder"
+    not_a_folder.write_text("a file where cart's database folder should be")
+    with pytest.raises(StackError, match=r"cart exited at start \(code 3\)") as failed:
+        start_stack(
+            tmp_path / "stack",
+            admin_email=ADMIN,
+            admin_password=secrets.token_urlsafe(16),
+            colocate="cart+orders",
+            database_urls={"cart": f"sqlite+aiosqlite:///{not_a_folder / 'cart.db'}"},
+        )
+    assert "not-a-folder" in str(failed.value)  # the end of the log: cart's own error
 
 
 def test_the_shared_process_goes_down_and_comes_back_as_one(
