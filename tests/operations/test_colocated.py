@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -215,3 +216,14 @@ def test_the_shared_process_goes_down_and_comes_back_as_one(
     assert supervisor.check() == []
     order, _ = _place_acting_order(build_world(admin), "after-restart")
     assert order["total"] == "15.00"
+
+
+def test_sigterm_stops_every_service_of_the_process_gracefully(
+    colocated: tuple[Stack, Api],
+) -> None:
+    """After the restart above: SIGTERM (what `make run`'s Ctrl-C and Kubernetes send) ends
+    both services' lifespans and the process exits 0, not killed by the signal."""
+    process = colocated[0].services["cart"].process
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert colocated[0].services["orders"].process.poll() == 0
