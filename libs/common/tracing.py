@@ -163,6 +163,8 @@ async def request(
     headers: dict[str, str] | None = None,
 ) -> Msg:
     """`nc.request`, inside a client span whose traceparent travels in the message headers."""
+    if not enabled():  # the hot path's case: no context manager to enter
+        return await nc.request(subject, payload, timeout=timeout, headers=headers)
     with client_span(subject, headers) as carried:
         return await nc.request(subject, payload, timeout=timeout, headers=carried)
 
