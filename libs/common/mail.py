@@ -24,10 +24,11 @@ from uuid import uuid4
 import aiosmtplib
 import structlog
 from prometheus_client import Counter
-from sqlalchemy import Integer, String, Text, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Integer, String, Text, bindparam, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
+from libs.common import statements
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
 
@@ -149,6 +150,13 @@ class MailRelay:
         self._max_backoff = max_backoff_seconds
         self._timeout = timeout
         self._wakeup = asyncio.Event()
+        # Is any mail due? Asked every poll, almost always answered no: one statement on the
+        # bare driver (through a session the question cost ≈ 1.5 ms of CPU a poll).
+        self._any_due = statements.SnapshotRead(
+            select(model.id)
+            .where(model.sent_at.is_(None), model.next_attempt_at <= bindparam("now"))
+            .limit(1)
+        )
 
     def notify(self) -> None:
         """After a commit that staged mail: send it now rather than at the next poll."""
@@ -182,6 +190,9 @@ class MailRelay:
             .order_by(model.created_at, model.id)
             .limit(batch)
         )
+        engine = self._read_sessionmaker.kw.get("bind")
+        if isinstance(engine, AsyncEngine) and not await self._any_due.rows(engine, {"now": now}):
+            return 0
         if self._row_locks:
             # PostgreSQL, several replicas: each sends a disjoint batch.
             query = query.with_for_update(skip_locked=True)

@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 from tenacity import (
     AsyncRetrying,
@@ -41,7 +41,7 @@ from libs.common import tracing
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
 from libs.common.events import SignedEvent, nats_subject
-from libs.common.statements import Statements, bare, in_loop
+from libs.common.statements import SnapshotRead, Statements, bare, in_loop
 
 log = structlog.get_logger("outbox")
 # The first pause after a failed relay round; doubling (with jitter) up to max_backoff.
@@ -252,6 +252,10 @@ class OutboxRelay:
             .order_by(table.c.created_at, table.c.id)
             .limit(batch_size)
         )
+        # Read the way cart reads a cart: one statement on the bare driver, its own snapshot.
+        # An idle relay reads twice a second, and through a session that read cost every
+        # service ≈ 1.5 ms of CPU each time.
+        self._pending_read = SnapshotRead(self._pending_query)
         self._mark_statement = (
             update(table)
             .where(table.c.id.in_(bindparam("ids", expanding=True)))
@@ -387,11 +391,13 @@ class OutboxRelay:
     async def _read_pending(self) -> list[Row]:
         # SQLite: one writer at a time, so never hold the write lock while talking to NATS.
         # One relay per database file (one process), so nobody else publishes these rows.
-        async with self._read_sessionmaker() as session:
-            result = await session.execute(self._pending_query)
-            rows = [(r.id, r.subject, r.payload, r.traceparent) for r in result]
-            await session.commit()
-        return rows
+        engine = self._read_sessionmaker.kw.get("bind")
+        if isinstance(engine, AsyncEngine):
+            found = await self._pending_read.rows(engine, {})
+        else:
+            async with self._read_sessionmaker() as session:
+                found = list(await session.execute(self._pending_query))
+        return [(r.id, r.subject, r.payload, r.traceparent) for r in found]
 
     async def _publish_locked(self) -> int:
         # PostgreSQL: several relays share the table; SKIP LOCKED hands each a disjoint batch,

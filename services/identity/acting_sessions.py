@@ -4,14 +4,16 @@ the policy and announced by an event that revokes the token everywhere."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from libs.common import statements
 from libs.common.authz import Decision
 from libs.common.clock import utcnow
-from libs.common.db import skipping_locked
+from libs.common.db import UtcDateTime, skipping_locked
 from libs.common.errors import Forbidden, NotFound, Unauthenticated
 from libs.common.events import EventContext
 from libs.common.principals import ActingSession, Principal, StaffUser, actor_ref
@@ -305,23 +307,31 @@ async def record_activity(*, runtime: ServiceRuntime, session_ids: set[str]) -> 
         )
 
 
+def _due(now: Any, idle_since: Any) -> tuple[ColumnElement[bool], ...]:
+    return (
+        ActingSessionRecord.ended_at.is_(None),
+        or_(ActingSessionRecord.expires_at <= now, ActingSessionRecord.last_seen_at <= idle_since),
+    )
+
+
+# The sweep runs every second and almost always finds nothing: it asks beside the writers
+# first (on SQLite a write transaction begins IMMEDIATE, queueing behind the requests' writes
+# and waiting out another process's with the loop blocked), in one statement on the bare driver
+# (through a session the question cost identity ≈ 1.5 ms of CPU a second).
+_ANY_DUE = statements.SnapshotRead(
+    select(ActingSessionRecord.id)
+    .where(*_due(bindparam("now", type_=UtcDateTime), bindparam("idle_since", type_=UtcDateTime)))
+    .limit(1)
+)
+
+
 async def end_timed_out_sessions(*, runtime: ServiceRuntime) -> int:
     """End sessions past their maximum lifetime or idle for longer than the idle timeout."""
     now = utcnow()
     idle_since = now - timedelta(seconds=identity_settings(runtime).acting_idle_seconds)
-    due_now = (
-        ActingSessionRecord.ended_at.is_(None),
-        or_(
-            ActingSessionRecord.expires_at <= now,
-            ActingSessionRecord.last_seen_at <= idle_since,
-        ),
-    )
-    # The sweep runs every second and almost always finds nothing: it asks beside the writers
-    # first (on SQLite a write transaction begins IMMEDIATE, queueing behind the requests'
-    # writes and waiting out another process's with the loop blocked).
-    async with runtime.reading() as session:
-        if await session.scalar(select(ActingSessionRecord.id).where(*due_now).limit(1)) is None:
-            return 0
+    if not await _ANY_DUE.rows(runtime.read_engine, {"now": now, "idle_since": idle_since}):
+        return 0
+    due_now = _due(now, idle_since)
     async with runtime.unit_of_work() as uow:
         query = select(ActingSessionRecord).where(*due_now)
         query = skipping_locked(query, runtime.settings.sqlalchemy_url)

@@ -5,7 +5,7 @@ async bridge; on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -237,6 +237,41 @@ def test_a_snapshot_read_gives_sqlalchemys_rows_and_each_read_the_last_commit(
 
     asyncio.run(scenario())
 
+
+
+# The polls' question (is any session or mail due by now?): a time compared on the bare driver.
+_CHANGED_BY = statements.SnapshotRead(
+    select(_price.c.sku)
+    .where(_price.c.changed_at <= bindparam("now", type_=UtcDateTime))
+    .order_by(_price.c.sku)
+)
+
+
+def test_a_snapshot_read_compares_an_aware_time_in_utc(database_url: str) -> None:
+    """A time given in another zone is compared as the same instant: SQLite stores text, so
+    without the column type's bind processing 20:30+01:00 would sort after 19:30:15Z."""
+    one_hour_east = timezone(timedelta(hours=1))
+
+    async def scenario() -> None:
+        engine, read_engine = _engines(database_url)
+        sessions = create_sessionmaker(engine)
+        try:
+            await create_tables(engine, _metadata)
+            async with sessions() as session, session.begin():
+                await Statements.of(await session.connection()).execute(insert(_price), _ROWS)
+            just_before = (_AT - timedelta(microseconds=1)).astimezone(one_hour_east)
+            assert await _CHANGED_BY.rows(read_engine, {"now": just_before}) == []
+            at = _AT.astimezone(one_hour_east)
+            assert [row.sku for row in await _CHANGED_BY.rows(read_engine, {"now": at})] == [
+                "A-1",
+                "B-2",
+            ]
+        finally:
+            await statements.release(read_engine)
+            await engine.dispose()
+            await read_engine.dispose()
+
+    asyncio.run(scenario())
 
 def test_on_sqlite_a_snapshot_read_keeps_one_connection_and_no_transaction(
     tmp_path: Path,
