@@ -238,7 +238,6 @@ def test_a_snapshot_read_gives_sqlalchemys_rows_and_each_read_the_last_commit(
     asyncio.run(scenario())
 
 
-
 # The polls' question (is any session or mail due by now?): a time compared on the bare driver.
 _CHANGED_BY = statements.SnapshotRead(
     select(_price.c.sku)
@@ -272,6 +271,7 @@ def test_a_snapshot_read_compares_an_aware_time_in_utc(database_url: str) -> Non
             await read_engine.dispose()
 
     asyncio.run(scenario())
+
 
 def test_on_sqlite_a_snapshot_read_keeps_one_connection_and_no_transaction(
     tmp_path: Path,
