@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 import uvloop
@@ -28,6 +29,7 @@ SPEC_VARIABLE = "ONBEHALF_COLOCATED"
 # fetch its key set as they start, and it holds the token-signing keys.
 COLOCATABLE = ("catalog", "cart", "orders", "audit")
 STARTUP_FAILURE = 3
+USAGE_ERROR = 2
 
 
 @dataclass(frozen=True)
@@ -40,16 +42,36 @@ class Member:
 
 
 def parse_spec(text: str) -> list[Member]:
-    members = [
-        Member(name=name, port=int(entry["port"]), env=dict(entry["env"]))
-        for name, entry in json.loads(text).items()
-    ]
+    """The members named by the spec; ValueError saying what is wrong with it."""
+    if not text.strip():
+        raise ValueError(f"{SPEC_VARIABLE} is not set (docs/operations.md, 'Sharing a process')")
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{SPEC_VARIABLE} is not JSON: {exc}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(
+            f'{SPEC_VARIABLE} must be an object: {{"<service>": {{"port": n, "env": {{}}}}}}'
+        )
+    members = [_member(name, entry) for name, entry in spec.items()]
     unknown = [m.name for m in members if m.name not in COLOCATABLE]
     if unknown or len(members) < 2:
         raise ValueError(
             f"co-locate two or more of {', '.join(COLOCATABLE)}; got {[m.name for m in members]}"
         )
     return members
+
+
+def _member(name: str, entry: Any) -> Member:
+    port = entry.get("port") if isinstance(entry, dict) else None
+    env = entry.get("env", {}) if isinstance(entry, dict) else None
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ValueError(f"{SPEC_VARIABLE}: {name} needs a port (an integer 1-65535)")
+    if not isinstance(env, dict) or not all(
+        isinstance(key, str) and isinstance(value, str) for key, value in env.items()
+    ):
+        raise ValueError(f"{SPEC_VARIABLE}: {name}'s env must map names to strings")
+    return Member(name=name, port=port, env=env)
 
 
 @contextlib.contextmanager
@@ -127,7 +149,12 @@ async def serve(members: Sequence[Member]) -> int:
 
 
 def main() -> None:
-    members = parse_spec(os.environ[SPEC_VARIABLE])
+    try:
+        members = parse_spec(os.environ.get(SPEC_VARIABLE, ""))
+    except ValueError as exc:
+        # Written by hand (outside the stack): one line saying what is wrong, no traceback.
+        print(f"onbehalf.colocated: {exc}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)
     sys.exit(uvloop.run(serve(members)))
 
 

@@ -4,8 +4,11 @@ audit as apart, orders' requests of cart answered without the bus, one restart f
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,15 @@ from nats.aio.msg import Msg
 from devtools.stacks import connect_bus
 from libs.common.checkout import CHECKOUT_SUBJECT
 from libs.contracts.cart import CartSnapshotRequest
-from onbehalf.stack import Stack, StackError, parse_colocate, start_stack, wait_healthy
+from onbehalf.colocated import SPEC_VARIABLE as COLOCATED_SPEC_VARIABLE
+from onbehalf.stack import (
+    PROJECT_ROOT,
+    Stack,
+    StackError,
+    parse_colocate,
+    start_stack,
+    wait_healthy,
+)
 from onbehalf.supervise import Supervisor
 from tests.cart.people import acting_staff
 from tests.support import Api, World, audit_events, build_world, ok, security_reviewer, wait_until
@@ -179,6 +190,38 @@ def test_colocation_names_two_or_more_services_once_each() -> None:
     for wrong in ("cart", "cart+cart", "cart+orders,orders+audit", "identity+cart", "cart+shop"):
         with pytest.raises(StackError, match="ONBEHALF_COLOCATE"):
             parse_colocate(wrong)
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        (None, "ONBEHALF_COLOCATED is not set"),
+        ("{cart: 8003}", "ONBEHALF_COLOCATED is not JSON"),
+        ('["cart", "orders"]', "ONBEHALF_COLOCATED must be an object"),
+        ('{"cart": {"port": "8003"}, "orders": {"port": 8004}}', "cart needs a port"),
+        ('{"cart": {"port": 8003, "env": {"A": 1}}, "orders": {"port": 8004}}', "cart's env"),
+        ('{"identity": {"port": 8001}, "cart": {"port": 8003}}', "got ['identity', 'cart']"),
+    ],
+)
+def test_a_hand_written_spec_that_is_wrong_is_refused_in_one_line(
+    spec: str | None, says: str
+) -> None:
+    """The launcher run by hand (a shared pod, docs/operations.md): exit 2 and one line saying
+    what is wrong, before any service is built."""
+    env = {k: v for k, v in os.environ.items() if k != COLOCATED_SPEC_VARIABLE}
+    if spec is not None:
+        env[COLOCATED_SPEC_VARIABLE] = spec
+    launched = subprocess.run(
+        [sys.executable, "-m", "onbehalf.colocated"],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert launched.returncode == 2, launched.stderr
+    assert launched.stderr.splitlines() == [launched.stderr.strip()]
+    assert launched.stderr.startswith("onbehalf.colocated: ") and says in launched.stderr
 
 
 def test_one_service_failing_to_start_stops_the_shared_process(tmp_path: Path) -> None:
