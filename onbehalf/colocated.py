@@ -20,7 +20,6 @@ import uvloop
 from fastapi import FastAPI
 
 from libs.common import tracing
-from libs.common.settings import ServiceSettings
 
 # The launcher's one input (onbehalf/stack.py writes it): {"<service>": {"port": n, "env": {...}}}
 # in the order the services start.
@@ -113,12 +112,9 @@ async def serve(members: Sequence[Member]) -> int:
     """Serve until SIGTERM or SIGINT, or until one member stops (the process is one unit, so
     its supervisor restarts all of them together). Returns the exit code."""
     servers: list[tuple[_Server, contextvars.Context]] = []
-    # One tracer provider per process: its spans are named after all the services in it (each
-    # app's own configure() then changes nothing).
-    with _environment(members[0].env):
-        tracing.configure(
-            service="+".join(m.name for m in members), trace_file=ServiceSettings().trace_file
-        )
+    # Each app's configure() (as it is built, in its own context) gives it a tracer provider of
+    # its own: its spans carry its own service name, as when it runs alone.
+    tracing.share_process()
     for member in members:
         # Each app is built, started and served in a context of its own, so that what a
         # service binds there (its name on every log line) stays its own.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import threading
@@ -34,7 +35,16 @@ OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TR
 _EXCLUDED_URLS = "healthz,readyz,metrics"
 
 _PROPAGATOR = TraceContextTextMapPropagator()
-_state: dict[str, Any] = {"enabled": False, "tracer": trace.get_tracer("onbehalf")}
+_state: dict[str, Any] = {
+    "enabled": False,
+    "tracer": trace.get_tracer("onbehalf"),
+    "shared_process": False,
+}
+# In a process several services share (onbehalf/colocated.py): the provider of the service
+# whose code runs in this context, so that each service's spans carry its own name.
+_service_tracing: contextvars.ContextVar[tuple[TracerProvider, trace.Tracer] | None] = (
+    contextvars.ContextVar("service_tracing", default=None)
+)
 
 
 def enabled() -> bool:
@@ -44,8 +54,18 @@ def enabled() -> bool:
 
 
 def _tracer() -> trace.Tracer:
+    own = _service_tracing.get()
+    if own is not None:
+        return own[1]
     tracer: trace.Tracer = _state["tracer"]
     return tracer
+
+
+def share_process() -> None:
+    """Several services will run in this process, each built in a context of its own: from now
+    on each configure() gives the service calling it a tracer provider of its own, in its
+    context, instead of configuring the process once."""
+    _state["shared_process"] = True
 
 
 class JsonLinesSpanExporter(SpanExporter):
@@ -103,21 +123,21 @@ def configure(*, service: str, trace_file: Path | None) -> bool:
     """Record spans if an exporter is configured: OTLP over HTTP when OTEL_EXPORTER_OTLP_ENDPOINT
     is set, JSON lines when `trace_file` (ONBEHALF_TRACE_FILE) is. Otherwise the global tracer
     provider stays OpenTelemetry's no-op one and nothing is instrumented. Returns whether
-    tracing is on; a second call in the same process changes nothing."""
-    if enabled():
+    tracing is on; a second call in the same process changes nothing, unless the process is
+    shared (share_process): then each service's call gives its context a provider of its own."""
+    shared = bool(_state["shared_process"])
+    if shared and _service_tracing.get() is not None:
+        return True
+    if enabled() and not shared:
         return True
     endpoint = otlp_endpoint()
     if endpoint is None and trace_file is None:
         return False
-    provider = TracerProvider(resource=Resource.create({"service.name": f"onbehalf-{service}"}))
-    if endpoint is not None:
-        # Imported only when used: the exporter pulls in protobuf and requests.
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    if trace_file is not None:
-        # Written as each span ends, so a reader sees a finished request's spans at once.
-        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(trace_file)))
+    provider = _provider(service=service, endpoint=endpoint, trace_file=trace_file)
+    if shared:
+        _service_tracing.set((provider, provider.get_tracer("onbehalf")))
+        if enabled():
+            return True
     trace.set_tracer_provider(provider)
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
@@ -127,6 +147,19 @@ def configure(*, service: str, trace_file: Path | None) -> bool:
     return True
 
 
+def _provider(*, service: str, endpoint: str | None, trace_file: Path | None) -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create({"service.name": f"onbehalf-{service}"}))
+    if endpoint is not None:
+        # Imported only when used: the exporter pulls in protobuf and requests.
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    if trace_file is not None:
+        # Written as each span ends, so a reader sees a finished request's spans at once.
+        provider.add_span_processor(SimpleSpanProcessor(JsonLinesSpanExporter(trace_file)))
+    return provider
+
+
 def instrument_app(app: FastAPI) -> None:
     """Server spans for every request of `app` (continuing the caller's traceparent)."""
     if not enabled():
@@ -134,7 +167,9 @@ def instrument_app(app: FastAPI) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(
-        app, tracer_provider=trace.get_tracer_provider(), excluded_urls=_EXCLUDED_URLS
+        app,
+        tracer_provider=own[0] if (own := _service_tracing.get()) else trace.get_tracer_provider(),
+        excluded_urls=_EXCLUDED_URLS,
     )
 
 

@@ -129,7 +129,8 @@ def test_the_request_answered_in_the_process_stays_in_the_orders_trace(
     colocated: tuple[Stack, Api], shared_world: World
 ) -> None:
     """The shared process's spans: orders' in-process request of cart is the parent of cart's
-    answer, which asks catalog for prices over NATS, all in the trace of the order's request."""
+    answer, which asks catalog for prices over NATS, all in the trace of the order's request;
+    each service's spans carry its own name, as when it runs alone."""
     stack = colocated[0]
     trace_file = stack.workdir.parent / "spans.jsonl"
     # The order's request continues a trace of the test's own (W3C traceparent).
@@ -144,10 +145,13 @@ def test_the_request_answered_in_the_process_stays_in_the_orders_trace(
     spans = wait_until(order_trace, what="the spans of the placed order")
     by_id = {s["span_id"]: s for s in spans}
     asked = [s for s in spans if s["name"] == "request cart.order_snapshot"]
-    assert asked and {s["service"] for s in asked} == {"onbehalf-cart+orders"}
+    assert asked and {s["service"] for s in asked} == {"onbehalf-orders"}
     assert {s["attributes"]["messaging.system"] for s in asked} == {"in-process"}
     served = [s for s in spans if s["name"] == "serve cart.order_snapshot"]
     assert served and all(by_id[s["parent_id"]] in asked for s in served)
+    assert {s["service"] for s in served} == {"onbehalf-cart"}
+    placed = [s for s in spans if s["name"] == "POST /v1/orders" and s["kind"] == "SERVER"]
+    assert placed and {s["service"] for s in placed} == {"onbehalf-orders"}
     quotes = [s for s in spans if s["name"] == "serve catalog.quote"]
     assert {s["service"] for s in quotes} == {"onbehalf-catalog"}  # catalog: over the bus
     assert all(s["parent_id"] in by_id for s in spans if s["parent_id"] != "1" * 16)
