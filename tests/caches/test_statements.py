@@ -5,6 +5,8 @@ async bridge; on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -27,7 +29,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import in_greenlet
 
@@ -204,16 +211,29 @@ _PRICE_OF = statements.SnapshotRead(
 )
 
 
+@asynccontextmanager
+async def _priced(
+    url: str,
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], AsyncEngine]]:
+    """The price table with _ROWS committed: its writers' sessions and its read engine."""
+    engine, read_engine = _engines(url)
+    sessions = create_sessionmaker(engine)
+    try:
+        await create_tables(engine, _metadata)
+        async with sessions() as session, session.begin():
+            await Statements.of(await session.connection()).execute(insert(_price), _ROWS)
+        yield sessions, read_engine
+    finally:
+        await statements.release(read_engine)
+        await engine.dispose()
+        await read_engine.dispose()
+
+
 def test_a_snapshot_read_gives_sqlalchemys_rows_and_each_read_the_last_commit(
     database_url: str,
 ) -> None:
     async def scenario() -> None:
-        engine, read_engine = _engines(database_url)
-        sessions = create_sessionmaker(engine)
-        try:
-            await create_tables(engine, _metadata)
-            async with sessions() as session, session.begin():
-                await Statements.of(await session.connection()).execute(insert(_price), _ROWS)
+        async with _priced(database_url) as (sessions, read_engine):
             rows = await _PRICE_OF.rows(read_engine, {"from_sku": "A"})
             async with read_engine.connect() as connection:
                 bridged = (await connection.execute(_PRICE_OF.statement, {"from_sku": "A"})).all()
@@ -230,10 +250,6 @@ def test_a_snapshot_read_gives_sqlalchemys_rows_and_each_read_the_last_commit(
                 )
             again = await _PRICE_OF.rows(read_engine, {"from_sku": "A"})
             assert again[0].amount == Decimal("18.00")
-        finally:
-            await statements.release(read_engine)
-            await engine.dispose()
-            await read_engine.dispose()
 
     asyncio.run(scenario())
 
@@ -252,12 +268,7 @@ def test_a_snapshot_read_compares_an_aware_time_in_utc(database_url: str) -> Non
     one_hour_east = timezone(timedelta(hours=1))
 
     async def scenario() -> None:
-        engine, read_engine = _engines(database_url)
-        sessions = create_sessionmaker(engine)
-        try:
-            await create_tables(engine, _metadata)
-            async with sessions() as session, session.begin():
-                await Statements.of(await session.connection()).execute(insert(_price), _ROWS)
+        async with _priced(database_url) as (_sessions, read_engine):
             just_before = (_AT - timedelta(microseconds=1)).astimezone(one_hour_east)
             assert await _CHANGED_BY.rows(read_engine, {"now": just_before}) == []
             at = _AT.astimezone(one_hour_east)
@@ -265,10 +276,6 @@ def test_a_snapshot_read_compares_an_aware_time_in_utc(database_url: str) -> Non
                 "A-1",
                 "B-2",
             ]
-        finally:
-            await statements.release(read_engine)
-            await engine.dispose()
-            await read_engine.dispose()
 
     asyncio.run(scenario())
 
