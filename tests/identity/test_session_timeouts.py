@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from devtools.stacks import stack_on_postgres
 from onbehalf.stack import Stack, start_stack
 from tests.support import Api, World, build_world, ok, wait_until
 
@@ -16,29 +17,57 @@ IDLE_SECONDS = 2
 MAX_SECONDS = 6
 
 
+SHORT = {
+    "ONBEHALF_ACTING_IDLE_SECONDS": str(IDLE_SECONDS),
+    "ONBEHALF_ACTING_SESSION_MAX_SECONDS": str(MAX_SECONDS),
+    "ONBEHALF_ACTING_ACTIVITY_REPORT_SECONDS": "0.2",
+    "ONBEHALF_SESSION_SWEEP_SECONDS": "0.2",
+}
+ADMIN = "admin@short.test"
+
+
 @pytest.fixture(scope="module")
 def short_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
     password = secrets.token_urlsafe(12)
     stack = start_stack(
         tmp_path_factory.mktemp("short"),
-        admin_email="admin@short.test",
+        admin_email=ADMIN,
         admin_password=password,
-        extra_env={
-            "ONBEHALF_ACTING_IDLE_SECONDS": str(IDLE_SECONDS),
-            "ONBEHALF_ACTING_SESSION_MAX_SECONDS": str(MAX_SECONDS),
-            "ONBEHALF_ACTING_ACTIVITY_REPORT_SECONDS": "0.2",
-            "ONBEHALF_SESSION_SWEEP_SECONDS": "0.2",
-        },
+        extra_env=SHORT,
     )
     yield stack, password
     stack.stop()
 
 
+@pytest.fixture(scope="module")
+def short_stack_on_postgres(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Stack, str]]:
+    """Identity on PostgreSQL: its sweep asks "is any session due?" there too."""
+    password = secrets.token_urlsafe(12)
+    with stack_on_postgres(
+        tmp_path_factory.mktemp("short-pg"),
+        services=("identity",),
+        admin_email=ADMIN,
+        admin_password=password,
+        extra_env=SHORT,
+    ) as stack:
+        yield stack, password
+
+
+def _world(stack: Stack, password: str) -> Iterator[World]:
+    with httpx.Client(timeout=15.0) as client:
+        yield build_world(Api(stack=stack, client=client).login(ADMIN, password))
+
+
 @pytest.fixture
 def short_world(short_stack: tuple[Stack, str]) -> Iterator[World]:
-    stack, password = short_stack
-    with httpx.Client(timeout=15.0) as client:
-        yield build_world(Api(stack=stack, client=client).login("admin@short.test", password))
+    yield from _world(*short_stack)
+
+
+@pytest.fixture
+def short_world_on_postgres(short_stack_on_postgres: tuple[Stack, str]) -> Iterator[World]:
+    yield from _world(*short_stack_on_postgres)
 
 
 def _session_record(world: World, session_id: str) -> dict[str, object]:
@@ -46,7 +75,16 @@ def _session_record(world: World, session_id: str) -> dict[str, object]:
     return next(s for s in sessions["items"] if s["session_id"] == session_id)
 
 
-def test_an_idle_session_ends_and_its_token_is_refused_everywhere(short_world: World) -> None:
+@pytest.mark.parametrize(
+    "database",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def test_an_idle_session_ends_and_its_token_is_refused_everywhere(
+    database: str, request: pytest.FixtureRequest
+) -> None:
+    short_world: World = request.getfixturevalue(
+        "short_world" if database == "sqlite" else "short_world_on_postgres"
+    )
     rep = short_world.login(short_world.rep)
     acting, started = short_world.act_as(rep, short_world.org_a)
     ended = wait_until(
