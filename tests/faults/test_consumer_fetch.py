@@ -75,11 +75,16 @@ async def _trial(server_url: str, durable: str) -> AsyncIterator[_Trial]:
 def test_a_batch_asks_for_what_waits_and_nothing_more(tmp_path: Path) -> None:
     """Five stored events come as one batch in two pull requests (the first message, then the
     four its delivery says wait behind it); a lone event in one. Before, every batch cost
-    three: a no-wait request answered 'no messages' and one more that expired 5 ms later."""
+    three: a no-wait request answered 'no messages' and one more that expired 5 ms later.
+
+    The four come back within the fetch's 5 ms only if this process's event loop gets a core
+    in time; with every core busy (the suite runs more test processes than cores) it may
+    not, and they come in the next batch instead. So the observation has three tries, each
+    on a fresh consumer: the behaviour before took three requests in every one of them."""
     server = start_nats(tmp_path / "nats")
 
-    async def scenario() -> tuple[list[int], list[int]]:
-        async with _trial(server.url, "trial-fetch") as trial:
+    async def observe(durable: str) -> tuple[list[int], list[int]]:
+        async with _trial(server.url, durable) as trial:
 
             async def requests_for(count: int) -> list[int]:
                 await trial.publish(*(str(n).encode() for n in range(count)))
@@ -90,12 +95,19 @@ def test_a_batch_asks_for_what_waits_and_nothing_more(tmp_path: Path) -> None:
 
             return await requests_for(5), await requests_for(1)
 
+    async def scenario() -> list[tuple[list[int], list[int]]]:
+        seen = []
+        for attempt in range(3):
+            seen.append(await observe(f"trial-fetch-{attempt}"))
+            if seen[-1] == ([5, 2], [1, 1]):
+                break
+        return seen
+
     try:
-        five, one = asyncio.run(scenario())
+        seen = asyncio.run(scenario())
     finally:
         server.stop()
-    assert five == [5, 2]
-    assert one == [1, 1]
+    assert seen[-1] == ([5, 2], [1, 1]), seen
 
 
 def test_a_lingering_consumer_takes_what_arrives_meanwhile_in_the_same_batch(
