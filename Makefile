@@ -3,8 +3,6 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# pytest-xdist processes for the system's tests: one more than the cores, at most four.
-TEST_PROCESSES ?= $(shell (nproc 2>/dev/null || echo 1) | awk '{n = $$1 + 1; print (n > 4 ? 4 : n)}')
 
 .PHONY: run test unit lint typecheck pytest policy-test bench clean
 
@@ -36,12 +34,11 @@ unit: $(STAMP)
 pytest: $(STAMP)
 	# the browser tests (tests/console) drive Debian's chromium
 	bash scripts/ensure-chromium.sh
-	# the system's tests; `make unit` runs tests/unit and the decision tables (once). One test
-	# process more than there are cores, four at most (pytest-xdist), a file at a time so a
-	# file's fixtures stay whole: the tests mostly wait on processes starting, and each process
-	# has its own stack (on 2 cores, 3 processes took the suite from 9-10.5 to 8 minutes). Files
-	# go out in collection order, the longest first (tests/conftest.py), not by number of tests.
-	$(BIN)/python -m pytest tests --ignore=tests/unit -n $(TEST_PROCESSES) --dist loadfile \
+	# the system's tests; `make unit` runs tests/unit and the decision tables (once). Two test
+	# processes per two cores (pytest-xdist), a file at a time so a file's fixtures stay whole:
+	# the tests mostly wait on processes starting, and each process has its own stack. Files go
+	# out in collection order, the longest first (tests/conftest.py), not by number of tests.
+	$(BIN)/python -m pytest tests --ignore=tests/unit -n auto --maxprocesses 4 --dist loadfile \
 		--no-loadscope-reorder
 
 # The decision tables run once, inside pytest (policies/tests); `make policy-test` runs them
