@@ -21,4 +21,4 @@ RUN pip install --no-cache-dir -c constraints.txt . \
 USER app
 
 # Default only; docker-compose.yml overrides the command per service.
-CMD ["python", "-c", "print('onbehalf image: set a service command, e.g. uvicorn services.identity.app:create_app --factory')"]
+CMD ["python", "-c", "print('onbehalf image: set a service command, e.g. python -m onbehalf.server services.identity.app:create_app --port 8001')"]

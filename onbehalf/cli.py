@@ -141,21 +141,13 @@ def serve(
 ) -> None:
     """Run one service in this process, listening on ONBEHALF_HOST:ONBEHALF_PORT (default
     127.0.0.1 and the service's own port, 8000-8005): what a container runs."""
-    import uvicorn
+    from onbehalf import server
 
     if service not in DEFAULT_PORTS:
         raise typer.BadParameter(f"no service {service!r}; one of {', '.join(DEFAULT_PORTS)}")
     host = os.environ.get("ONBEHALF_HOST") or "127.0.0.1"
     port = int(os.environ.get("ONBEHALF_PORT") or DEFAULT_PORTS[service])
-    # log_config=None: the service's own logging (libs/common/logging.py) renders every line.
-    uvicorn.run(
-        f"services.{service}.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-    )
+    raise typer.Exit(server.run(f"services.{service}.app:create_app", host=host, port=port))
 
 
 def _setting_port(name: str, default: int) -> int:

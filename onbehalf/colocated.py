@@ -20,6 +20,7 @@ import uvloop
 from fastapi import FastAPI
 
 from libs.common import tracing
+from onbehalf.server import QuietServer, collector_paused
 
 # The launcher's one input (onbehalf/stack.py writes it): {"<service>": {"port": n, "env": {...}}}
 # in the order the services start.
@@ -92,7 +93,7 @@ def _build(member: Member) -> FastAPI:
     return app
 
 
-class _Server(uvicorn.Server):
+class _Server(QuietServer):
     """A uvicorn server that leaves signals to the launcher: uvicorn's own handler would stop
     only the server that installed it last."""
 
@@ -119,7 +120,8 @@ async def serve(members: Sequence[Member]) -> int:
         # Each app is built, started and served in a context of its own, so that what a
         # service binds there (its name on every log line) stays its own.
         context = contextvars.copy_context()
-        app = context.run(_build, member)
+        with collector_paused():
+            app = context.run(_build, member)
         config = uvicorn.Config(
             app,
             host=member.env.get("ONBEHALF_HOST", "127.0.0.1"),

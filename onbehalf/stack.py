@@ -239,19 +239,17 @@ def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path
     runner = (
         ["devtools.profiled_uvicorn", str(Path(profile_dir) / f"{name}.prof")]
         if profile_dir
-        else ["uvicorn"]
+        else ["onbehalf.server"]
     )
     command = [
         sys.executable,
         "-m",
         *runner,
         f"services.{name}.app:create_app",
-        "--factory",
         "--host",
         full_env.get("ONBEHALF_HOST", "127.0.0.1"),
         "--port",
         str(port),
-        "--no-access-log",
         "--log-level",
         "warning",
     ]
