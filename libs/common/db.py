@@ -144,6 +144,13 @@ def create_engine(url: str, *, for_writes: bool = True) -> AsyncEngine:
     return engine
 
 
+def bound_engine(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
+    """The engine `sessionmaker` is bound to, if one: what a snapshot read runs on (a
+    sessionmaker bound otherwise, or not at all, reads through its sessions)."""
+    bind = sessionmaker.kw.get("bind")
+    return bind if isinstance(bind, AsyncEngine) else None
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 

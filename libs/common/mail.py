@@ -25,12 +25,12 @@ import aiosmtplib
 import structlog
 from prometheus_client import Counter
 from sqlalchemy import Integer, String, Text, bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
 from libs.common import statements
 from libs.common.clock import utcnow
-from libs.common.db import UtcDateTime
+from libs.common.db import UtcDateTime, bound_engine
 
 log = structlog.get_logger("mail")
 
@@ -142,6 +142,7 @@ class MailRelay:
     ) -> None:
         self._sessionmaker = sessionmaker
         self._read_sessionmaker = read_sessionmaker or sessionmaker
+        self._read_engine = bound_engine(self._read_sessionmaker)
         self._model = model
         self._target = parse_smtp_url(smtp_url) if smtp_url else None
         self._sender = sender
@@ -190,8 +191,9 @@ class MailRelay:
             .order_by(model.created_at, model.id)
             .limit(batch)
         )
-        engine = self._read_sessionmaker.kw.get("bind")
-        if isinstance(engine, AsyncEngine) and not await self._any_due.rows(engine, {"now": now}):
+        if self._read_engine is not None and not await self._any_due.rows(
+            self._read_engine, {"now": now}
+        ):
             return 0
         if self._row_locks:
             # PostgreSQL, several replicas: each sends a disjoint batch.

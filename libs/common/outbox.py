@@ -28,7 +28,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 from tenacity import (
     AsyncRetrying,
@@ -39,7 +39,7 @@ from tenacity import (
 
 from libs.common import tracing
 from libs.common.clock import utcnow
-from libs.common.db import UtcDateTime
+from libs.common.db import UtcDateTime, bound_engine
 from libs.common.events import SignedEvent, nats_subject
 from libs.common.statements import SnapshotRead, Statements, bare, in_loop
 
@@ -230,6 +230,7 @@ class OutboxRelay:
         # the process's writers queue behind it, and waited out another process's long write
         # with the event loop blocked (SQLite's busy wait).
         self._read_sessionmaker = read_sessionmaker or sessionmaker
+        self._read_engine = bound_engine(self._read_sessionmaker)
         self._model = model
         self._js = js
         self._row_locks = row_locks
@@ -288,7 +289,7 @@ class OutboxRelay:
         # over by its commit a moment later (the read can see a commit before its hook runs).
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._registered: tuple[Engine, Table] | None = None
-        bind = sessionmaker.kw.get("bind")
+        bind = bound_engine(sessionmaker)
         if bind is not None:
             self._registered = (bind.sync_engine, table)
             _RELAYS[self._registered] = self
@@ -401,9 +402,8 @@ class OutboxRelay:
     async def _read_pending(self) -> list[Row]:
         # SQLite: one writer at a time, so never hold the write lock while talking to NATS.
         # One relay per database file (one process), so nobody else publishes these rows.
-        engine = self._read_sessionmaker.kw.get("bind")
-        if isinstance(engine, AsyncEngine):
-            found = await self._pending_read.rows(engine, {})
+        if self._read_engine is not None:
+            found = await self._pending_read.rows(self._read_engine, {})
         else:
             async with self._read_sessionmaker() as session:
                 found = list(await session.execute(self._pending_query))
@@ -416,9 +416,8 @@ class OutboxRelay:
         # Rows younger than the claim period are their writer's to hand over.
         model = self._model
         claimed_before = utcnow() - self._claim_after
-        engine = self._read_sessionmaker.kw.get("bind")
-        if isinstance(engine, AsyncEngine) and not await self._any_claimable.rows(
-            engine, {"claimed_before": claimed_before}
+        if self._read_engine is not None and not await self._any_claimable.rows(
+            self._read_engine, {"claimed_before": claimed_before}
         ):
             return 0
         async with self._sessionmaker() as session, session.begin():
