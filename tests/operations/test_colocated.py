@@ -140,7 +140,11 @@ def test_the_request_answered_in_the_process_stays_in_the_orders_trace(
     def order_trace() -> list[dict[str, Any]] | None:
         spans = [json.loads(line) for line in trace_file.read_text().splitlines() if line]
         mine = [s for s in spans if s["trace_id"] == trace_id]
-        return mine if any(s["name"] == "serve catalog.quote" for s in mine) else None
+        # The order's server span ends last, after its answer is sent: the test can read the
+        # file between the answer and that span's export.
+        names = {(s["name"], s["kind"]) for s in mine}
+        done = {("serve catalog.quote", "SERVER"), ("POST /v1/orders", "SERVER")} <= names
+        return mine if done else None
 
     spans = wait_until(order_trace, what="the spans of the placed order")
     by_id = {s["span_id"]: s for s in spans}
