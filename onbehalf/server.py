@@ -3,10 +3,11 @@
 `python -m onbehalf.server services.cart.app:create_app --host 0.0.0.0 --port 8003`: what the
 stack launcher, `onbehalf serve`, docker-compose and the Kubernetes manifests start.
 
-uvicorn's own loop wakes every 0.1 s to see whether it should stop; on this machine each
-wake-up costs about 0.2 ms, so every idle service paid ≈ 2 ms of CPU a second for it. Here the
-loop sleeps until it is asked to stop (by a signal or by whoever sets `should_exit`) or until
-the next second, when uvicorn refreshes its `Date` header as before.
+uvicorn's own loop wakes every 0.1 s to see whether it should stop: ten wake-ups a second in
+every idle service, ≈ 2 ms of CPU a second when this machine's timers are dear and too little to
+measure when it is quiet (docs/decisions.md). Here the loop sleeps until it is asked to stop (by
+a signal or by whoever sets `should_exit`) or until the next second, when uvicorn refreshes its
+`Date` header as before.
 """
 
 from __future__ import annotations
