@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.support import PASSWORD
 
@@ -46,11 +46,10 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def company_names(page: Page) -> list[str]:
-    return [
-        row.locator("td").first.inner_text()
-        for row in page.locator("#companies tbody tr[data-org-id]").all()
-    ]
+def company_name_cells(page: Page) -> Locator:
+    """The first cell of each company row: give it to `expect`, which waits for the page a
+    click navigates to, where reading the rows at once could see the old page or none."""
+    return page.locator("#companies tbody tr[data-org-id] > td:first-child")
 
 
 def text_of(page: Page) -> str:
