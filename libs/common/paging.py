@@ -48,6 +48,18 @@ def decode_cursor(cursor: str, *, parts: int) -> tuple[str, ...]:
     return tuple(key)
 
 
+# The largest sequence number a database column of 64-bit integers holds.
+_LARGEST_SEQUENCE = 2**63 - 1
+
+
+def decode_sequence_cursor(cursor: str) -> int:
+    """A cursor holding a sequence number (the audit log's `seq`): 422 (Invalid) for anything
+    but digits, and for a number no row can have (SQLite refuses to bind one over 64 bits)."""
+    if not (cursor.isascii() and cursor.isdigit()) or int(cursor) > _LARGEST_SEQUENCE:
+        raise Invalid(_NOT_OURS)
+    return int(cursor)
+
+
 def decode_time_cursor(cursor: str) -> tuple[datetime, str]:
     """A cursor of (time, id), for lists ordered by creation time."""
     moment, item_id = decode_cursor(cursor, parts=2)

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from libs.common.audit_chain import emitter_of
 from libs.common.clock import utcnow
-from libs.common.errors import Invalid
 from libs.common.events import EventContext
+from libs.common.paging import decode_sequence_cursor
 from libs.common.principals import Principal
 from libs.common.resources import AuditLog
 from libs.common.runtime import ServiceRuntime, UnitOfWork
@@ -187,9 +187,7 @@ async def list_findings(
     if since:
         statement = statement.where(AuditFinding.recorded_at >= since)
     if cursor:
-        if not cursor.isdigit():
-            raise Invalid("cursor is not one this service issued")
-        statement = statement.where(AuditFinding.seq < int(cursor))
+        statement = statement.where(AuditFinding.seq < decode_sequence_cursor(cursor))
     statement = statement.order_by(AuditFinding.seq.desc()).limit(limit + 1)
     async with runtime.reading() as session:
         found = (await session.scalars(statement)).all()

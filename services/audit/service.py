@@ -33,7 +33,7 @@ from libs.common.audit_chain import (
 from libs.common.clock import utcnow
 from libs.common.consumer import PoisonMessage
 from libs.common.db import transaction_lock
-from libs.common.errors import Invalid
+from libs.common.paging import decode_sequence_cursor
 from libs.common.principals import Principal
 from libs.common.resources import AuditLog
 from libs.common.runtime import ServiceRuntime
@@ -282,9 +282,7 @@ async def _records(
         statement = statement.where(AuditRecord.time < filters.until)
     desc = filters.order == "desc"
     if filters.cursor:
-        if not filters.cursor.isdigit():
-            raise Invalid("cursor is not one this service issued")
-        after = int(filters.cursor)
+        after = decode_sequence_cursor(filters.cursor)
         statement = statement.where(AuditRecord.seq < after if desc else AuditRecord.seq > after)
     statement = statement.order_by(AuditRecord.seq.desc() if desc else AuditRecord.seq.asc()).limit(
         filters.limit + 1

@@ -148,3 +148,18 @@ def test_consent_takes_only_true_or_false(world: World, value: object) -> None:
     assert "allow_assistance" in refused.json()["detail"]
     organisation = ok(world.admin.get("identity", f"/v1/orgs/{world.org_a['id']}"))
     assert organisation["allow_assistance"] is True
+
+
+@pytest.mark.parametrize("path", ["/v1/audit/events", "/v1/audit/findings"])
+@pytest.mark.parametrize("cursor", ["16880020337163179428605", str(2**63), "\uff11\uff12", "-1"])
+def test_an_audit_cursor_no_row_can_have_is_422(admin: Api, path: str, cursor: str) -> None:
+    # Schemathesis found it: a cursor of digits over 64 bits reached SQLite, which cannot bind
+    # it (OverflowError, a 500).
+    response = admin.get("audit", path, params={"cursor": cursor})
+    assert response.status_code == 422, response.text
+    assert "cursor" in response.json()["detail"]
+
+
+def test_the_largest_audit_cursor_is_a_page(admin: Api) -> None:
+    response = admin.get("audit", "/v1/audit/events", params={"cursor": str(2**63 - 1)})
+    assert response.status_code == 200, response.text
