@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import random
@@ -22,6 +21,7 @@ from libs.common.settings import ServiceSettings
 from libs.common.signing import public_keys_path, signing_key_path, write_event_keys
 from onbehalf.colocated import COLOCATABLE
 from onbehalf.colocated import SPEC_VARIABLE as COLOCATED_SPEC_VARIABLE
+from onbehalf.forked import ForkedProcess, die_with_parent, start_module
 from onbehalf.nats_setup import BusSecrets, init_bus_secrets, provision_sync
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -42,16 +42,6 @@ DEFAULT_PORTS = {
 
 class StackError(RuntimeError):
     """A process of the stack did not start; the message carries the end of its log."""
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: if the launcher dies (a test run killed by a timeout),
-    its servers get SIGTERM instead of living on as orphans holding ports and CPU."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-PR_SET_PDEATHSIG = 1
 
 
 # Where free ports are looked for: below Linux's ephemeral range (32768-60999 by default),
@@ -100,7 +90,7 @@ def _tail(path: Path, lines: int = 30) -> str:
         return "(no log)"
 
 
-def _stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+def _stop(process: subprocess.Popen[bytes] | ForkedProcess, timeout: float = 10.0) -> None:
     if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -183,7 +173,7 @@ def start_nats(
     env = {**os.environ, "GOMAXPROCS": os.environ.get("GOMAXPROCS", NATS_GOMAXPROCS)}
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent
         )
     ports_file = ports_dir / f"nats-server_{process.pid}.ports"
     deadline = time.monotonic() + timeout
@@ -214,7 +204,7 @@ def start_nats(
 class ServiceProcess:
     name: str
     port: int
-    process: subprocess.Popen[bytes]
+    process: ForkedProcess
     log_path: Path
     env: dict[str, str]
 
@@ -241,27 +231,23 @@ def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path
         if profile_dir
         else ["onbehalf.server"]
     )
-    command = [
-        sys.executable,
-        "-m",
-        *runner,
-        f"services.{name}.app:create_app",
-        "--host",
-        full_env.get("ONBEHALF_HOST", "127.0.0.1"),
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-    ]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=PROJECT_ROOT,
-            preexec_fn=_die_with_parent,
-        )
+    process = start_module(
+        runner[0],
+        [
+            *runner[1:],
+            f"services.{name}.app:create_app",
+            "--host",
+            full_env.get("ONBEHALF_HOST", "127.0.0.1"),
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=full_env,
+        cwd=PROJECT_ROOT,
+        log_path=log_path,
+        title=name,
+    )
     return ServiceProcess(name=name, port=port, process=process, log_path=log_path, env=dict(env))
 
 
@@ -276,15 +262,14 @@ def start_colocated(
         name: {"port": port, "env": {**env, "ONBEHALF_PORT": str(port)}}
         for name, (port, env) in members.items()
     }
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "onbehalf.colocated"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, COLOCATED_SPEC_VARIABLE: json.dumps(spec)},
-            cwd=PROJECT_ROOT,
-            preexec_fn=_die_with_parent,
-        )
+    process = start_module(
+        "onbehalf.colocated",
+        [],
+        env={**os.environ, COLOCATED_SPEC_VARIABLE: json.dumps(spec)},
+        cwd=PROJECT_ROOT,
+        log_path=log_path,
+        title="+".join(members),
+    )
     return {
         name: ServiceProcess(
             name=name, port=port, process=process, log_path=log_path, env=dict(env)
@@ -370,7 +355,7 @@ def start_mail_sink(
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

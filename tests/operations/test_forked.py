@@ -1,0 +1,138 @@
+"""The fork server the launcher starts services from: each child is what `python -m` would be."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from onbehalf.forked import PROJECT_ROOT, start_module
+from tests.support import wait_until
+
+
+def _module(folder: Path, name: str, body: str) -> None:
+    (folder / f"{name}.py").write_text(textwrap.dedent(body))
+
+
+def test_a_child_has_exactly_its_environment_its_folder_its_log_and_its_exit_code(
+    tmp_path: Path,
+) -> None:
+    _module(
+        tmp_path,
+        "probe_world",
+        """
+        import json, os, sys
+        print(json.dumps({
+            "env": dict(os.environ),
+            "cwd": os.getcwd(),
+            "argv": sys.argv[1:],
+            "ours_loaded": "libs.common.settings" in sys.modules,
+            "library_loaded": "sqlalchemy.orm" in sys.modules,
+        }))
+        print("to stderr", file=sys.stderr)
+        sys.exit(7)
+        """,
+    )
+    os.environ["ONBEHALF_PROBE_LAUNCHER_ONLY"] = "1"
+    try:
+        child = start_module(
+            "probe_world",
+            ["--flag", "x"],
+            env={"ONBEHALF_PROBE": "given"},
+            cwd=tmp_path,
+            log_path=tmp_path / "probe.log",
+            title="probe",
+        )
+    finally:
+        del os.environ["ONBEHALF_PROBE_LAUNCHER_ONLY"]
+    assert child.wait(timeout=30) == 7
+    assert child.returncode == 7 and child.poll() == 7
+    first, second = (tmp_path / "probe.log").read_text().splitlines()
+    seen = json.loads(first)
+    assert seen["env"] == {"ONBEHALF_PROBE": "given"}  # nothing of the launcher's
+    assert seen["cwd"] == str(tmp_path)
+    assert seen["argv"] == ["--flag", "x"]
+    # Libraries come imported from the server; our own code is imported by the child.
+    assert seen["library_loaded"] is True
+    assert seen["ours_loaded"] is False
+    assert second == "to stderr"
+
+
+def test_a_child_ends_through_the_interpreters_exit_and_a_killed_one_reports_its_signal(
+    tmp_path: Path,
+) -> None:
+    _module(
+        tmp_path,
+        "probe_exit",
+        """
+        import atexit
+        atexit.register(lambda: print("atexit ran", flush=True))
+        """,
+    )
+    _module(tmp_path, "probe_sleeper", "import time\ntime.sleep(3600)\n")
+    done = start_module(
+        "probe_exit", [], env={}, cwd=tmp_path, log_path=tmp_path / "exit.log", title="exit"
+    )
+    sleeper = start_module(
+        "probe_sleeper", [], env={}, cwd=tmp_path, log_path=tmp_path / "sleep.log", title="sleeper"
+    )
+    assert done.wait(timeout=30) == 0
+    assert (tmp_path / "exit.log").read_text() == "atexit ran\n"
+    assert sleeper.poll() is None
+    with open(f"/proc/{sleeper.pid}/comm") as comm:
+        assert comm.read().strip() == "sleeper"
+    try:
+        sleeper.wait(timeout=0.2)
+    except subprocess.TimeoutExpired:
+        pass
+    else:
+        raise AssertionError("a sleeping child reported an exit")
+    sleeper.kill()
+    assert sleeper.wait(timeout=30) == -signal.SIGKILL
+
+
+def test_a_script_may_start_children_at_its_top_level_and_they_end_with_their_launcher(
+    tmp_path: Path,
+) -> None:
+    # multiprocessing's fork server would import this script again in every child, and the
+    # child would start another one; ours runs only the module it is asked to.
+    _module(tmp_path, "probe_sleeper", "import time\ntime.sleep(3600)\n")
+    script = tmp_path / "launcher.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys, time
+            from pathlib import Path
+            from onbehalf.forked import start_module
+            folder = Path({str(tmp_path)!r})
+            child = start_module("probe_sleeper", [], env={{}}, cwd=folder,
+                                 log_path=folder / "sleeper.log", title="sleeper")
+            print(child.pid, flush=True)
+            time.sleep(3600)
+            """
+        )
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, str(script)], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert launcher.stdout is not None
+        pid = int(launcher.stdout.readline())
+        assert Path(f"/proc/{pid}").exists()
+    finally:
+        launcher.kill()
+        launcher.wait(timeout=30)
+    # The launcher's death closes the server's stdin; the server's death signals its children.
+    wait_until(lambda: not _running(pid), timeout=30, what="the child ended with its launcher")
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
