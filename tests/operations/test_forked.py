@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped]  # no stubs in the venv (types-psutil)
+
 from onbehalf.forked import PROJECT_ROOT, start_module
 from tests.support import wait_until
 
@@ -132,7 +134,6 @@ def test_a_script_may_start_children_at_its_top_level_and_they_end_with_their_la
 
 def _running(pid: int) -> bool:
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except FileNotFoundError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
