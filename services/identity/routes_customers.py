@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from libs.common.paging import CursorQuery
-from libs.common.web import CurrentPrincipal, Runtime
+from libs.common.web import CurrentPrincipal, Runtime, problems
 from services.identity import (
     acting_notices,
     employees,
@@ -140,7 +140,7 @@ async def list_employees(
     )
 
 
-@router.patch("/v1/orgs/{org_id}/employees/{user_id}", tags=["employees"])
+@router.patch("/v1/orgs/{org_id}/employees/{user_id}", tags=["employees"], responses=problems(409))
 async def update_employee(
     org_id: Id, user_id: Id, body: EmployeeUpdate, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
