@@ -69,6 +69,7 @@ _STATUS_TEXT = {
     403: "The policy refuses it; `reason` says why",
     404: "Not found, or not visible to the caller",
     409: "Conflicts with the current state (a lock, a duplicate, a changed order)",
+    410: "No longer usable (an invitation that expired, was revoked or was accepted)",
     412: "A precondition (If-Match version) does not hold any more",
     422: "Invalid input; `errors` lists every refused field",
     428: "A required precondition header is missing",

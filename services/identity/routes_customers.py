@@ -38,7 +38,7 @@ def _api_base(request: Request) -> str:
     return str(request.base_url)
 
 
-@router.post("/v1/orgs/{org_id}/invitations", tags=["invitations"])
+@router.post("/v1/orgs/{org_id}/invitations", tags=["invitations"], responses=problems(409))
 async def invite(
     org_id: Id,
     body: InvitationCreate | InvitationBatch,
@@ -92,7 +92,11 @@ async def list_invitations(
     )
 
 
-@router.post("/v1/orgs/{org_id}/invitations/{invitation_id}/resend", tags=["invitations"])
+@router.post(
+    "/v1/orgs/{org_id}/invitations/{invitation_id}/resend",
+    tags=["invitations"],
+    responses=problems(409),
+)
 async def resend_invitation(
     org_id: Id, invitation_id: Id, request: Request, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
@@ -105,7 +109,9 @@ async def resend_invitation(
     )
 
 
-@router.delete("/v1/orgs/{org_id}/invitations/{invitation_id}", tags=["invitations"])
+@router.delete(
+    "/v1/orgs/{org_id}/invitations/{invitation_id}", tags=["invitations"], responses=problems(409)
+)
 async def revoke_invitation(
     org_id: Id, invitation_id: Id, principal: CurrentPrincipal, runtime: Runtime
 ) -> dict[str, Any]:
@@ -114,7 +120,7 @@ async def revoke_invitation(
     )
 
 
-@router.post("/v1/invitations/{token}/accept", tags=["invitations"])
+@router.post("/v1/invitations/{token}/accept", tags=["invitations"], responses=problems(409, 410))
 async def accept_invitation(token: Token, body: InvitationAccept, runtime: Runtime) -> TokenRead:
     """No bearer token: the invitation's token is the credential. 410 once it expired."""
     return await invitation_accept.accept(runtime=runtime, token=token, password=body.password)
