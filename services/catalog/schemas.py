@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 SKU_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 Sku = Field(min_length=1, max_length=64, pattern=SKU_PATTERN)
@@ -19,12 +28,24 @@ GroupName = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ]
 OrgId = Annotated[str, StringConstraints(min_length=1, max_length=36)]
-# A customer's own product number: whatever its ERP uses, but printable and trimmed.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _without_control_characters(value: object) -> object:
+    """Before trimming: a tab or carriage return at either end is refused as the documented
+    pattern says, not trimmed away (trimming would accept what the OpenAPI refuses)."""
+    if isinstance(value, str) and _CONTROL_CHARACTER.search(value):
+        raise ValueError("must not contain control characters (tabs, line breaks...)")
+    return value
+
+
+# A customer's own product number: whatever its ERP uses, but printable and trimmed of spaces.
 ProductNumber = Annotated[
     str,
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"
     ),
+    BeforeValidator(_without_control_characters),
 ]
 PromotionKind = Literal["percentage", "fixed"]
 PromotionStatus = Literal["scheduled", "active", "ended"]

@@ -261,7 +261,8 @@ async def update_org(
     "/v1/users",
     status_code=status.HTTP_201_CREATED,
     tags=["administration"],
-    responses=problems(409),
+    # 404: the body's org_id names no organisation.
+    responses=problems(404, 409),
 )
 async def create_user(body: UserCreate, principal: CurrentPrincipal, runtime: Runtime) -> UserRead:
     return await administration.create_user(runtime=runtime, principal=principal, body=body)
