@@ -140,11 +140,13 @@ def test_the_request_answered_in_the_process_stays_in_the_orders_trace(
     def order_trace() -> list[dict[str, Any]] | None:
         spans = [json.loads(line) for line in trace_file.read_text().splitlines() if line]
         mine = [s for s in spans if s["trace_id"] == trace_id]
-        # The order's server span ends last, after its answer is sent: the test can read the
-        # file between the answer and that span's export.
+        # A span is written when it ends, and a parent ends after its children (the order's
+        # server span after its answer is sent): the test can read the file in between, so it
+        # waits for the spans it names and for every parent of those it has.
         names = {(s["name"], s["kind"]) for s in mine}
+        ids = {s["span_id"] for s in mine} | {"1" * 16}
         done = {("serve catalog.quote", "SERVER"), ("POST /v1/orders", "SERVER")} <= names
-        return mine if done else None
+        return mine if done and all(s["parent_id"] in ids for s in mine) else None
 
     spans = wait_until(order_trace, what="the spans of the placed order")
     by_id = {s["span_id"]: s for s in spans}
@@ -159,6 +161,7 @@ def test_the_request_answered_in_the_process_stays_in_the_orders_trace(
     quotes = [s for s in spans if s["name"] == "serve catalog.quote"]
     assert {s["service"] for s in quotes} == {"onbehalf-catalog"}  # catalog: over the bus
     assert all(s["parent_id"] in by_id for s in spans if s["parent_id"] != "1" * 16)
+    assert any(s["parent_id"] == "1" * 16 for s in spans)  # the test's trace is continued
 
 
 async def test_orders_asks_cart_in_the_process_not_over_the_bus(
