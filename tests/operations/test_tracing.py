@@ -98,6 +98,8 @@ def test_the_spans_of_one_order_form_one_trace(traced: tuple[Stack, Path, str]) 
     assert {f"{s.context.trace_id:032x}" for s in client_spans if s.context} == {trace_id}
     assert any(s.name.startswith("POST") for s in client_spans)  # httpx's client span
 
+    client_ids = {f"{s.context.span_id:016x}" for s in client_spans if s.context}
+
     def audited() -> list[dict[str, Any]] | None:
         spans = [s for s in _spans(trace_file) if s["trace_id"] == trace_id]
         consumed = [
@@ -106,7 +108,11 @@ def test_the_spans_of_one_order_form_one_trace(traced: tuple[Stack, Path, str]) 
             if s["service"] == "onbehalf-audit"
             and s["name"] == "consume events.orders.order.placed"
         ]
-        return spans if consumed else None
+        # A span is written when it ends, a parent after its children (the order's server span
+        # after its answer, which can be after audit's span): wait for every parent too.
+        ids = {s["span_id"] for s in spans} | client_ids
+        whole = all(s["parent_id"] in ids for s in spans)
+        return spans if consumed and whole else None
 
     spans = wait_until(audited, timeout=30, what="audit's span of the order's event")
     names = {(s["service"], s["name"], s["kind"]) for s in spans}
@@ -132,5 +138,5 @@ def test_the_spans_of_one_order_form_one_trace(traced: tuple[Stack, Path, str]) 
     # Audit's span is the child of the relay's: the context travelled in the NATS headers.
     assert [s["parent_id"] for s in consumed] == [relay[0]["span_id"]]
     # And every span of the servers descends from the client's root.
-    ids = {s["span_id"] for s in spans} | {f"{s.context.span_id:016x}" for s in client_spans}
+    ids = {s["span_id"] for s in spans} | client_ids
     assert all(s["parent_id"] in ids for s in spans)
