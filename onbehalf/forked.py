@@ -160,6 +160,8 @@ class ForkServer:
         log_path: Path,
         title: str,
     ) -> ForkedProcess:
+        """`python -m module args` with exactly `env` as its environment, in `cwd`, stdout and
+        stderr appended to `log_path`; `title` is its name in ps and top (the first 15 bytes)."""
         request = {
             "module": module,
             "args": list(args),
@@ -267,24 +269,13 @@ _server: ForkServer | None = None
 _server_lock = threading.Lock()
 
 
-def start_module(
-    module: str,
-    args: Sequence[str],
-    *,
-    env: Mapping[str, str],
-    cwd: Path,
-    log_path: Path,
-    title: str,
-) -> ForkedProcess:
-    """`python -m module args` with exactly `env` as its environment, in `cwd`, stdout and
-    stderr appended to `log_path`; `title` is its name in ps and top (the first 15 bytes).
-    The first call starts this launcher's fork server."""
+def fork_server() -> ForkServer:
+    """This launcher's fork server, started on the first call (and again if it has ended)."""
     global _server
     with _server_lock:
         if _server is None or not _server.alive:
             _server = ForkServer()
-        server = _server
-    return server.start(module, args, env=env, cwd=cwd, log_path=log_path, title=title)
+        return _server
 
 
 # The server's end.

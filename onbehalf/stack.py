@@ -21,7 +21,7 @@ from libs.common.settings import ServiceSettings
 from libs.common.signing import public_keys_path, signing_key_path, write_event_keys
 from onbehalf.colocated import COLOCATABLE
 from onbehalf.colocated import SPEC_VARIABLE as COLOCATED_SPEC_VARIABLE
-from onbehalf.forked import ForkedProcess, die_with_parent, start_module
+from onbehalf.forked import ForkedProcess, die_with_parent, fork_server
 from onbehalf.nats_setup import BusSecrets, init_bus_secrets, provision_sync
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -231,7 +231,7 @@ def start_service(name: str, *, port: int, env: Mapping[str, str], log_dir: Path
         if profile_dir
         else ["onbehalf.server"]
     )
-    process = start_module(
+    process = fork_server().start(
         runner[0],
         [
             *runner[1:],
@@ -262,7 +262,7 @@ def start_colocated(
         name: {"port": port, "env": {**env, "ONBEHALF_PORT": str(port)}}
         for name, (port, env) in members.items()
     }
-    process = start_module(
+    process = fork_server().start(
         "onbehalf.colocated",
         [],
         env={**os.environ, COLOCATED_SPEC_VARIABLE: json.dumps(spec)},

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv (types-psutil)
 
-from onbehalf.forked import PROJECT_ROOT, start_module
+from onbehalf.forked import PROJECT_ROOT, fork_server
 from tests.support import wait_until
 
 
@@ -41,7 +41,7 @@ def test_a_child_has_exactly_its_environment_its_folder_its_log_and_its_exit_cod
     )
     os.environ["ONBEHALF_PROBE_LAUNCHER_ONLY"] = "1"
     try:
-        child = start_module(
+        child = fork_server().start(
             "probe_world",
             ["--flag", "x"],
             env={"ONBEHALF_PROBE": "given"},
@@ -76,10 +76,10 @@ def test_a_child_ends_through_the_interpreters_exit_and_a_killed_one_reports_its
         """,
     )
     _module(tmp_path, "probe_sleeper", "import time\ntime.sleep(3600)\n")
-    done = start_module(
+    done = fork_server().start(
         "probe_exit", [], env={}, cwd=tmp_path, log_path=tmp_path / "exit.log", title="exit"
     )
-    sleeper = start_module(
+    sleeper = fork_server().start(
         "probe_sleeper", [], env={}, cwd=tmp_path, log_path=tmp_path / "sleep.log", title="sleeper"
     )
     assert done.wait(timeout=30) == 0
@@ -109,9 +109,9 @@ def test_a_script_may_start_children_at_its_top_level_and_they_end_with_their_la
             f"""
             import sys, time
             from pathlib import Path
-            from onbehalf.forked import start_module
+            from onbehalf.forked import fork_server
             folder = Path({str(tmp_path)!r})
-            child = start_module("probe_sleeper", [], env={{}}, cwd=folder,
+            child = fork_server().start("probe_sleeper", [], env={{}}, cwd=folder,
                                  log_path=folder / "sleeper.log", title="sleeper")
             print(child.pid, flush=True)
             time.sleep(3600)
