@@ -40,6 +40,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,6 +148,10 @@ class ForkServer:
         threading.Thread(target=self._read, name="fork-server", daemon=True).start()
 
     @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    @property
     def alive(self) -> bool:
         return not self._ended and self._process.poll() is None
 
@@ -195,9 +200,15 @@ class ForkServer:
             return self._exit_code(pid)
 
     def wait(self, pid: int, timeout: float | None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            self._changed.wait_for(lambda: self._exit_code(pid) is not None, timeout)
-            return self._exit_code(pid)
+            while (code := self._exit_code(pid)) is None:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                # Once the server has ended nobody notifies: look again every 50 ms.
+                self._changed.wait(left if not self._ended else min(left or 0.05, 0.05))
+            return code
 
     def _exit_code(self, pid: int) -> int | None:
         if pid in self._exits:

@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the venv (types-psutil)
 
-from onbehalf.forked import PROJECT_ROOT, fork_server
+from onbehalf.forked import PROJECT_ROOT, ForkServer, fork_server
 from tests.support import wait_until
 
 
@@ -137,3 +138,23 @@ def _running(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_when_the_fork_server_dies_its_children_end_and_are_seen_to(tmp_path: Path) -> None:
+    # A server of the test's own: this test process's shared one serves its stacks.
+    server = ForkServer()
+    _module(tmp_path, "probe_sleeper", "import time\ntime.sleep(3600)\n")
+    child = server.start(
+        "probe_sleeper", [], env={}, cwd=tmp_path, log_path=tmp_path / "s.log", title="sleeper"
+    )
+    assert child.poll() is None
+    os.kill(server.pid, signal.SIGKILL)
+    # Nobody can report the child's exit now; its parent-death signal ends it, and a wait
+    # without a timeout (as a supervisor may wait) sees that rather than waiting for a
+    # message that never comes.
+    codes: list[int] = []
+    waiter = threading.Thread(target=lambda: codes.append(child.wait()), daemon=True)
+    waiter.start()
+    waiter.join(timeout=30)
+    assert codes == [-signal.SIGTERM]
+    assert not server.alive
