@@ -114,9 +114,12 @@ START_TIMEOUT_SECONDS = 60.0
 
 def die_with_parent() -> None:
     """If the parent dies (a test run killed by a timeout, the fork server with its launcher),
-    this process gets SIGTERM instead of living on as an orphan holding ports and CPU."""
+    this process is killed instead of living on as an orphan holding ports and CPU. SIGKILL,
+    not SIGTERM: nobody is left to escalate, and a service whose graceful shutdown waits on a
+    NATS that went down with the launcher would never end (seen after a killed test run).
+    Every service survives a kill by design (transactions, the outbox)."""
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _set_title(title: str) -> None:
@@ -215,7 +218,7 @@ class ForkServer:
             return self._exits[pid]
         if self._ended and not _exists(pid):
             # The server died before telling: its children got the parent-death signal.
-            return -signal.SIGTERM
+            return -signal.SIGKILL
         return None
 
     def _read(self) -> None:
@@ -312,6 +315,7 @@ def _send(message: dict[str, Any]) -> None:
 # The answers' pipe: stdout as the launcher gave it. Stdout itself then points at stderr, so
 # that nothing a library prints can be read as an answer.
 _replies = -1
+_server_pid = -1
 
 
 def _serve() -> dict[str, Any]:
@@ -375,6 +379,8 @@ def _reap() -> None:
 def _become(request: dict[str, Any]) -> None:
     """In the forked child: what `python -m module args` started by the launcher would be."""
     die_with_parent()
+    if os.getppid() != _server_pid:  # the server died before the signal was armed
+        os._exit(1)
     _set_title(request["title"])
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
@@ -392,7 +398,8 @@ def _become(request: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    global _replies
+    global _replies, _server_pid
+    _server_pid = os.getpid()
     _replies = os.dup(1)
     os.dup2(2, 1)
     _preload()

@@ -156,5 +156,5 @@ def test_when_the_fork_server_dies_its_children_end_and_are_seen_to(tmp_path: Pa
     waiter = threading.Thread(target=lambda: codes.append(child.wait()), daemon=True)
     waiter.start()
     waiter.join(timeout=30)
-    assert codes == [-signal.SIGTERM]
+    assert codes == [-signal.SIGKILL]
     assert not server.alive
