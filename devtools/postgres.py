@@ -133,11 +133,19 @@ def _base_lock() -> Iterator[None]:
 
 
 def _process_identity(pid: int) -> str:
-    """pid plus start time, so a recycled pid is not mistaken for the original owner."""
+    """pid plus start time, so a recycled pid is not mistaken for the original owner.
+
+    The start time is the kernel's count of clock ticks since boot, not psutil's create_time():
+    that adds the boot time as wall-clock seconds, which moves when NTP adjusts the clock, and a
+    live owner that looked dead had its server deleted under it by another session.
+    """
     try:
-        return f"{pid} {psutil.Process(pid).create_time():.2f}"
-    except psutil.NoSuchProcess:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return ""
+    # Field 22 (starttime); the command name before it is in parentheses and may hold spaces.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return f"{pid} {fields[19]}"
 
 
 def _owner_alive(owner_file: Path) -> bool:

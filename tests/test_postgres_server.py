@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from devtools.postgres import PostgresServer, start_postgres
+from devtools.postgres import PostgresServer, _base_lock, _remove_orphans, start_postgres
 
 
 @pytest.fixture
@@ -80,3 +80,16 @@ def test_stop_leaves_no_running_postgres(tmp_path: Path) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             assert process.status() == psutil.STATUS_ZOMBIE
     assert not (tmp_path / "pgdata").is_symlink()
+
+
+def test_a_clock_step_does_not_make_a_live_owner_look_dead(
+    server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NTP moving the wall clock moves the boot time psutil adds to every process's start time;
+    # another session starting a server must still see this one's owner as alive and leave it.
+    shifted = psutil._pslinux.boot_time() + 1.0
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: shifted)
+    with _base_lock():
+        _remove_orphans()
+    assert psutil.Process(server.pid).status() != psutil.STATUS_ZOMBIE
+    assert (server.pgdata / "PG_VERSION").exists()
