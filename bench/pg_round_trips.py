@@ -7,7 +7,9 @@ the CPU per transaction of this process and of postgres. With psycopg 3 installe
 dependency: `pip install "psycopg[binary]"`), it runs the same transaction in psycopg's
 pipeline mode as well, in three round trips (BEGIN with the lock read, the cart read, the
 writes with COMMIT), to show what fewer round trips are worth against the driver's own cost.
-`--busy N` keeps N processes spinning meanwhile, as the services do to each other."""
+It also runs the whole change as one statement (a CTE in autocommit, one round trip): the floor
+of writing each transaction as a single PostgreSQL statement. `--busy N` keeps N processes
+spinning meanwhile, as the services do to each other."""
 
 from __future__ import annotations
 
@@ -48,6 +50,18 @@ LINE = (
 )
 OUTBOX = "INSERT INTO outbox (id, subject, payload) VALUES ({}, {}, {})"
 
+# The same change as one statement in autocommit: one round trip, no BEGIN or COMMIT. The
+# floor of "a write transaction as one statement" (PostgreSQL only); the services compute the
+# cart's new lines in Python between the read and the writes, which this cannot.
+ONE_STATEMENT = """
+WITH locked AS (SELECT org_id FROM locks WHERE org_id = $1 FOR UPDATE),
+     changed AS (UPDATE carts SET version = carts.version + 1 FROM locked
+                 WHERE carts.org_id = locked.org_id RETURNING carts.id),
+     line AS (INSERT INTO items (cart_id, sku, quantity) SELECT id, $2, 1 FROM changed
+              ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = items.quantity + 1)
+INSERT INTO outbox (id, subject, payload) VALUES ($3, $4, $5)
+"""
+
 Transaction = Callable[[Any, str], Awaitable[None]]
 
 
@@ -68,6 +82,12 @@ async def on_asyncpg(connection: asyncpg.Connection, org_id: str) -> None:
         await connection.executemany(
             _numbered(OUTBOX), [(uuid.uuid4().hex, "cart.item_added", PAYLOAD)]
         )
+
+
+async def as_one_statement(connection: asyncpg.Connection, org_id: str) -> None:
+    await connection.execute(
+        ONE_STATEMENT, org_id, "SKU-1", uuid.uuid4().hex, "cart.item_added", PAYLOAD
+    )
 
 
 async def on_psycopg_pipeline(connection: Any, org_id: str) -> None:
@@ -156,6 +176,13 @@ async def main(args: argparse.Namespace) -> None:
         for _ in range(args.rounds):
             connections: list[Any] = [await asyncpg.connect(dsn) for _ in range(args.connections)]
             await measure("asyncpg, 7 round trips", connections, on_asyncpg, server, per_connection)
+            await measure(
+                "asyncpg, one statement (floor)",
+                connections,
+                as_one_statement,
+                server,
+                per_connection,
+            )
             for connection in connections:
                 await connection.close()
             if psycopg is None:
