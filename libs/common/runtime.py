@@ -33,7 +33,6 @@ from libs.common.logging import configure_logging
 from libs.common.metrics import count_committed
 from libs.common.migrations import has_migrations, upgrade
 from libs.common.outbox import (
-    OutboxRelay,
     Staged,
     hand_over_committed,
     outbox_row,
@@ -44,6 +43,7 @@ from libs.common.outbox import (
 )
 from libs.common.outbox_retention import OutboxPruner
 from libs.common.principals import Principal
+from libs.common.relay import OutboxRelay
 from libs.common.revocation import RevocationSet, RevocationWatcher
 from libs.common.settings import ServiceSettings
 from libs.common.signing import EventSigningKey, load_signing_key

@@ -8,8 +8,9 @@ from decimal import Decimal
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime
-from libs.common.outbox import OutboxMixin, utcnow
+from libs.common.outbox import OutboxMixin
 
 
 class Base(DeclarativeBase):

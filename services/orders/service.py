@@ -12,12 +12,12 @@ from sqlalchemy.exc import IntegrityError
 
 from libs.common import statements
 from libs.common.checkout import request_checkout, request_order_snapshot
+from libs.common.clock import utcnow
 from libs.common.errors import (
     Conflict,
     Invalid,
     NotFound,
 )
-from libs.common.outbox import utcnow
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import OrderBook, PlacedOrder
 from libs.common.runtime import ServiceRuntime

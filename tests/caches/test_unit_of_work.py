@@ -21,7 +21,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
 from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
-from libs.common.outbox import OutboxMixin, OutboxRelay
+from libs.common.outbox import OutboxMixin
+from libs.common.relay import OutboxRelay
 from libs.common.revocation import RevocationSet
 from libs.common.runtime import ServiceRuntime
 from libs.common.settings import ServiceSettings

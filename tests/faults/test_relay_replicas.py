@@ -19,7 +19,8 @@ from sqlalchemy.orm import DeclarativeBase
 from devtools.postgres import PostgresServer
 from libs.common import statements
 from libs.common.db import create_engine, create_sessionmaker, create_tables
-from libs.common.outbox import OutboxMixin, OutboxRelay, add_to_outbox
+from libs.common.outbox import OutboxMixin, add_to_outbox
+from libs.common.relay import OutboxRelay
 from onbehalf.stack import start_nats
 from tests.support.events import product_created
 
