@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import importlib
 import multiprocessing
+import os
 import sys
 import tempfile
 import time
@@ -26,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
-import psutil  # type: ignore[import-untyped]  # no stubs in the venv (types-psutil)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.cpu import CpuMeter
 from devtools.postgres import PostgresServer, start_postgres
 
 TABLES = """
@@ -103,18 +104,6 @@ async def on_psycopg_pipeline(connection: Any, org_id: str) -> None:
     # Leaving the transaction queued COMMIT; the pipeline's end sent the writes with it.
 
 
-def _postgres_cpu(server: PostgresServer) -> float:
-    total = 0.0
-    postmaster = psutil.Process(server.pid)
-    for process in [postmaster, *postmaster.children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system
-    return total
-
-
 def _spin() -> None:
     while True:
         pass
@@ -134,11 +123,15 @@ async def measure(
         for _ in range(per_connection):
             await transaction(connection, f"org-{index}")
 
-    client, postgres, wall = time.process_time(), _postgres_cpu(server), time.perf_counter()
+    meter = CpuMeter()
+    meter.add("client", os.getpid())
+    meter.add("postgres", server.pid, with_children=True)
+    meter.snapshot()
+    wall = time.perf_counter()
     await asyncio.gather(*(run(index, c) for index, c in enumerate(connections)))
-    client = time.process_time() - client
-    postgres = _postgres_cpu(server) - postgres
     wall = time.perf_counter() - wall
+    spent = meter.delta()
+    client, postgres = spent["client"], spent["postgres"]
     count = per_connection * len(connections)
     print(
         f"  {name:34s} {count / wall:6.0f} txn/s   CPU per transaction: this process "
