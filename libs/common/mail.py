@@ -28,7 +28,7 @@ from sqlalchemy import Integer, String, Text, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, mapped_column
 
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime, bound_engine
 
@@ -153,7 +153,7 @@ class MailRelay:
         self._wakeup = asyncio.Event()
         # Is any mail due? Asked every poll, almost always answered no: one statement on the
         # bare driver (through a session the question cost ≈ 1.5 ms of CPU a poll).
-        self._any_due = statements.SnapshotRead(
+        self._any_due = snapshots.SnapshotRead(
             select(model.id)
             .where(model.sent_at.is_(None), model.next_attempt_at <= bindparam("now"))
             .limit(1)

@@ -26,7 +26,7 @@ from libs.common import tracing
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime, bound_engine
 from libs.common.outbox import Row, register_relay, unregister_relay
-from libs.common.statements import SnapshotRead
+from libs.common.snapshots import SnapshotRead
 
 log = structlog.get_logger("outbox")
 # The first pause after a failed relay round; doubling (with jitter) up to max_backoff.

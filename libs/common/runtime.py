@@ -17,7 +17,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import Connection, MetaData
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
 from libs.common.bus import await_provisioned_streams, connect
@@ -404,6 +404,6 @@ async def start_runtime(
             await nc.drain()
         if runtime.writer is not None:
             await runtime.writer.close()
-        await statements.release(read_engine)
+        await snapshots.release(read_engine)
         await engine.dispose()
         await read_engine.dispose()

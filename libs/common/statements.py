@@ -13,20 +13,15 @@ Connection, ≈ 6 µs on the bare driver; docs/performance.md).
   (`bare`: compiled once, SQLAlchemy's bind and result processors), anything else through the
   synchronous Connection; on PostgreSQL (asyncpg, which does wait for the server) through the
   AsyncConnection.
-- `SnapshotRead`: one SELECT read outside any transaction (its own snapshot); on SQLite on a
-  connection each read engine keeps for them, on PostgreSQL on a few kept in autocommit
-  (`release` gives them back).
-(libs/common/sqlite_writer.py holds the connection a process's units of work write through.)
+(libs/common/snapshots.py reads outside any transaction with the same compiled statements;
+libs/common/sqlite_writer.py holds the connection a process's units of work write through.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
-import contextlib
 import re
 import sqlite3
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,16 +30,13 @@ from sqlalchemy import (
     CursorResult,
     Delete,
     Dialect,
-    Engine,
     Executable,
     Insert,
     Select,
     Update,
 )
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import PoolProxiedConnection
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from libs.common.sqlite_driver import OneHopDbapi
 
@@ -66,7 +58,7 @@ class Statements:
     takes the engine's write gate, which is awaited (sqlite_driver.GatedCursor). There, a
     plain SELECT, INSERT, UPDATE or DELETE (nothing for SQLAlchemy to compute: no Python-side
     defaults, no RETURNING; an IN list rendered per length) runs on the bare sqlite3
-    connection, compiled once (`_Compiled`); anything else through the synchronous Connection.
+    connection, compiled once (`CompiledStatement`); anything else through the synchronous Connection.
     On PostgreSQL the same statements, in a begun transaction, run on the asyncpg connection
     (`bare_asyncpg`)."""
 
@@ -150,13 +142,15 @@ Answer = CursorResult[Any] | BareAnswer
 # Per statement object (module-level constants on the hot paths) and the keys of its
 # parameters (an INSERT's columns follow them): its compiled form, or None where SQLAlchemy
 # has work to do at execution. The statement is kept beside it, so its id stays its own.
-_BARE: dict[tuple[int, type[Dialect], tuple[str, ...]], tuple[Executable, _Compiled | None]] = {}
+_BARE: dict[
+    tuple[int, type[Dialect], tuple[str, ...]], tuple[Executable, CompiledStatement | None]
+] = {}
 _BARE_LIMIT = 512
 
 
 def _compiled_for(
     statement: Executable, dialect: Dialect, keys: tuple[str, ...]
-) -> _Compiled | None:
+) -> CompiledStatement | None:
     key = (id(statement), type(dialect), keys)
     found = _BARE.get(key)
     if found is not None:
@@ -164,10 +158,10 @@ def _compiled_for(
     if len(_BARE) >= _BARE_LIMIT:
         # Statements built per call filled it: SQLAlchemy's own compiled cache serves those.
         return None
-    compiled: _Compiled | None = None
+    compiled: CompiledStatement | None = None
     if isinstance(statement, Select | Insert | Update | Delete):
         try:
-            compiled = _Compiled(statement, dialect, keys)
+            compiled = CompiledStatement(statement, dialect, keys)
         except _NotBare:
             compiled = None
     _BARE[key] = (statement, compiled)
@@ -238,10 +232,10 @@ async def bare_asyncpg(
     sync = connection.sync_connection
     if dialect.driver != "asyncpg" or sync is None or not sync.in_transaction():
         return None
-    return await _on_asyncpg(sync.connection.dbapi_connection, dialect, statement, parameters)
+    return await run_on_asyncpg(sync.connection.dbapi_connection, dialect, statement, parameters)
 
 
-async def _on_asyncpg(
+async def run_on_asyncpg(
     adapted: Any, dialect: Dialect, statement: Executable, parameters: Parameters
 ) -> Answer | None:
     """`statement` on SQLAlchemy's adapted asyncpg connection (in its transaction, begun
@@ -331,7 +325,7 @@ class _NotBare(Exception):
     """The statement needs SQLAlchemy at execution (Python-side defaults, RETURNING...)."""
 
 
-class _Compiled:
+class CompiledStatement:
     """A statement as the bare driver runs it: its SQL, its parameters in order with their
     bind processors and defaults, and for a SELECT each column's result processor and name."""
 
@@ -489,161 +483,3 @@ class _Compiled:
             )
             for row in raw
         ]
-
-
-class SnapshotRead:
-    """A SELECT read as one statement, its own snapshot, outside any transaction.
-
-    On SQLite it runs on the bare driver, on a connection this process keeps for such reads
-    (autocommit: one SELECT is one read transaction in WAL mode, and nothing in between
-    awaits, so one connection serves every coroutine): no pool check-out, no SQLAlchemy
-    execution context, the statement compiled once. The rows are those SQLAlchemy's
-    execution would give (the columns' result processors run), as named tuples. On PostgreSQL
-    it is a read through SQLAlchemy on one of a few connections the engine keeps in
-    autocommit (no pool check-out, ping, BEGIN or ROLLBACK); on SQLite in `mode="thread"` an
-    ordinary read through the engine."""
-
-    __slots__ = ("_compiled", "statement")
-
-    def __init__(self, statement: Select[Any]) -> None:
-        self.statement = statement
-        self._compiled: dict[type[Dialect], _Compiled] = {}
-
-    def _for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(type(dialect))
-        if compiled is None:
-            compiled = self._compiled[type(dialect)] = _Compiled(self.statement, dialect)
-            if not compiled.returns_rows:
-                raise ValueError("a snapshot read is a SELECT")
-        return compiled
-
-    async def rows(self, engine: AsyncEngine, parameters: Mapping[str, Any]) -> list[Any]:
-        compiled = self._for(engine.dialect) if in_loop(engine.dialect) else None
-        prepared = compiled.expanded(parameters) if compiled and compiled.expanding else None
-        if compiled is None or (compiled.expanding and prepared is None):
-            if engine.dialect.name != "sqlite":
-                return await _autocommit_rows(engine, self.statement, parameters)
-            async with engine.connect() as connection:
-                return list((await connection.execute(self.statement, parameters)).all())
-        held = _HELD.get(engine.sync_engine)
-        if held is None:
-            held = await _hold(engine.sync_engine)
-        sql, arguments = prepared or (compiled.sql, compiled.parameters(parameters))
-        try:
-            cursor = held.raw.execute(sql, arguments)
-            try:
-                raw = cursor.fetchall()
-            finally:
-                cursor.close()
-        except sqlite3.Error as error:
-            await _drop(engine.sync_engine, held)
-            raise DBAPIError.instance(sql, arguments, error, sqlite3.Error) from error
-        return compiled.rows(raw)
-
-
-class _Held:
-    __slots__ = ("pooled", "raw")
-
-    def __init__(self, pooled: PoolProxiedConnection, raw: sqlite3.Connection) -> None:
-        self.pooled = pooled
-        self.raw = raw
-
-
-# The connection each SQLite read engine keeps for snapshot reads, taken from its pool (with
-# the engine's pragmas) and given back by `release` before the engine is disposed.
-_HELD: weakref.WeakKeyDictionary[Engine, _Held] = weakref.WeakKeyDictionary()
-
-
-async def _hold(engine: Engine) -> _Held:
-    pooled = await greenlet_spawn(engine.raw_connection)
-    current = _HELD.get(engine)
-    if current is not None:  # another coroutine took one meanwhile
-        await greenlet_spawn(pooled.close)
-        return current
-    adapted = pooled.dbapi_connection
-    raw = adapted._connection._conn  # type: ignore[union-attr]
-    held = _HELD[engine] = _Held(pooled, raw)
-    return held
-
-
-async def _drop(engine: Engine, held: _Held) -> None:
-    if _HELD.get(engine) is held:
-        del _HELD[engine]
-    await greenlet_spawn(held.pooled.invalidate)
-
-
-async def release(engine: AsyncEngine) -> None:
-    """Give back the connections kept for snapshot reads (before `engine.dispose()`)."""
-    held = _HELD.pop(engine.sync_engine, None)
-    if held is not None:
-        await greenlet_spawn(held.pooled.close)
-    kept = _KEPT.pop(engine.sync_engine, None)
-    if kept is not None:
-        for connection in kept.idle:
-            await _close_quietly(connection)
-
-
-class _Kept:
-    """The connections a read engine of a server database keeps for snapshot reads: a few, in
-    autocommit, each serving one read at a time."""
-
-    __slots__ = ("idle", "loop", "slots")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.idle: list[AsyncConnection] = []
-        self.slots = asyncio.Semaphore(_KEPT_PER_ENGINE)
-
-
-# On PostgreSQL a snapshot read through a connection of the pool costs three round trips
-# beside its SELECT (the pool's ping at check-out, BEGIN, and the ROLLBACK of its return);
-# on one kept in autocommit the SELECT is all (and is its own snapshot). A few per engine,
-# so that concurrent reads do not queue behind one another.
-_KEPT: weakref.WeakKeyDictionary[Engine, _Kept] = weakref.WeakKeyDictionary()
-_KEPT_PER_ENGINE = 4
-
-
-async def _autocommit_rows(
-    engine: AsyncEngine, statement: Select[Any], parameters: Mapping[str, Any]
-) -> list[Any]:
-    loop = asyncio.get_running_loop()
-    kept = _KEPT.get(engine.sync_engine)
-    if kept is None or kept.loop is not loop:  # connections of another loop cannot serve
-        kept = _KEPT[engine.sync_engine] = _Kept(loop)
-    async with kept.slots:
-        for attempt in (1, 2):
-            connection = kept.idle.pop() if kept.idle else await _autocommit_connection(engine)
-            try:
-                raw = connection.sync_connection
-                assert raw is not None
-                answer = await _on_asyncpg(
-                    raw.connection.dbapi_connection, engine.dialect, statement, parameters
-                )
-                if answer is None:
-                    answer = await connection.execute(statement, parameters)
-                rows = list(answer.all())
-            except DBAPIError as error:
-                await _close_quietly(connection)
-                if attempt == 1 and error.connection_invalidated:
-                    continue  # the server restarted since: once more, on a new connection
-                raise
-            except BaseException:
-                await _close_quietly(connection)
-                raise
-            kept.idle.append(connection)
-            return rows
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-async def _autocommit_connection(engine: AsyncEngine) -> AsyncConnection:
-    connection = await engine.connect()
-    try:
-        return await connection.execution_options(isolation_level="AUTOCOMMIT")
-    except BaseException:
-        await _close_quietly(connection)
-        raise
-
-
-async def _close_quietly(connection: AsyncConnection) -> None:
-    with contextlib.suppress(Exception):
-        await connection.close()

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.runtime import ServiceRuntime
 from libs.common.statements import Statements
 from services.cart.models import Cart, CartItem, CartLock, InboxEntry
@@ -87,7 +87,7 @@ CART_IN_VIEW = (
     )
     .order_by(_items.c.position)
 )
-_CART_IN_VIEW_NOW = statements.SnapshotRead(CART_IN_VIEW)
+_CART_IN_VIEW_NOW = snapshots.SnapshotRead(CART_IN_VIEW)
 
 # The lock row taken FOR UPDATE by every change (a no-op clause on SQLite, whose writers
 # queue on BEGIN IMMEDIATE anyway): on PostgreSQL an organisation's changes queue behind it.
@@ -108,7 +108,7 @@ CART_BY_ID = (
 )
 
 # Which of some event ids the inbox holds (their handling committed).
-_HANDLED = statements.SnapshotRead(
+_HANDLED = snapshots.SnapshotRead(
     select(_inbox.c.event_id).where(
         _inbox.c.event_id.in_(bindparam("event_ids", type_=String, expanding=True))
     )
@@ -236,7 +236,7 @@ async def cart_in_view(connection: Statements, org_id: str) -> CartState:
 
 async def cart_in_view_now(runtime: ServiceRuntime, org_id: str) -> CartState:
     """`cart_in_view` read outside a transaction, as its own snapshot (a read that changes
-    nothing): on SQLite on the bare driver, see statements.SnapshotRead."""
+    nothing): on SQLite on the bare driver, see snapshots.SnapshotRead."""
     rows = await _CART_IN_VIEW_NOW.rows(runtime.read_engine, {"org_id": org_id})
     return _in_view(rows, org_id)
 

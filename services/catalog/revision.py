@@ -12,7 +12,7 @@ from typing import cast
 from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from libs.common import statements
+from libs.common import snapshots, statements
 from libs.common.runtime import ServiceRuntime, UnitOfWork
 from services.catalog.models import CatalogRevision
 
@@ -21,7 +21,7 @@ _table = cast(Table, CatalogRevision.__table__)
 _READ = select(_table.c.revision).where(_table.c.id == ROW)
 _RAISE = update(_table).where(_table.c.id == ROW).values(revision=_table.c.revision + 1)
 _FIRST = insert(_table).values(id=ROW, revision=1)
-_READ_NOW = statements.SnapshotRead(_READ)
+_READ_NOW = snapshots.SnapshotRead(_READ)
 
 
 async def current(session: AsyncSession) -> int:
@@ -103,7 +103,7 @@ def _read_and_end(connection: Connection) -> int:
 
 class HeldConnection:
     """Reads the revision on a connection kept for it: no session, no pool round trip. That
-    is a snapshot read's (statements.SnapshotRead): on SQLite one SELECT on the bare driver,
+    is a snapshot read's (snapshots.SnapshotRead): on SQLite one SELECT on the bare driver,
     nothing awaited; on PostgreSQL one SELECT in autocommit. (On SQLite in `mode="thread"`,
     a connection of its own, one greenlet switch per read.)"""
 

@@ -10,7 +10,7 @@ from uuid import uuid4
 from sqlalchemy import ColumnElement, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.authz import Decision
 from libs.common.clock import utcnow
 from libs.common.db import UtcDateTime, skipping_locked
@@ -318,7 +318,7 @@ def _due(now: Any, idle_since: Any) -> tuple[ColumnElement[bool], ...]:
 # first (on SQLite a write transaction begins IMMEDIATE, queueing behind the requests' writes
 # and waiting out another process's with the loop blocked), in one statement on the bare driver
 # (through a session the question cost identity ≈ 1.5 ms of CPU a second).
-_ANY_DUE = statements.SnapshotRead(
+_ANY_DUE = snapshots.SnapshotRead(
     select(ActingSessionRecord.id)
     .where(*_due(bindparam("now", type_=UtcDateTime), bindparam("idle_since", type_=UtcDateTime)))
     .limit(1)

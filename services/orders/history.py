@@ -10,7 +10,7 @@ from typing import Any, cast
 from sqlalchemy import BindParameter, Select, Table, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.paging import decode_time_cursor, page_of
 from libs.common.principals import Principal, org_in_view
 from libs.common.resources import OrderBook
@@ -56,7 +56,7 @@ def _with_cancellations() -> Select[Any]:
     )
 
 
-def _page(*, by_status: bool, after_cursor: bool) -> statements.SnapshotRead:
+def _page(*, by_status: bool, after_cursor: bool) -> snapshots.SnapshotRead:
     """A page of an organisation's orders, newest first."""
     query = _with_cancellations()
     if by_status:
@@ -70,7 +70,7 @@ def _page(*, by_status: bool, after_cursor: bool) -> statements.SnapshotRead:
                 and_(_ORDERS.c.created_at == created, _ORDERS.c.id > order_id),
             )
         )
-    return statements.SnapshotRead(
+    return snapshots.SnapshotRead(
         query.order_by(_ORDERS.c.created_at.desc(), _ORDERS.c.id).limit(bindparam("limit"))
     )
 
@@ -82,10 +82,10 @@ _PAGES = {
     for after_cursor in (False, True)
 }
 # One order of an organisation (another organisation's is not found).
-_ONE = statements.SnapshotRead(_with_cancellations().where(_ORDERS.c.id == bindparam("order_id")))
+_ONE = snapshots.SnapshotRead(_with_cancellations().where(_ORDERS.c.id == bindparam("order_id")))
 # The lines of the orders on a page. Written with their order and never changed since, so
 # a second statement reads them as the first saw their orders.
-_LINES_OF = statements.SnapshotRead(
+_LINES_OF = snapshots.SnapshotRead(
     select(
         _LINES.c.order_id,
         _LINES.c.sku,

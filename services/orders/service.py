@@ -10,7 +10,7 @@ from uuid import uuid4
 from sqlalchemy import CursorResult, Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.checkout import request_checkout, request_order_snapshot
 from libs.common.clock import utcnow
 from libs.common.errors import (
@@ -43,7 +43,7 @@ _BY_KEY = select(ORDERS.c.id, ORDERS.c.request_hash).where(
     ORDERS.c.customer_org_id == bindparam("org_id"),
     ORDERS.c.idempotency_key == bindparam("key"),
 )
-_BY_KEY_NOW = statements.SnapshotRead(_BY_KEY)
+_BY_KEY_NOW = snapshots.SnapshotRead(_BY_KEY)
 _INSERT_ORDER = insert(ORDERS)
 _INSERT_LINES = insert(ORDER_LINES)
 
@@ -83,7 +83,7 @@ async def _existing(
 ) -> OrderRead | None:
     """The order placed earlier with this key (a replay), or None; Invalid if that request's
     body differed. The one read of every order is a snapshot read (on SQLite on the bare
-    driver, statements.SnapshotRead); the whole order is read only when there is one."""
+    driver, snapshots.SnapshotRead); the whole order is read only when there is one."""
     rows = await _BY_KEY_NOW.rows(runtime.read_engine, {"org_id": org_id, "key": key})
     if not rows:
         return None

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util.concurrency import in_greenlet
 
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.db import (
     UtcDateTime,
     create_engine,
@@ -199,7 +199,7 @@ def test_on_sqlite_statements_skip_sqlalchemys_async_bridge(tmp_path: Path) -> N
     asyncio.run(scenario())
 
 
-_PRICE_OF = statements.SnapshotRead(
+_PRICE_OF = snapshots.SnapshotRead(
     select(
         _price.c.sku,
         _price.c.amount,
@@ -224,7 +224,7 @@ async def _priced(
             await Statements.of(await session.connection()).execute(insert(_price), _ROWS)
         yield sessions, read_engine
     finally:
-        await statements.release(read_engine)
+        await snapshots.release(read_engine)
         await engine.dispose()
         await read_engine.dispose()
 
@@ -255,7 +255,7 @@ def test_a_snapshot_read_gives_sqlalchemys_rows_and_each_read_the_last_commit(
 
 
 # The polls' question (is any session or mail due by now?): a time compared on the bare driver.
-_CHANGED_BY = statements.SnapshotRead(
+_CHANGED_BY = snapshots.SnapshotRead(
     select(_price.c.sku)
     .where(_price.c.changed_at <= bindparam("now", type_=UtcDateTime))
     .order_by(_price.c.sku)
@@ -308,17 +308,17 @@ def test_on_sqlite_a_snapshot_read_keeps_one_connection_and_no_transaction(
             assert pool.checkedout() == 0  # type: ignore[attr-defined]  # the failed one left
             await create_tables(engine, _metadata)
             assert await _PRICE_OF.rows(read_engine, {"from_sku": ""}) == []
-            await statements.release(read_engine)
+            await snapshots.release(read_engine)
             assert pool.checkedout() == 0  # type: ignore[attr-defined]
         finally:
-            await statements.release(read_engine)
+            await snapshots.release(read_engine)
             await engine.dispose()
             await read_engine.dispose()
 
     asyncio.run(scenario())
 
 
-_BACKEND_PID = statements.SnapshotRead(select(func.pg_backend_pid().label("pid")))
+_BACKEND_PID = snapshots.SnapshotRead(select(func.pg_backend_pid().label("pid")))
 
 
 @pytest.mark.postgres
@@ -356,7 +356,7 @@ def test_on_postgresql_snapshot_reads_keep_a_connection_in_autocommit(postgres: 
             assert replaced.pid != kept.pid
             assert len(await _PRICE_OF.rows(engine, {"from_sku": "B"})) == 1
         finally:
-            await statements.release(engine)
+            await snapshots.release(engine)
             await engine.dispose()
 
     asyncio.run(scenario())
@@ -454,7 +454,7 @@ def test_in_lists_run_on_the_bare_driver_and_an_empty_one_finds_nothing(database
     applied to every element, for lists of any length, beside parameters before and after
     it; an empty list goes through SQLAlchemy, which renders it as matching nothing."""
     url = database_url
-    amounts_now = statements.SnapshotRead(_AMOUNTS_OF)
+    amounts_now = snapshots.SnapshotRead(_AMOUNTS_OF)
 
     async def scenario() -> None:
         engine, read_engine = _engines(url)
@@ -497,7 +497,7 @@ def test_in_lists_run_on_the_bare_driver_and_an_empty_one_finds_nothing(database
             assert read_executed == []
             assert await amounts_now.rows(read_engine, {"skus": []}) == []
         finally:
-            await statements.release(read_engine)
+            await snapshots.release(read_engine)
             await engine.dispose()
             await read_engine.dispose()
 

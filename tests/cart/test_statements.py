@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.db import create_engine, create_tables
 from libs.common.statements import Statements
 from services.cart import queries
@@ -103,7 +103,7 @@ def test_a_cart_read_written_and_read_again(database_url: str) -> None:
             assert await queries.handled_now(engine, ["e-2", "e-1", "e-3"]) == {"e-1"}
             assert await queries.handled_now(engine, []) == set()
         finally:
-            await statements.release(engine)
+            await snapshots.release(engine)
             await engine.dispose()
 
     asyncio.run(scenario())

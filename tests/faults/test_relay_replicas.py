@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import DeclarativeBase
 
 from devtools.postgres import PostgresServer
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.db import create_engine, create_sessionmaker, create_tables
 from libs.common.outbox import OutboxMixin, add_to_outbox
 from libs.common.relay import OutboxRelay
@@ -120,7 +120,7 @@ def test_replicas_publish_their_commits_and_claim_only_settled_orphans(
             await asyncio.gather(*tasks, return_exceptions=True)
         finally:
             for engine in engines:
-                await statements.release(engine)  # the relays' snapshot reads keep connections
+                await snapshots.release(engine)  # the relays' snapshot reads keep connections
                 await engine.dispose()
             await nc.drain()
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert
 
-from libs.common import statements
+from libs.common import snapshots
 from libs.common.db import create_engine, create_tables
 from services.orders.history import read_one, read_page
 from services.orders.models import Base, Order, OrderCancellation, OrderLine
@@ -125,7 +125,7 @@ def test_a_page_of_history_newest_first_with_lines_and_cancellations(database_ur
             assert await read_one(engine, org_id="org-1", order_id="o-elsewhere") is None
             assert await read_one(engine, org_id="org-2", order_id="o-missing") is None
         finally:
-            await statements.release(engine)
+            await snapshots.release(engine)
             await engine.dispose()
 
     asyncio.run(scenario())
