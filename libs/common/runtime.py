@@ -42,6 +42,7 @@ from libs.common.outbox import (
     write_staged_through,
 )
 from libs.common.outbox_retention import OutboxPruner
+from libs.common.pg_writer import PostgresWriter
 from libs.common.principals import Principal
 from libs.common.relay import OutboxRelay
 from libs.common.revocation import RevocationSet, RevocationWatcher
@@ -62,8 +63,9 @@ class UnitOfWork:
 
     The transaction begins with the first statement, as an ORM session's would: through
     `statements()` it is, on SQLite, the process's Writer connection (sqlite_writer.Writer: no
-    pool, no greenlet for BEGIN and COMMIT), on PostgreSQL a connection of the pool (no ORM
-    session around it), and `session` is then an ORM session joined to it; through `session`
+    pool, no greenlet for BEGIN and COMMIT), on PostgreSQL one of the connections the
+    process's PostgresWriter keeps (pg_writer: no pool check-out, no greenlet for COMMIT), and
+    `session` is then an ORM session joined to it; through `session`
     first it is a session of the pool, and `statements()` its connection. Nothing is begun
     for a unit of work that neither reads nor writes nor stages an event."""
 
@@ -75,7 +77,9 @@ class UnitOfWork:
     outbox: Staged = field(default_factory=list)
     _session: AsyncSession | None = None
     _written: Connection | None = None  # the Writer's connection, in this transaction
-    _connected: AsyncConnection | None = None  # PostgreSQL: the pool's, in this transaction
+    _connected: AsyncConnection | None = (
+        None  # PostgreSQL: the PostgresWriter's, in this transaction
+    )
 
     @property
     def session(self) -> AsyncSession:
@@ -139,6 +143,8 @@ class UnitOfWork:
         return Statements.of(await self.session.connection())
 
     async def _begin_connection(self) -> AsyncConnection:
+        if self.runtime.pg_writer is not None:
+            return await self.runtime.pg_writer.begin()
         connection = await self.runtime.engine.connect()
         try:
             await connection.begin()
@@ -163,7 +169,10 @@ class UnitOfWork:
                 await self._session.flush()
                 self.outbox += take_staged(self._session)
             await write_staged_through(Statements(async_=self._connected), self.outbox)
-            await self._connected.commit()
+            if self.runtime.pg_writer is not None:
+                await self.runtime.pg_writer.commit(self._connected)
+            else:
+                await self._connected.commit()
             hand_over_committed(self.runtime.engine.sync_engine, self.outbox)
             return self.outbox
         if self._written is not None:
@@ -190,7 +199,10 @@ class UnitOfWork:
             assert self.runtime.writer is not None
             self.runtime.writer.end(self._written, commit=False)
         elif self._connected is not None:
-            await self._connected.rollback()
+            if self.runtime.pg_writer is not None:
+                await self.runtime.pg_writer.roll_back(self._connected)
+            else:
+                await self._connected.rollback()
         elif self._session is not None:
             await self._session.rollback()
 
@@ -198,7 +210,10 @@ class UnitOfWork:
         if self._session is not None:
             await self._session.close()
         if self._connected is not None:
-            await self._connected.close()  # rolls back what did not commit
+            if self.runtime.pg_writer is not None:
+                await self.runtime.pg_writer.give_back(self._connected)
+            else:
+                await self._connected.close()  # rolls back what did not commit
 
 
 @dataclass
@@ -221,8 +236,10 @@ class ServiceRuntime:
     activity: ActivityReporter
     # Signs every event this service emits; audit checks it against the published public key.
     signing_key: EventSigningKey
-    # SQLite: the connection units of work write through (None on PostgreSQL: the pool's).
+    # SQLite: the connection units of work write through (None on PostgreSQL).
     writer: Writer | None = None
+    # PostgreSQL on asyncpg: the connections units of work write through (else the pool's).
+    pg_writer: PostgresWriter | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     # What the service itself builds at start-up beyond this chassis (identity: its token
     # signer, password pool, login gate, mail relay), set once by its app.py; business code
@@ -369,6 +386,7 @@ async def start_runtime(
         activity=ActivityReporter(nc, interval=settings.acting_activity_report_seconds),
         signing_key=signing_key,
         writer=Writer(engine) if is_sqlite(settings.sqlalchemy_url) else None,
+        pg_writer=PostgresWriter(engine) if engine.dialect.driver == "asyncpg" else None,
     )
     watcher = RevocationWatcher(
         js=js, revoked=revoked, ttl=float(settings.acting_session_max_seconds)
@@ -404,6 +422,8 @@ async def start_runtime(
             await nc.drain()
         if runtime.writer is not None:
             await runtime.writer.close()
+        if runtime.pg_writer is not None:
+            await runtime.pg_writer.close()
         await snapshots.release(read_engine)
         await engine.dispose()
         await read_engine.dispose()

@@ -1,7 +1,7 @@
 """A unit of work: its statements, its ORM session's changes and its events commit together or
 not at all, on SQLite (through the process's Writer connection) and on PostgreSQL (a
-connection of the pool, or a session of it when the session comes first); on SQLite its
-writers queue on one connection."""
+connection its PostgresWriter keeps, or a session of the pool when the session comes first);
+on SQLite its writers queue on one connection."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from libs.common.activity import ActivityReporter
 from libs.common.authz import Authorizer
 from libs.common.db import create_engine, create_sessionmaker, create_tables, is_sqlite
 from libs.common.outbox import OutboxMixin
+from libs.common.pg_writer import PostgresWriter
 from libs.common.relay import OutboxRelay
 from libs.common.revocation import RevocationSet
 from libs.common.runtime import ServiceRuntime
@@ -82,6 +83,7 @@ async def _runtime(url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
         activity=ActivityReporter(nc, interval=60.0),
         signing_key=EventSigningKey("catalog", "k-1", Ed25519PrivateKey.generate()),
         writer=Writer(engine) if is_sqlite(url) else None,
+        pg_writer=PostgresWriter(engine) if engine.dialect.driver == "asyncpg" else None,
     )
     try:
         await create_tables(engine, _Base.metadata)
@@ -89,6 +91,8 @@ async def _runtime(url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
     finally:
         if runtime.writer is not None:
             await runtime.writer.close()
+        if runtime.pg_writer is not None:
+            await runtime.pg_writer.close()
         await nc.close()
         await engine.dispose()
         await read_engine.dispose()
