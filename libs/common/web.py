@@ -23,6 +23,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from libs.common import tracing
@@ -170,6 +171,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _nats_timeout(_request: Request, _exc: NatsTimeoutError) -> JSONResponse:
         body = {"detail": "a service this request needs timed out", "reason": None}
         return JSONResponse(body, status_code=503)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated:
+            return await _unexpected(request, exc)
+        # The server went away under a statement (a restart, a failover): the transaction did
+        # not commit (unless the loss came with its COMMIT, which an order's idempotency key
+        # covers) and the connection is not used again, so the request may be retried.
+        log.warning("database_connection_lost", error=repr(exc.orig))
+        body = {"detail": "the database connection was lost; retry the request", "reason": None}
+        return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

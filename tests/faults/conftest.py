@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.postgres import PostgresServer
 from tests.faults.harness import Backend, FaultStack, start_fault_stack
 
 
@@ -16,6 +17,17 @@ def faults(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FaultStac
     backend: Backend = request.param
     server = request.getfixturevalue("postgres") if backend == "postgres" else None
     running = start_fault_stack(tmp_path / "stack", backend, server)
+    try:
+        yield running
+    finally:
+        running.stack.stop()
+        running.close()
+
+
+@pytest.fixture
+def postgres_faults(tmp_path: Path, postgres: PostgresServer) -> Iterator[FaultStack]:
+    """The same stack on PostgreSQL only, for faults SQLite has no counterpart of."""
+    running = start_fault_stack(tmp_path / "stack", "postgres", postgres)
     try:
         yield running
     finally:

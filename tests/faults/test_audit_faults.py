@@ -8,6 +8,9 @@ from uuid import uuid4
 
 import httpx
 import pytest
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
 
 from onbehalf.cli import app
@@ -161,6 +164,66 @@ def test_nats_outage_while_ordering_loses_and_doubles_nothing(faults: FaultStack
                 if line.startswith("onbehalf_outbox_published_total ")
             )
             assert published > 0, url
+
+
+def _drop_every_connection(faults: FaultStack) -> None:
+    """What a PostgreSQL restart or failover does to its clients: every backend of the
+    stack's databases is terminated (the services' pools, their kept write and read
+    connections); returns once none of them is left."""
+    names = [make_url(url).database for url in faults.database_urls.values()]
+    for engine in faults.engines.values():  # the test's own readers reconnect afterwards
+        faults.run(engine.dispose())
+    faults.engines.clear()
+    server = create_async_engine(
+        make_url(faults.database_urls["audit"]).set(database="postgres"), poolclass=NullPool
+    )
+
+    async def terminate() -> list[int]:
+        async with server.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = ANY(:names) AND pid <> pg_backend_pid()"
+                ),
+                {"names": names},
+            )
+            return [row[0] for row in rows]
+
+    async def left(pids: list[int]) -> int:
+        async with server.connect() as connection:
+            query = text("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)")
+            return int((await connection.execute(query, {"pids": pids})).scalar_one())
+
+    try:
+        pids = faults.run(terminate())
+        assert len(pids) >= len(names), pids  # every service held at least one
+        wait_until(lambda: faults.run(left(pids)) == 0, timeout=30.0, what="backends gone")
+    finally:
+        faults.run(server.dispose())
+
+
+@pytest.mark.postgres
+def test_postgresql_dropping_every_connection_loses_no_request(
+    postgres_faults: FaultStack,
+) -> None:
+    """After the server dropped every connection, the next requests succeed at the first
+    try (no 500, no 503): each service replaces the connections it finds closed instead of
+    handing them to a request; the orders placed are audited once, the chain intact."""
+    faults = postgres_faults
+    shop = Shop(faults)
+    shop.order()  # every service has used (and kept) its connections
+    _drop_every_connection(faults)
+    for n in range(len(shop.orders_urls) * 2):
+        added, order = shop.try_order(unique(f"after-drop-{n}"))
+        assert added.status_code == 200, added.text
+        assert order.status_code == 201, order.text
+        shop.placed += 1
+        wait_until(
+            lambda: ok(shop.acting.get("cart", "/v1/cart"))["items"] == [],
+            timeout=30.0,
+            what="cart emptied by the order",
+        )
+    assert_exactly_once(faults)
 
 
 def test_audit_killed_mid_stream_records_everything_once(faults: FaultStack) -> None:
