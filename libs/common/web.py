@@ -75,7 +75,7 @@ _STATUS_TEXT = {
     422: "Invalid input; `errors` lists every refused field",
     428: "A required precondition header is missing",
     429: "Too many attempts; retry after `retry_after` seconds",
-    503: "A service this request needs is not answering",
+    503: "A service or the database this request needs is not answering; retry",
 }
 
 
@@ -238,7 +238,9 @@ def contract_openapi(app: FastAPI) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             statuses: set[int] = set()
             if operation.get("security"):
-                statuses |= {401, 403}
+                # 503: every business operation reads its database (web._database), and a
+                # server that went away under it answers so, whatever the route declares.
+                statuses |= {401, 403, 503}
             if "{" in path:
                 statuses.add(404)
             if operation.get("parameters") or operation.get("requestBody"):
