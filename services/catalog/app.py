@@ -25,12 +25,12 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
             settings=settings, metadata=Base.metadata, outbox_model=OutboxMessage
         ) as runtime:
             runtime.parts = parts = CatalogParts.fresh(runtime)
-            subscription = await handlers.serve_quotes(runtime)
+            quotes = await handlers.serve_quotes(runtime)
             app.state.runtime = runtime
             try:
                 yield
             finally:
-                await subscription.unsubscribe()
+                await quotes.stop()
                 await parts.close()
 
     return create_service_app(title="onbehalf catalog", lifespan=lifespan, routers=[router])

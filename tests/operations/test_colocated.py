@@ -1,5 +1,6 @@
 """Cart and orders in one process (ONBEHALF_COLOCATE=cart+orders): the same answers, refusals and
-audit as apart, orders' requests of cart answered without the bus, one restart for both."""
+audit as apart, orders' requests of cart answered without the bus, one restart for both; with
+catalog beside cart, its price quotes answered without the bus too."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import secrets
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from nats.aio.msg import Msg
 
 from devtools.stacks import connect_bus
 from libs.common.checkout import CHECKOUT_SUBJECT
+from libs.common.quotes import QUOTE_SUBJECT
 from libs.contracts.cart import CartSnapshotRequest
 from onbehalf.colocated import SPEC_VARIABLE as COLOCATED_SPEC_VARIABLE
 from onbehalf.stack import (
@@ -71,25 +73,49 @@ def _place_acting_order(
     return order, started
 
 
-async def _requests_of_cart_seen_on_the_bus(stack: Stack, world: World) -> list[str]:
-    """Place an acting order while listening, as cart may, on the subjects orders asks cart on:
-    the subjects of what crossed the bus."""
-    nc = await connect_bus(stack, "cart")
+async def _seen_on_the_bus(
+    stack: Stack, listener: str, subjects: tuple[str, ...], act: Callable[[], object]
+) -> list[str]:
+    """Do `act` while listening, as `listener` may, on `subjects`: the subjects of the
+    requests that crossed the bus meanwhile."""
+    nc = await connect_bus(stack, listener)
     seen: list[str] = []
 
     async def heard(message: Msg) -> None:
         seen.append(message.subject)
 
     try:
-        for subject in CART_REQUESTS:
+        for subject in subjects:
             await nc.subscribe(subject, cb=heard)  # no queue group: a copy of every request
         await nc.flush()
-        _place_acting_order(world, "listened")
-        # Whatever was published before the order's answer arrives before this round trip ends.
+        act()
+        # Whatever was published before the last answer arrives before this round trip ends.
         await nc.flush()
     finally:
         await nc.close()
     return seen
+
+
+async def _requests_of_cart_seen_on_the_bus(stack: Stack, world: World) -> list[str]:
+    """Place an acting order while listening, as cart may, on the subjects orders asks cart on."""
+    return await _seen_on_the_bus(
+        stack, "cart", CART_REQUESTS, lambda: _place_acting_order(world, "listened")
+    )
+
+
+def _add_priced_item(world: World) -> dict[str, Any]:
+    """An acting rep adds an item to the customer's cart: cart asks catalog for its price."""
+    acting, _ = world.act_as(world.login(world.rep), world.org_a)
+    cart = ok(acting.post("cart", "/v1/cart/items", json={"sku": world.skus[0], "quantity": 3}))
+    return next(line for line in cart["items"] if line["sku"] == world.skus[0])
+
+
+async def _quotes_seen_on_the_bus(stack: Stack, world: World) -> tuple[list[str], dict[str, Any]]:
+    added: list[dict[str, Any]] = []
+    seen = await _seen_on_the_bus(
+        stack, "catalog", (QUOTE_SUBJECT,), lambda: added.append(_add_priced_item(world))
+    )
+    return seen, added[0]
 
 
 def test_cart_and_orders_share_a_process_and_an_acting_order_is_placed_and_audited(
@@ -174,6 +200,43 @@ async def test_apart_the_same_requests_cross_the_bus(stack: Stack, world: World)
     """The listener above hears them when cart and orders run apart (the default): its empty
     list means the requests stayed in the process, not that it could not hear."""
     assert sorted(await _requests_of_cart_seen_on_the_bus(stack, world)) == sorted(CART_REQUESTS)
+
+
+async def test_apart_cart_asks_catalog_for_prices_over_the_bus(stack: Stack, world: World) -> None:
+    seen, line = await _quotes_seen_on_the_bus(stack, world)
+    assert seen == [QUOTE_SUBJECT]
+    assert line["quantity"] == 3 and line["unit_price"]
+
+
+@pytest.fixture(scope="module")
+def catalog_beside_cart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, Api]]:
+    password = secrets.token_urlsafe(16)
+    stack = start_stack(
+        tmp_path_factory.mktemp("catalog-cart") / "stack",
+        admin_email=ADMIN,
+        admin_password=password,
+        colocate="catalog+cart",
+    )
+    try:
+        with httpx.Client(timeout=15.0) as client:
+            yield stack, Api(stack=stack, client=client).login(ADMIN, password)
+    finally:
+        stack.stop()
+
+
+async def test_with_catalog_beside_it_cart_gets_prices_in_the_process_not_over_the_bus(
+    catalog_beside_cart: tuple[Stack, Api],
+) -> None:
+    """The same price as over the bus (the customer's, from the quote), asked of catalog's
+    responder in the process: nothing crosses the bus."""
+    stack, admin = catalog_beside_cart
+    world = build_world(admin)
+    seen, line = await _quotes_seen_on_the_bus(stack, world)
+    assert seen == []
+    assert line["quantity"] == 3 and line["unit_price"]
+    listed = ok(world.login(world.buyer_a).get("catalog", f"/v1/products?q={world.skus[0]}"))
+    product = next(item for item in listed["items"] if item["sku"] == world.skus[0])
+    assert line["unit_price"] == product["price"]  # what the customer pays, as over the bus
 
 
 def test_cart_refusals_reach_the_caller_unchanged(shared_world: World) -> None:
