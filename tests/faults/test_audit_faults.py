@@ -7,6 +7,7 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
+import psutil  # type: ignore[import-untyped]  # no stubs in the venv
 import pytest
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -166,6 +167,14 @@ def test_nats_outage_while_ordering_loses_and_doubles_nothing(faults: FaultStack
             assert published > 0, url
 
 
+def _exited(pid: int) -> bool:
+    """The process has exited (its files, sockets included, are closed): gone or a zombie."""
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True
+
+
 def _drop_every_connection(faults: FaultStack) -> None:
     """What a PostgreSQL restart or failover does to its clients: every backend of the
     stack's databases is terminated (the services' pools, their kept write and read
@@ -198,6 +207,9 @@ def _drop_every_connection(faults: FaultStack) -> None:
         pids = faults.run(terminate())
         assert len(pids) >= len(names), pids  # every service held at least one
         wait_until(lambda: faults.run(left(pids)) == 0, timeout=30.0, what="backends gone")
+        # A backend leaves pg_stat_activity before its process exits and the kernel closes its
+        # socket; the clients' end of it must be closed too before the next request is sent.
+        wait_until(lambda: all(map(_exited, pids)), timeout=30.0, what="backends exited")
     finally:
         faults.run(server.dispose())
 
