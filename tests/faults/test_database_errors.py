@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from libs.common.db import create_engine
 from libs.common.web import install_error_handlers
+from tests.support.servers import port_of, started
 
 pytestmark = pytest.mark.postgres
 
@@ -44,14 +45,8 @@ def _app(engine: AsyncEngine) -> FastAPI:
 async def _served(app: FastAPI) -> tuple[uvicorn.Server, asyncio.Task[None], str]:
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", log_config=None)
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 10.0
-    while not server.started:
-        assert not task.done(), "the server stopped before it started"
-        assert asyncio.get_running_loop().time() < deadline, "the server never started"
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, task, f"http://127.0.0.1:{port}"
+    task = await started(server)
+    return server, task, f"http://127.0.0.1:{port_of(server)}"
 
 
 def test_a_lost_database_connection_is_a_503_to_retry_and_a_bad_statement_a_500(

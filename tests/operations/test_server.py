@@ -11,6 +11,7 @@ import httpx
 import uvicorn
 
 from onbehalf.server import QuietServer, collector_paused
+from tests.support.servers import port_of, started
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -48,27 +49,13 @@ def _server(wake_seconds: float = 1.0) -> _CountingServer:
     return server
 
 
-async def _started(server: QuietServer) -> asyncio.Task[None]:
-    task = asyncio.create_task(server.serve())
-    deadline = asyncio.get_running_loop().time() + 10.0
-    while not server.started:
-        assert not task.done(), "the server stopped before it started"
-        assert asyncio.get_running_loop().time() < deadline, "the server never started"
-        await asyncio.sleep(0.01)
-    return task
-
-
-def _port(server: QuietServer) -> int:
-    return int(server.servers[0].sockets[0].getsockname()[1])
-
-
 def test_an_idle_server_wakes_once_a_second_not_ten_times() -> None:
     """uvicorn's own loop wakes every 0.1 s (20 times in this window); this one once a
     second, for the Date header."""
 
     async def scenario() -> int:
         server = _server()
-        task = await _started(server)
+        task = await started(server)
         before = server.ticks
         await asyncio.sleep(2.0)  # the window measured, not a synchronisation
         ticks = server.ticks - before
@@ -85,7 +72,7 @@ def test_a_stop_request_wakes_the_loop_at_once() -> None:
 
     async def scenario() -> bool:
         server = _server(wake_seconds=3600.0)
-        task = await _started(server)
+        task = await started(server)
         server.should_exit = True
         await asyncio.wait_for(task, 10.0)
         return server.started
@@ -98,10 +85,10 @@ def test_it_answers_with_a_date_header() -> None:
 
     async def scenario() -> httpx.Response:
         server = _server()
-        task = await _started(server)
+        task = await started(server)
         try:
             async with httpx.AsyncClient() as client:
-                return await client.get(f"http://127.0.0.1:{_port(server)}/")
+                return await client.get(f"http://127.0.0.1:{port_of(server)}/")
         finally:
             server.should_exit = True
             await asyncio.wait_for(task, 10.0)
