@@ -27,6 +27,7 @@ from bench.cpu import CpuMeter, report
 from bench.load import add_and_order, client_session
 from devtools.harness import Api, build_world, ok
 from devtools.postgres import start_postgres
+from devtools.stacks import start_replica
 from onbehalf.stack import SERVICES, Stack, start_stack
 
 
@@ -46,6 +47,22 @@ async def _place(
         )
         latencies.append(placed.latency)
     return latencies
+
+
+# The services an order passes through: the ones `--processes` starts more of.
+ORDER_PATH = ("catalog", "cart", "orders")
+
+
+def _another_process(stack: Stack, number: int) -> dict[str, str]:
+    """Start process `number` of each service on the order's path (a co-located group once,
+    with all its members); the URLs they answer on."""
+    urls: dict[str, str] = {}
+    for name in ORDER_PATH:
+        if name not in urls:
+            start_replica(stack, name)
+            for member in stack.group_of(name):
+                urls[member] = f"http://127.0.0.1:{stack.replicas[f'{member}-{number}'].port}"
+    return urls
 
 
 def acting_customers(admin: Api, customers: int) -> list[tuple[str, str]]:
@@ -89,6 +106,13 @@ def _cpu_of(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every core; processes and the kernel's
+    own work, such as loopback networking and disk writes, which no process is charged)."""
+    times = psutil.cpu_times()
+    return float(times.user + times.nice + times.system + times.irq + times.softirq)
+
+
 def _nats_messages(stack: Stack) -> tuple[int, int]:
     """(messages into, messages out of) the stack's NATS server so far."""
     assert stack.nats is not None and stack.nats.monitoring_url is not None
@@ -109,6 +133,13 @@ def main() -> None:
         default=None,
         help='services sharing a process, e.g. "cart+orders" (default: ONBEHALF_COLOCATE, none)',
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes of each service on the order's path (catalog, cart, orders; of their "
+        "group when co-located), the clients spread over them",
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="onbehalf-bench-"))
@@ -126,7 +157,9 @@ def main() -> None:
         colocate=args.colocate,
     )
     try:
-        urls = {name: stack.url(name) for name in SERVICES}
+        urls_of = [{name: stack.url(name) for name in SERVICES}]
+        for number in range(2, args.processes + 1):
+            urls_of.append({**urls_of[0], **_another_process(stack, number)})
         with httpx.Client(timeout=30.0) as client:
             admin = Api(stack=stack, client=client).login("admin@bench.test", password)
             sessions = acting_customers(admin, args.customers)
@@ -135,7 +168,14 @@ def main() -> None:
                 async with client_session(args.customers * 2) as session:
                     results = await asyncio.gather(
                         *(
-                            _place(session, urls, token, sku, args.orders, f"c{index}")
+                            _place(
+                                session,
+                                urls_of[index % len(urls_of)],
+                                token,
+                                sku,
+                                args.orders,
+                                f"c{index}",
+                            )
                             for index, (token, sku) in enumerate(sessions)
                         )
                     )
@@ -150,6 +190,7 @@ def main() -> None:
             messages_before = _nats_messages(stack)
             load = psutil.Process()
             load_before = _cpu_of(load)
+            machine_before = _machine_busy()
             began = time.perf_counter()
             latencies = asyncio.run(run())
             placed_at = time.perf_counter()
@@ -160,6 +201,7 @@ def main() -> None:
                 time.sleep(0.05)  # polling the audit log, not synchronisation
             audited_at = time.perf_counter()
             cpu = meter.delta()
+            machine = _machine_busy() - machine_before
             wakeups = meter.wakeups()
             messages = [
                 after - before
@@ -168,6 +210,8 @@ def main() -> None:
         latencies.sort()
         database = "PostgreSQL" if postgres else "SQLite"
         shared = "".join(f", {'+'.join(group)} in one process" for group in stack.colocated)
+        if args.processes > 1:
+            shared += f", {args.processes} processes of each on the order's path"
         print(
             f"onbehalf order throughput — {database}, {args.customers} acting sessions, "
             f"{total} orders{shared}"
@@ -207,6 +251,13 @@ def main() -> None:
                     # made in different quarter hours (docs/performance.md, "Afternoon").
                     f"  the system per order in load-generator units (system CPU / load CPU): "
                     f"{sum(cpu.values()) / load_cpu:.2f}",
+                    # What the cores allow: N orders/s on C cores needs at most C / N seconds
+                    # of the machine per order, whoever spends them.
+                    f"  the whole machine (/proc/stat, every process and the kernel): "
+                    f"{machine * 1000 / total:.2f} ms CPU per order, of which "
+                    f"{(machine - sum(cpu.values()) - load_cpu) * 1000 / total:.2f} in neither "
+                    f"the system's processes nor the load generator; {psutil.cpu_count()} cores "
+                    f"allow {psutil.cpu_count() * total / machine:.0f} orders/s at that cost",
                 ],
             )
         )

@@ -18,6 +18,7 @@ from onbehalf.stack import (
     Stack,
     StackError,
     free_port,
+    start_colocated,
     start_service,
     start_stack,
     wait_healthy,
@@ -40,18 +41,39 @@ def seed_file(stack: Stack, user: str = OPERATOR) -> Path:
 
 def start_replica(stack: Stack, name: str, *, wait: bool = True) -> ServiceProcess:
     """Another process of service `name` on a free port, sharing its database and NATS; the
-    stack stops it with the rest."""
-    key = f"{name}-{len([k for k in stack.replicas if k.startswith(name + '-')]) + 2}"
-    service = start_service(
-        name,
-        port=free_port(taken={*stack.ports.values(), *(r.port for r in stack.replicas.values())}),
-        env=stack.service_env(name),
-        log_dir=stack.workdir / "logs" / key,
-    )
-    stack.replicas[key] = service
+    stack stops it with the rest. Where `name` shares a process with others
+    (ONBEHALF_COLOCATE), the replica is another process of the whole group, each member on a
+    port of its own: the group's in-process requests (orders asking cart) stay in it."""
+    group = stack.group_of(name)
+    number = len([k for k in stack.replicas if k.rsplit("-", 1)[0] == group[0]]) + 2
+    key = f"{'+'.join(group)}-{number}"
+    taken = {*stack.ports.values(), *(r.port for r in stack.replicas.values())}
+    if len(group) == 1:
+        started = {
+            f"{name}-{number}": start_service(
+                name,
+                port=free_port(taken=taken),
+                env=stack.service_env(name),
+                log_dir=stack.workdir / "logs" / key,
+            )
+        }
+    else:
+        members: dict[str, tuple[int, Mapping[str, str]]] = {}
+        for member in group:
+            port = free_port(taken=taken)
+            taken.add(port)
+            members[member] = (port, stack.service_env(member))
+        started = {
+            f"{member}-{number}": service
+            for member, service in start_colocated(
+                members, log_dir=stack.workdir / "logs" / key
+            ).items()
+        }
+    stack.replicas.update(started)
     if wait:
-        wait_healthy(service)
-    return service
+        for service in started.values():
+            wait_healthy(service)
+    return next(s for s in started.values() if s.name == name)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from nats.aio.msg import Msg
 
-from devtools.stacks import connect_bus
+from devtools.stacks import connect_bus, start_replica
 from libs.common.checkout import CHECKOUT_SUBJECT
 from libs.common.quotes import QUOTE_SUBJECT
 from libs.contracts.cart import CartSnapshotRequest
@@ -206,6 +206,46 @@ async def test_apart_cart_asks_catalog_for_prices_over_the_bus(stack: Stack, wor
     seen, line = await _quotes_seen_on_the_bus(stack, world)
     assert seen == [QUOTE_SUBJECT]
     assert line["quantity"] == 3 and line["unit_price"]
+
+
+async def test_a_replica_of_a_colocated_service_is_another_process_of_its_group(
+    colocated: tuple[Stack, Api], shared_world: World
+) -> None:
+    """Scaling out a shared process (devtools.stacks.start_replica, bench --processes): the
+    replica brings cart and orders together again, each on a port of its own, so an order
+    placed through it still asks cart in its process, and its cart is the customer's one."""
+    stack = colocated[0]
+    orders_2 = start_replica(stack, "orders")
+    cart_2 = next(
+        s for s in stack.replicas.values() if s.name == "cart" and s.process is orders_2.process
+    )
+    assert orders_2.process.pid != stack.services["orders"].process.pid
+    assert cart_2.port != orders_2.port
+
+    world = shared_world
+    acting, _ = world.act_as(world.login(world.rep), world.org_a)
+    bearer = {"Authorization": f"Bearer {acting.token}"}
+    placed: list[httpx.Response] = []
+
+    def place_through_the_replica() -> None:
+        with httpx.Client(timeout=15.0) as http:
+            line = {"sku": world.skus[0], "quantity": 2}
+            ok(
+                http.post(
+                    f"http://127.0.0.1:{cart_2.port}/v1/cart/items", headers=bearer, json=line
+                )
+            )
+            placed.append(
+                http.post(
+                    f"http://127.0.0.1:{orders_2.port}/v1/orders",
+                    headers={**bearer, "Idempotency-Key": "through-the-replica"},
+                )
+            )
+
+    assert await _seen_on_the_bus(stack, "cart", CART_REQUESTS, place_through_the_replica) == []
+    order = ok(placed[0], 201)
+    assert order["total"] == "15.00" and order["placed_on_behalf"] is True
+    assert ok(acting.get("cart", "/v1/cart"))["items"] == []  # the first process sees it out
 
 
 @pytest.fixture(scope="module")
