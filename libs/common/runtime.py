@@ -49,7 +49,7 @@ from libs.common.revocation import RevocationSet, RevocationWatcher
 from libs.common.settings import ServiceSettings
 from libs.common.signing import EventSigningKey, load_signing_key
 from libs.common.sqlite_writer import Writer
-from libs.common.statements import Statements
+from libs.common.statements import HeldWrites, Statements
 from libs.common.tokens import TokenVerifier
 from libs.contracts.base import Event
 
@@ -80,11 +80,18 @@ class UnitOfWork:
     _connected: AsyncConnection | None = (
         None  # PostgreSQL: the PostgresWriter's, in this transaction
     )
+    # PostgreSQL: writes held back to go with the next statement or the commit
+    # (Statements.execute_at_commit); never while an ORM session takes part.
+    _pending: HeldWrites = field(default_factory=HeldWrites)
 
     @property
     def session(self) -> AsyncSession:
         """The ORM session of this transaction (created on first use)."""
         if self._session is None:
+            if self._pending:
+                # Its queries would not see them, and its flush would overtake them.
+                raise RuntimeError("an ORM session after writes held back for the commit")
+            self._pending.open = False  # from now on every write runs when it is made
             if self._written is not None:
                 # Joined to the Writer's transaction: it never commits it, and its close
                 # leaves it alone (join_transaction_mode "rollback_only", SQLAlchemy's default
@@ -132,15 +139,19 @@ class UnitOfWork:
         if self._written is not None:
             return Statements(sync=self._written)
         if self._connected is not None:
-            return Statements(async_=self._connected)
+            return self._statements_of(self._connected)
         writer = self.runtime.writer
         if self._session is None:
             if writer is not None:
                 self._written = await writer.begin()
                 return Statements(sync=self._written)
             self._connected = await self._begin_connection()
-            return Statements(async_=self._connected)
+            return self._statements_of(self._connected)
         return Statements.of(await self.session.connection())
+
+    def _statements_of(self, connection: AsyncConnection) -> Statements:
+        """PostgreSQL: writes may be held back for the commit while no ORM session joins."""
+        return Statements(async_=connection, pending=self._pending)
 
     async def _begin_connection(self) -> AsyncConnection:
         if self.runtime.pg_writer is not None:
@@ -168,7 +179,8 @@ class UnitOfWork:
             if self._session is not None:
                 await self._session.flush()
                 self.outbox += take_staged(self._session)
-            await write_staged_through(Statements(async_=self._connected), self.outbox)
+            # The held-back writes and the outbox rows: one statement, one round trip.
+            await write_staged_through(self._statements_of(self._connected), self.outbox)
             if self.runtime.pg_writer is not None:
                 await self.runtime.pg_writer.commit(self._connected)
             else:

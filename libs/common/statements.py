@@ -51,6 +51,17 @@ def in_loop(dialect: Dialect) -> OneHopDbapi | None:
     return None
 
 
+class HeldWrites(list[tuple[Executable, "Parameters"]]):
+    """A unit of work's writes held back for its commit (PostgreSQL); `open` until an ORM
+    session joins the transaction, whose own statements would overtake them."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open = True
+
+
 class Statements:
     """A connection in a transaction, for Core statements: `await statements.execute(...)`.
 
@@ -62,13 +73,22 @@ class Statements:
     On PostgreSQL the same statements, in a begun transaction, run on the asyncpg connection
     (`bare_asyncpg`)."""
 
-    __slots__ = ("_async", "_raw", "_sync")
+    __slots__ = ("_async", "_pending", "_raw", "_sync")
 
-    def __init__(self, *, sync: Connection | None = None, async_: AsyncConnection | None = None):
+    def __init__(
+        self,
+        *,
+        sync: Connection | None = None,
+        async_: AsyncConnection | None = None,
+        pending: HeldWrites | None = None,
+    ):
         assert (sync is None) != (async_ is None)
         self._sync = sync
         self._async = async_
         self._raw: sqlite3.Connection | None = None
+        # PostgreSQL, a unit of work's: the writes held back until the next statement or
+        # the commit (`execute_at_commit`), shared by every Statements of that unit of work.
+        self._pending = pending
 
     @classmethod
     def of(cls, connection: AsyncConnection) -> Statements:
@@ -86,7 +106,42 @@ class Statements:
         assert self._async is not None
         return self._async.dialect
 
+    async def execute_at_commit(self, statement: Executable, parameters: Parameters) -> None:
+        """A write whose answer (not even its row count) nobody reads: on PostgreSQL, in a
+        unit of work, it is held back and sent with the next statement's round trip or the
+        commit's, together with the other held-back writes and the outbox rows, as one
+        statement (libs/common/pg_combined.py); a failure surfaces there, and rolls the
+        whole transaction back as ever. Elsewhere (SQLite has no round trips) it runs now."""
+        if self._pending is None or not self._pending.open:
+            await self.execute(statement, parameters)
+        else:
+            self._pending.append((statement, parameters))
+
+    async def flush(self, *writes: tuple[Executable, Parameters]) -> None:
+        """Send the held-back writes, then `writes`, as one statement where they combine
+        (PostgreSQL), else one by one in their order."""
+        todo = [*(self._pending or ()), *writes]
+        if self._pending:
+            self._pending.clear()
+        if not todo:
+            return
+        if self._async is not None and len(todo) > 1:
+            from libs.common.pg_combined import together  # it builds on this module
+
+            combined = together(todo, self._async.dialect)
+            if combined is not None:
+                await run_sql_on_asyncpg(self._async, *combined)
+                return
+        for statement, parameters in todo:
+            await self._execute(statement, parameters)
+
     async def execute(self, statement: Executable, parameters: Parameters = None) -> Answer:
+        if self._pending:
+            # What was held back goes first, in one round trip: this statement may read it.
+            await self.flush()
+        return await self._execute(statement, parameters)
+
+    async def _execute(self, statement: Executable, parameters: Parameters = None) -> Answer:
         sync = self._sync
         if sync is None:
             assert self._async is not None
@@ -148,7 +203,7 @@ _BARE: dict[
 _BARE_LIMIT = 512
 
 
-def _compiled_for(
+def compiled_for(
     statement: Executable, dialect: Dialect, keys: tuple[str, ...]
 ) -> CompiledStatement | None:
     key = (id(statement), type(dialect), keys)
@@ -168,7 +223,7 @@ def _compiled_for(
     return compiled
 
 
-def _shape(
+def parameter_shape(
     parameters: Parameters,
 ) -> tuple[Mapping[str, Any], Sequence[Mapping[str, Any]] | None] | None:
     """(the parameters of one execution, the batch of an executemany or None), or None where
@@ -189,11 +244,11 @@ def _shape(
 def bare(connection: Connection, statement: Executable, parameters: Parameters) -> Answer | None:
     """`statement` run on the sqlite3 connection under `connection` (in a transaction, on the
     loop's thread), or None when it needs SQLAlchemy's execution."""
-    shape = _shape(parameters)
+    shape = parameter_shape(parameters)
     if shape is None:
         return None
     one, batch = shape
-    compiled = _compiled_for(statement, connection.dialect, tuple(one))
+    compiled = compiled_for(statement, connection.dialect, tuple(one))
     if compiled is None:
         return None
     sql = compiled.sql
@@ -242,11 +297,11 @@ async def run_on_asyncpg(
     here if need be; in autocommit, none), or None when it needs SQLAlchemy's execution."""
     if dialect.driver != "asyncpg":
         return None
-    shape = _shape(parameters)
+    shape = parameter_shape(parameters)
     if shape is None:
         return None
     one, batch = shape
-    compiled = _compiled_for(statement, dialect, tuple(one))
+    compiled = compiled_for(statement, dialect, tuple(one))
     if compiled is None:
         return None
     sql = compiled.sql
@@ -256,26 +311,56 @@ async def run_on_asyncpg(
         if prepared is None:
             return None  # an IN list per row, or an empty one: SQLAlchemy renders those
         sql, arguments = prepared
+    if batch is not None:
+        arguments = [compiled.parameters(each) for each in batch]
+        await _on_asyncpg(adapted, dialect, sql, arguments, many=True)
+        return BareAnswer([], -1)
+    if arguments is None:
+        arguments = compiled.parameters(one)
+    raw, status, attributes = await _on_asyncpg(adapted, dialect, sql, arguments)
+    counted = _ROWCOUNT.match(status)
+    rowcount = int(counted.group(1)) if counted else -1
+    if not compiled.returns_rows:
+        return BareAnswer([], rowcount)
+    types = tuple(attribute.type.oid for attribute in attributes)
+    return BareAnswer(compiled.rows(raw, types), rowcount)
+
+
+async def run_sql_on_asyncpg(
+    connection: AsyncConnection, sql: str, arguments: Sequence[Any]
+) -> None:
+    """`sql` (asyncpg's `$n` placeholders) for its effect, in `connection`'s transaction, the
+    way run_on_asyncpg runs a compiled statement (libs/common/pg_combined.py builds it)."""
+    sync = connection.sync_connection
+    assert sync is not None and sync.in_transaction()
+    await _on_asyncpg(sync.connection.dbapi_connection, connection.dialect, sql, arguments)
+
+
+async def _on_asyncpg(
+    adapted: Any, dialect: Dialect, sql: str, arguments: Sequence[Any], *, many: bool = False
+) -> tuple[Sequence[Any], str, Any]:
+    """Run `sql` on SQLAlchemy's adapted asyncpg connection as its adapter would: under its
+    lock, in its transaction (begun here if need be; in autocommit, none), through its
+    prepared-statement cache (`many`: an executemany of `arguments`' rows), its errors
+    raised as SQLAlchemy's. Returns the rows, the status message and the columns."""
     # When SQLAlchemy last saw the schema change (its prepared statements are older then).
     schema_asof = dialect._invalidate_schema_cache_asof  # type: ignore[attr-defined]
     try:
         async with adapted._execute_mutex:
-            if batch is not None:
+            if many:
                 await adapted._check_type_cache_invalidation(schema_asof)
             if adapted._transaction is None:
                 await adapted._start_transaction()
             try:
-                if batch is not None:
-                    arguments = [compiled.parameters(each) for each in batch]
+                if many:
                     await adapted._connection.executemany(sql, arguments)
-                    return BareAnswer([], -1)
-                if arguments is None:
-                    arguments = compiled.parameters(one)
+                    return [], "", None
                 prepared, attributes = await adapted._prepare(sql, schema_asof)
                 raw = await prepared.fetch(*arguments)
-                status = prepared.get_statusmsg() or ""
+                return raw, prepared.get_statusmsg() or "", attributes
             except Exception as error:
                 adapted._handle_exception(error)  # raises it as the DB-API error it is
+                raise
     except dialect.loaded_dbapi.Error as error:
         raise DBAPIError.instance(
             sql,
@@ -284,12 +369,6 @@ async def run_on_asyncpg(
             dialect.loaded_dbapi.Error,
             connection_invalidated=dialect.is_disconnect(error, adapted, None),
         ) from error
-    counted = _ROWCOUNT.match(status)
-    rowcount = int(counted.group(1)) if counted else -1
-    if not compiled.returns_rows:
-        return BareAnswer([], rowcount)
-    types = tuple(attribute.type.oid for attribute in attributes)
-    return BareAnswer(compiled.rows(raw, types), rowcount)
 
 
 # What asyncpg's status message says was done, as SQLAlchemy's adapter reads its rowcount.

@@ -290,10 +290,11 @@ async def touch_lock(connection: Statements, org_id: str, now: datetime) -> None
 
 
 async def write(connection: Statements, state: CartState, *, now: datetime) -> None:
-    """Store the cart as the change left it: the cart row, then only the lines that changed."""
+    """Store the cart as the change left it: the cart row, then only the lines that changed
+    (held back for the commit's round trip on PostgreSQL: nothing reads them before it)."""
     assert state.id is not None
     if state.stored:
-        await connection.execute(
+        await connection.execute_at_commit(
             UPDATE_CART,
             {
                 "b_id": state.id,
@@ -304,7 +305,7 @@ async def write(connection: Statements, state: CartState, *, now: datetime) -> N
             },
         )
     else:
-        await connection.execute(
+        await connection.execute_at_commit(
             INSERT_CART,
             {
                 "id": state.id,
@@ -351,9 +352,9 @@ async def write(connection: Statements, state: CartState, *, now: datetime) -> N
                 }
             )
     if gone:
-        await connection.execute(DELETE_LINE, gone)
+        await connection.execute_at_commit(DELETE_LINE, gone)
     if changed:
-        await connection.execute(UPDATE_LINE, changed)
+        await connection.execute_at_commit(UPDATE_LINE, changed)
     if added:
-        await connection.execute(INSERT_LINE, added)
+        await connection.execute_at_commit(INSERT_LINE, added)
     _remember(state)

@@ -196,9 +196,11 @@ async def place_order(
             # The budget decides in this transaction: placed, awaiting approval, or 409.
             values["status"] = await budgets.charge(uow, order=charged, principal=principal)
             written = await uow.statements()
-            await written.execute(_INSERT_ORDER, values)
+            # With the outbox row, one statement at the commit (PostgreSQL): a duplicate
+            # key is then raised there, still inside this block.
+            await written.execute_at_commit(_INSERT_ORDER, values)
             if lines:
-                await written.execute(_INSERT_LINES, lines)
+                await written.execute_at_commit(_INSERT_LINES, lines)
             uow.publish(placed, principal)
         read = _placed_read(values, lines)
     except IntegrityError:

@@ -15,7 +15,7 @@ from typing import Any, cast
 import nats
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Integer, String, Table, event, func, insert, select, update
+from sqlalchemy import Integer, MetaData, String, Table, event, func, insert, select, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from libs.common.activity import ActivityReporter
@@ -56,8 +56,11 @@ _COUNTERS = cast(Table, _Counter.__table__)
 
 
 @asynccontextmanager
-async def _runtime(url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
-    """What a service's unit of work stands on, as start_runtime builds it (its relay not run)."""
+async def service_runtime(
+    url: str, tmp_path: Path, metadata: MetaData | None = None
+) -> AsyncIterator[ServiceRuntime]:
+    """What a service's unit of work stands on, as start_runtime builds it (its relay not run),
+    with this module's tables and `metadata`'s."""
     server = start_nats(tmp_path / "nats")
     nc = await nats.connect(server.url)
     engine = create_engine(url)
@@ -87,6 +90,8 @@ async def _runtime(url: str, tmp_path: Path) -> AsyncIterator[ServiceRuntime]:
     )
     try:
         await create_tables(engine, _Base.metadata)
+        if metadata is not None:
+            await create_tables(engine, metadata)
         yield runtime
     finally:
         if runtime.writer is not None:
@@ -115,7 +120,7 @@ def test_statements_session_changes_and_events_commit_together_or_not_at_all(
     database_url: str, tmp_path: Path
 ) -> None:
     async def scenario() -> None:
-        async with _runtime(database_url, tmp_path) as runtime:
+        async with service_runtime(database_url, tmp_path) as runtime:
             async with runtime.unit_of_work() as uow:
                 written = await uow.statements()
                 await written.execute(insert(_COUNTERS), {"name": "core", "value": 1})
@@ -159,7 +164,7 @@ def test_a_unit_of_work_of_statements_and_events_runs_nothing_through_sqlalchemy
     to the process's relay."""
 
     async def scenario() -> None:
-        async with _runtime(database_url, tmp_path) as runtime:
+        async with service_runtime(database_url, tmp_path) as runtime:
             executed: list[str] = []
             checkouts: list[Any] = []
             sync_engine = runtime.engine.sync_engine
@@ -193,7 +198,7 @@ def test_on_sqlite_units_of_work_queue_on_one_connection(tmp_path: Path) -> None
     url = f"sqlite+aiosqlite:///{tmp_path / 'writer.db'}"
 
     async def scenario() -> None:
-        async with _runtime(url, tmp_path) as runtime:
+        async with service_runtime(url, tmp_path) as runtime:
             async with runtime.unit_of_work() as uow:
                 written = await uow.statements()
                 await written.execute(insert(_COUNTERS), {"name": "n", "value": 0})
