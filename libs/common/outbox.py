@@ -121,9 +121,9 @@ def write_staged(connection: Connection, staged: Staged) -> None:
 
 async def write_staged_through(statements: Statements, staged: Staged) -> None:
     """Insert the staged rows through `statements` (a connection in its transaction), after
-    the writes it holds back: on PostgreSQL all in one statement where they combine
-    (libs/common/pg_combined.py), else one executemany per table."""
-    await statements.flush(*_by_table(staged).items())
+    the writes it holds back, just before the commit: on PostgreSQL all in one statement where
+    they combine (libs/common/pg_combined.py), else one executemany per table."""
+    await statements.flush(*_by_table(staged).items(), last=True)
 
 
 def hand_over_committed(engine: Engine, committed: Staged) -> None:

@@ -117,20 +117,22 @@ class Statements:
         else:
             self._pending.append((statement, parameters))
 
-    async def flush(self, *writes: tuple[Executable, Parameters]) -> None:
+    async def flush(self, *writes: tuple[Executable, Parameters], last: bool = False) -> None:
         """Send the held-back writes, then `writes`, as one statement where they combine
-        (PostgreSQL), else one by one in their order."""
+        (PostgreSQL), else one by one in their order. `last`: the transaction's last
+        statement before COMMIT; if it is also its first, PostgreSQL runs it alone, atomic
+        by itself, with no BEGIN and no COMMIT to wait for."""
         todo = [*(self._pending or ()), *writes]
         if self._pending:
             self._pending.clear()
         if not todo:
             return
-        if self._async is not None and len(todo) > 1:
+        if self._async is not None and (len(todo) > 1 or last):
             from libs.common.pg_combined import together  # it builds on this module
 
             combined = together(todo, self._async.dialect)
             if combined is not None:
-                await run_sql_on_asyncpg(self._async, *combined)
+                await run_sql_on_asyncpg(self._async, *combined, alone=last)
                 return
         for statement, parameters in todo:
             await self._execute(statement, parameters)
@@ -327,17 +329,27 @@ async def run_on_asyncpg(
 
 
 async def run_sql_on_asyncpg(
-    connection: AsyncConnection, sql: str, arguments: Sequence[Any]
+    connection: AsyncConnection, sql: str, arguments: Sequence[Any], *, alone: bool = False
 ) -> None:
     """`sql` (asyncpg's `$n` placeholders) for its effect, in `connection`'s transaction, the
-    way run_on_asyncpg runs a compiled statement (libs/common/pg_combined.py builds it)."""
+    way run_on_asyncpg runs a compiled statement (libs/common/pg_combined.py builds it).
+    `alone`: where nothing of the transaction has reached the server yet, the statement is
+    sent without a BEGIN (and the commit then has nothing to end)."""
     sync = connection.sync_connection
     assert sync is not None and sync.in_transaction()
-    await _on_asyncpg(sync.connection.dbapi_connection, connection.dialect, sql, arguments)
+    await _on_asyncpg(
+        sync.connection.dbapi_connection, connection.dialect, sql, arguments, begin=not alone
+    )
 
 
 async def _on_asyncpg(
-    adapted: Any, dialect: Dialect, sql: str, arguments: Sequence[Any], *, many: bool = False
+    adapted: Any,
+    dialect: Dialect,
+    sql: str,
+    arguments: Sequence[Any],
+    *,
+    many: bool = False,
+    begin: bool = True,
 ) -> tuple[Sequence[Any], str, Any]:
     """Run `sql` on SQLAlchemy's adapted asyncpg connection as its adapter would: under its
     lock, in its transaction (begun here if need be; in autocommit, none), through its
@@ -349,7 +361,7 @@ async def _on_asyncpg(
         async with adapted._execute_mutex:
             if many:
                 await adapted._check_type_cache_invalidation(schema_asof)
-            if adapted._transaction is None:
+            if adapted._transaction is None and begin:
                 await adapted._start_transaction()
             try:
                 if many:

@@ -29,7 +29,6 @@ from libs.common.errors import Conflict, Invalid, NotFound
 from libs.common.principals import ActingSession, Principal, org_in_view
 from libs.common.resources import Budgets
 from libs.common.runtime import ServiceRuntime, UnitOfWork
-from libs.common.statements import Statements
 from services.orders import events
 from services.orders.models import Budget, BudgetCharge, BudgetMember, BudgetPeriod, Order
 from services.orders.schemas import BudgetPage, BudgetRead, BudgetWrite
@@ -64,7 +63,9 @@ class NewOrder:
 
 # The budget lookups of every order placed, built once with bind parameters.
 # Most organisations have no budget: one indexed Core read answers that before any ORM query.
-_ANY_BUDGET = (
+# Whether the organisation has any budget (most have none): orders asks it with the
+# idempotency read before placing (services/orders/service.py), outside the transaction.
+ANY_BUDGET = (
     select(cast(Table, Budget.__table__).c.id)
     .where(cast(Table, Budget.__table__).c.org_id == bindparam("org_id"))
     .limit(1)
@@ -146,11 +147,6 @@ async def spend(
     return cast(CursorResult[Any], result).rowcount == 1
 
 
-async def any_budget(connection: Statements, org_id: str) -> bool:
-    """Whether the organisation has any budget (most have none): one indexed Core read."""
-    return (await connection.execute(_ANY_BUDGET, {"org_id": org_id})).first() is not None
-
-
 async def budget_for(session: AsyncSession, org_id: str, principal: Principal) -> Budget | None:
     """The budget an order placed by `principal` counts against: the assisted-orders budget
     while acting; otherwise the buyer's own budget, else the first cost center they belong to."""
@@ -178,11 +174,16 @@ def _charged(
     )
 
 
-async def charge(uow: UnitOfWork, *, order: NewOrder, principal: Principal) -> str:
+async def charge(
+    uow: UnitOfWork, *, order: NewOrder, principal: Principal, has_budget: bool
+) -> str:
     """Count `order` against its budget in the order's transaction; the order's status
-    (`placed` or `awaiting_approval`), or Conflict (409) when the budget refuses it."""
-    # The order's transaction begins here (on SQLite on the Writer, see UnitOfWork).
-    if not await any_budget(await uow.statements(), order.customer_org_id):
+    (`placed` or `awaiting_approval`), or Conflict (409) when the budget refuses it.
+    `has_budget`: whether the organisation had any budget when the request was read
+    (ANY_BUDGET). Without one the transaction reads nothing here, so on PostgreSQL the
+    order's rows and event go as one statement (libs/common/pg_combined.py). A budget
+    created meanwhile is the race it always was: the read in the transaction took no lock."""
+    if not has_budget:
         return "placed"
     session = uow.session
     budget = await budget_for(session, order.customer_org_id, principal)

@@ -44,6 +44,15 @@ _BY_KEY = select(ORDERS.c.id, ORDERS.c.request_hash).where(
     ORDERS.c.idempotency_key == bindparam("key"),
 )
 _BY_KEY_NOW = snapshots.SnapshotRead(_BY_KEY)
+# The two questions every order asks before it is placed, in one read: was its key used
+# already (a replay), and has its organisation any budget.
+_BEFORE_PLACING = snapshots.SnapshotRead(
+    select(
+        _BY_KEY.with_only_columns(ORDERS.c.id).scalar_subquery().label("id"),
+        _BY_KEY.with_only_columns(ORDERS.c.request_hash).scalar_subquery().label("request_hash"),
+        budgets.ANY_BUDGET.exists().label("has_budget"),
+    )
+)
 _INSERT_ORDER = insert(ORDERS)
 _INSERT_LINES = insert(ORDER_LINES)
 
@@ -85,9 +94,24 @@ async def _existing(
     body differed. The one read of every order is a snapshot read (on SQLite on the bare
     driver, snapshots.SnapshotRead); the whole order is read only when there is one."""
     rows = await _BY_KEY_NOW.rows(runtime.read_engine, {"org_id": org_id, "key": key})
-    if not rows:
+    return await _replayed(runtime, rows[0] if rows else None, request_hash)
+
+
+async def _before_placing(
+    runtime: ServiceRuntime, org_id: str, key: str, request_hash: str
+) -> tuple[OrderRead | None, bool]:
+    """(the order placed earlier with this key, or None; whether the organisation has any
+    budget), by one snapshot read."""
+    row = (await _BEFORE_PLACING.rows(runtime.read_engine, {"org_id": org_id, "key": key}))[0]
+    earlier = await _replayed(runtime, row if row.id is not None else None, request_hash)
+    return earlier, bool(row.has_budget)
+
+
+async def _replayed(runtime: ServiceRuntime, found: Any, request_hash: str) -> OrderRead | None:
+    """The order `found` (its id and request hash, or None) as a replay of this request;
+    Invalid if that request's body differed."""
+    if found is None:
         return None
-    found = rows[0]
     if found.request_hash != request_hash:
         raise Invalid("this Idempotency-Key was already used with a different request body")
     async with runtime.reading() as session:
@@ -139,7 +163,7 @@ async def place_order(
     request_hash = hashlib.sha256(
         json.dumps(body.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()
-    earlier = await _existing(runtime, org_id, idempotency_key, request_hash)
+    earlier, has_budget = await _before_placing(runtime, org_id, idempotency_key, request_hash)
     if earlier is not None:
         return earlier, True
 
@@ -194,7 +218,9 @@ async def place_order(
     try:
         async with runtime.unit_of_work() as uow:
             # The budget decides in this transaction: placed, awaiting approval, or 409.
-            values["status"] = await budgets.charge(uow, order=charged, principal=principal)
+            values["status"] = await budgets.charge(
+                uow, order=charged, principal=principal, has_budget=has_budget
+            )
             written = await uow.statements()
             # With the outbox row, one statement at the commit (PostgreSQL): a duplicate
             # key is then raised there, still inside this block.
