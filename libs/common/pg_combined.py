@@ -55,7 +55,9 @@ def together(writes: Sequence[Write], dialect: Dialect) -> tuple[str, list[Any]]
     if built is None:
         built = _build(shapes, dialect)
         if len(_SQL) < _SQL_LIMIT:
-            # The statements themselves are kept beside their ids, which stay theirs.
+            # Keyed by the statements' ids: statements.compiled_for keeps every statement it
+            # compiled (and answers None once full, which is never combined), so an id here
+            # cannot come to name another statement.
             _SQL[key] = built
     if built is None:
         return None
