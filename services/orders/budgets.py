@@ -62,9 +62,8 @@ class NewOrder:
 
 
 # The budget lookups of every order placed, built once with bind parameters.
-# Most organisations have no budget: one indexed Core read answers that before any ORM query.
-# Whether the organisation has any budget (most have none): orders asks it with the
-# idempotency read before placing (services/orders/service.py), outside the transaction.
+# Most organisations have no budget: orders asks whether there is any in the same snapshot
+# read as its idempotency key, before placing (services/orders/service.py), before any ORM query.
 ANY_BUDGET = (
     select(cast(Table, Budget.__table__).c.id)
     .where(cast(Table, Budget.__table__).c.org_id == bindparam("org_id"))
