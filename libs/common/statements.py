@@ -243,32 +243,41 @@ def parameter_shape(
     return parameters[0], parameters
 
 
-def bare(connection: Connection, statement: Executable, parameters: Parameters) -> Answer | None:
-    """`statement` run on the sqlite3 connection under `connection` (in a transaction, on the
-    loop's thread), or None when it needs SQLAlchemy's execution."""
+def _prepared(
+    statement: Executable, dialect: Dialect, parameters: Parameters
+) -> tuple[CompiledStatement, str, Any, bool] | None:
+    """The statement's driver SQL and arguments (a list of them for a batch, then True), or
+    None when SQLAlchemy must render it: a parameter shape it does not know, a statement it
+    does not compile, an IN list per row of a batch or an empty one."""
     shape = parameter_shape(parameters)
     if shape is None:
         return None
     one, batch = shape
-    compiled = compiled_for(statement, connection.dialect, tuple(one))
+    compiled = compiled_for(statement, dialect, tuple(one))
     if compiled is None:
         return None
-    sql = compiled.sql
-    arguments: Any = None
+    if batch is not None:
+        if compiled.expanding:
+            return None
+        return compiled, compiled.sql, [compiled.parameters(each) for each in batch], True
     if compiled.expanding:
-        prepared = None if batch is not None else compiled.expanded(one)
-        if prepared is None:
-            return None  # an IN list per row, or an empty one: SQLAlchemy renders those
-        sql, arguments = prepared
+        expanded = compiled.expanded(one)
+        if expanded is None:
+            return None
+        return compiled, expanded[0], expanded[1], False
+    return compiled, compiled.sql, compiled.parameters(one), False
+
+
+def bare(connection: Connection, statement: Executable, parameters: Parameters) -> Answer | None:
+    """`statement` run on the sqlite3 connection under `connection` (in a transaction, on the
+    loop's thread), or None when it needs SQLAlchemy's execution."""
+    prepared = _prepared(statement, connection.dialect, parameters)
+    if prepared is None:
+        return None
+    compiled, sql, arguments, batch = prepared
     raw = _raw_of(connection)
     try:
-        if batch is not None:
-            arguments = [compiled.parameters(each) for each in batch]
-            cursor = raw.executemany(sql, arguments)
-        else:
-            if arguments is None:
-                arguments = compiled.parameters(one)
-            cursor = raw.execute(sql, arguments)
+        cursor = raw.executemany(sql, arguments) if batch else raw.execute(sql, arguments)
         try:
             rows = compiled.rows(cursor.fetchall()) if compiled.returns_rows else []
             return BareAnswer(rows, cursor.rowcount)
@@ -299,26 +308,13 @@ async def run_on_asyncpg(
     here if need be; in autocommit, none), or None when it needs SQLAlchemy's execution."""
     if dialect.driver != "asyncpg":
         return None
-    shape = parameter_shape(parameters)
-    if shape is None:
+    prepared = _prepared(statement, dialect, parameters)
+    if prepared is None:
         return None
-    one, batch = shape
-    compiled = compiled_for(statement, dialect, tuple(one))
-    if compiled is None:
-        return None
-    sql = compiled.sql
-    arguments: Any = None
-    if compiled.expanding:
-        prepared = None if batch is not None else compiled.expanded(one)
-        if prepared is None:
-            return None  # an IN list per row, or an empty one: SQLAlchemy renders those
-        sql, arguments = prepared
-    if batch is not None:
-        arguments = [compiled.parameters(each) for each in batch]
+    compiled, sql, arguments, batch = prepared
+    if batch:
         await _on_asyncpg(adapted, dialect, sql, arguments, many=True)
         return BareAnswer([], -1)
-    if arguments is None:
-        arguments = compiled.parameters(one)
     raw, status, attributes = await _on_asyncpg(adapted, dialect, sql, arguments)
     counted = _ROWCOUNT.match(status)
     rowcount = int(counted.group(1)) if counted else -1
